@@ -1,0 +1,63 @@
+"""Timing helpers: honest wall-clock measurements on any device.
+
+Taught in ``notebooks/00_welcome.ipynb`` (C0.2: what a GPU buys); used by
+``benchmarks/``. GPU work is asynchronous, so every timing synchronises the
+device before reading the clock, and reports the median of several repeats
+after warm-up runs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until all queued work on ``device`` has finished (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def time_call(
+    fn: Callable[[], object], device: torch.device, *, repeats: int = 5, warmup: int = 2
+) -> float:
+    """Median wall time of ``fn()`` in seconds, over ``repeats`` runs after ``warmup`` runs."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats=} and {warmup=}")
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_gflops(
+    device: torch.device | str,
+    n: int = 1024,
+    *,
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 5,
+) -> float:
+    """Throughput of an ``n x n`` matrix product on ``device``, in GFLOP/s (``2 n^3`` flops).
+
+    The matrices are drawn on the CPU with a fixed seed and then moved, so every
+    device multiplies the same numbers.
+    """
+    if n < 1:
+        raise ValueError(f"matrix size n must be positive, got {n}")
+    device = torch.device(device)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen, dtype=dtype).to(device)  # (n, n)
+    b = torch.randn(n, n, generator=gen, dtype=dtype).to(device)  # (n, n)
+    seconds = time_call(lambda: a @ b, device, repeats=repeats)
+    return 2 * n**3 / seconds / 1e9

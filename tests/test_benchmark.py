@@ -1,0 +1,35 @@
+"""dlcourse.benchmark: timing helpers. No timing is asserted (that would flake); behaviour is."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dlcourse import benchmark
+
+
+def test_time_call_runs_warmup_then_repeats() -> None:
+    calls = []
+    seconds = benchmark.time_call(lambda: calls.append(1), torch.device("cpu"), repeats=4, warmup=3)
+    assert len(calls) == 7
+    assert seconds >= 0
+
+
+@pytest.mark.parametrize(("repeats", "warmup"), [(0, 1), (1, -1)])
+def test_time_call_rejects_bad_counts(repeats: int, warmup: int) -> None:
+    with pytest.raises(ValueError, match="repeats"):
+        benchmark.time_call(lambda: None, torch.device("cpu"), repeats=repeats, warmup=warmup)
+
+
+def test_matmul_gflops_on_every_device(device: torch.device) -> None:
+    assert benchmark.matmul_gflops(device, 64, repeats=2) > 0
+
+
+def test_matmul_gflops_rejects_bad_size() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        benchmark.matmul_gflops("cpu", 0)
+
+
+def test_synchronize_is_safe_on_every_device(device: torch.device) -> None:
+    torch.ones(4, device=device).sum()
+    benchmark.synchronize(device)

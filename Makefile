@@ -23,6 +23,8 @@ NB ?=
 
 BIN := $(VENV)/bin
 PY := $(BIN)/python
+# JupyterLab refuses to start as root (containers, cloud VMs) unless told it may.
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
 .PHONY: help lab test test-fast lint format regenerate docs doctor clean
 
@@ -31,7 +33,7 @@ help:
 
 lab: $(VENV)/.installed
 	@$(BIN)/dlcourse doctor || echo "(the course opens anyway; fix the items above when you can)"
-	$(BIN)/jupyter lab notebooks/00_welcome.ipynb
+	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/00_welcome.ipynb
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .

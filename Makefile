@@ -6,6 +6,7 @@
 #   make test-fast   unit tests only, without the slow ones and without nbval
 #   make regenerate  re-execute notebooks in place under the pinned CI settings (NB=notebooks/00_welcome.ipynb for one)
 #   make docs        rewrite docs/course-map.md and docs/glossary.md from dlcourse/course.py
+#   make bench       run the benchmarks (ratios against PyTorch's own, measured in the same run)
 #   make doctor      check this machine for the course
 #   make format      ruff format + ruff check --fix (code and notebooks)
 #   make clean       remove .venv and caches
@@ -26,10 +27,10 @@ PY := $(BIN)/python
 # JupyterLab refuses to start as root (containers, cloud VMs) unless told it may.
 LAB_FLAGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 
-.PHONY: help lab test test-fast lint format regenerate docs doctor clean
+.PHONY: help lab test test-fast lint format regenerate docs bench doctor clean
 
 help:
-	@sed -n '2,17p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
 
 lab: $(VENV)/.installed
 	@$(BIN)/dlcourse doctor || echo "(the course opens anyway; fix the items above when you can)"
@@ -56,6 +57,9 @@ regenerate: $(VENV)/.installed
 
 docs: $(VENV)/.installed
 	$(PY) -c "import dlcourse.course as c; c.write_docs()"
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/run.py
 
 doctor: $(VENV)/.installed
 	$(BIN)/dlcourse doctor

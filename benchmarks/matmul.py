@@ -13,19 +13,14 @@ import torch
 import dlcourse as dl
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 2048])
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-
-    device = dl.setup(seed=0)
+def run(sizes: list[int], repeats: int) -> None:
+    device = dl.pick_device()
     for dtype in (torch.float32, torch.float64):
         if device.type == "mps" and dtype == torch.float64:
             continue  # MPS has no float64
-        for n in args.sizes:
-            cpu = dl.benchmark.matmul_gflops("cpu", n, dtype=dtype, repeats=args.repeats)
-            dev = dl.benchmark.matmul_gflops(device, n, dtype=dtype, repeats=args.repeats)
+        for n in sizes:
+            cpu = dl.benchmark.matmul_gflops("cpu", n, dtype=dtype, repeats=repeats)
+            dev = dl.benchmark.matmul_gflops(device, n, dtype=dtype, repeats=repeats)
             name = str(dtype).removeprefix("torch.")
             print(
                 f"{name:8s} n={n:5d}  cpu {cpu:9.1f} GFLOP/s  {device.type} {dev:9.1f} GFLOP/s"
@@ -34,4 +29,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 2048])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    dl.setup(seed=0)
+    run(args.sizes, args.repeats)

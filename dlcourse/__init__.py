@@ -19,7 +19,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 # Submodules, loaded on first attribute access (PEP 562).
-_SUBMODULES = ("benchmark", "cli", "course", "depth", "env", "notebooks", "plot", "widgets")
+_SUBMODULES = (
+    "benchmark",
+    "cli",
+    "course",
+    "data",
+    "depth",
+    "env",
+    "notebooks",
+    "plot",
+    "train",
+    "widgets",
+)
 
 # Helpers re-exported at the top level: name -> module that defines it.
 _EXPORTS = {
@@ -33,7 +44,18 @@ _EXPORTS = {
 __all__ = ["__version__", *_SUBMODULES, *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
-    from . import benchmark, cli, course, depth, env, notebooks, plot, widgets  # noqa: F401
+    from . import (  # noqa: F401
+        benchmark,
+        cli,
+        course,
+        data,
+        depth,
+        env,
+        notebooks,
+        plot,
+        train,
+        widgets,
+    )
     from .env import (  # noqa: F401
         DeviceError,
         available_devices,

@@ -45,6 +45,7 @@ REQUIREMENTS: tuple[tuple[str, str, str, str], ...] = (
     ("matplotlib", "matplotlib", "3.7", "plots"),
     ("ipywidgets", "ipywidgets", "8.0", "interactive demos"),
     ("tqdm", "tqdm", "4.64", "progress bars"),
+    ("mnist1d", "mnist1d", "0.0.2", "generating the MNIST-1D dataset"),
     ("jupyterlab", "jupyterlab", "4.0", "the course's notebooks in the browser"),
     ("ipykernel", "ipykernel", "6.25", "the Python kernel JupyterLab runs the notebooks in"),
 )

@@ -21,11 +21,12 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from dlcourse.atomic import write_bytes_atomically
 
 # Settings that make notebook outputs reproduce on CI's machine: the CPU, a fixed
 # thread count, AVX2 kernels (not AVX-512) and MKL's reproducible code path.
@@ -37,6 +38,7 @@ PINNED_ENV: dict[str, str] = {
     "MKL_CBWR": "COMPATIBLE",
     "PYTHONHASHSEED": "0",
     "TQDM_MININTERVAL": "1000",  # at most one progress-bar update a stored output shows
+    "DLCOURSE_HEADLESS": "1",  # live plots draw one static figure at the end
 }
 if platform.machine().lower() in ("x86_64", "amd64"):
     PINNED_ENV["ATEN_CPU_CAPABILITY"] = "avx2"
@@ -139,17 +141,6 @@ def _format_with_ruff(path: Path) -> None:
     subprocess.run([ruff, "format", "--quiet", str(path)], check=True)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass
 class RegenerateResult:
     path: Path
@@ -207,5 +198,5 @@ def regenerate(path: Path, *, timeout: float = 600.0, fmt: bool = True) -> Regen
                 os.environ[k] = v
     normalise(nb)
     text = nbformat.writes(nb) + "\n"
-    _write_atomically(path, text)
+    write_bytes_atomically(path, text.encode("utf-8"))
     return RegenerateResult(path, seconds, stored_problems(json.loads(text)))

@@ -46,3 +46,176 @@ def plot_tangent(
     ax.plot([x0], [y0], "o", color="black")
     ax.set_xlabel("x")
     ax.legend(loc="best", fontsize="small")
+
+
+# --------------------------------------------------------------------------- training curves
+
+
+def plot_history(
+    histories: object,
+    *,
+    keys: Sequence[str] = ("loss", "accuracy"),
+    axes: Sequence[Axes] | None = None,
+    title: str = "",
+) -> Figure:
+    """Curves of one or several runs (``History`` objects) against the epoch, one panel per key.
+
+    Training curves are solid, validation curves dashed, one colour per run;
+    runs are named by ``history.label``. Panels for keys no run recorded are left out.
+    """
+    runs = list(histories) if isinstance(histories, list | tuple) else [histories]
+    keys = [k for k in keys if any(f"train_{k}" in h.epochs for h in runs)]
+    if not keys:
+        raise ValueError("these histories record none of the requested keys")
+    if axes is None:
+        fig, axes = new_axes(len(keys))
+    else:
+        fig = axes[0].figure
+    for ax, key in zip(axes, keys, strict=False):
+        for i, h in enumerate(runs):
+            color = f"C{i}"
+            name = h.label or (f"run {i + 1}" if len(runs) > 1 else "")
+            epochs = [e + 1 for e in h.epochs["epoch"]]
+            for split, style in (("train", "-"), ("val", "--")):
+                series = h.epochs.get(f"{split}_{key}")
+                if series:
+                    label = f"{name} {split}".strip()
+                    ax.plot(epochs, series, style, color=color, label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _interactive_frontend() -> bool:
+    """True inside a Jupyter kernel, unless ``DLCOURSE_HEADLESS`` is set (nbval, regenerate)."""
+    import os
+
+    if os.environ.get("DLCOURSE_HEADLESS"):
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+class LivePlot:
+    """Training curves redrawn in place in JupyterLab; one static figure when headless.
+
+    Used by ``fit(..., live_plot=True)``; redraws at most every ``min_interval`` seconds.
+    """
+
+    def __init__(self, *, min_interval: float = 0.5) -> None:
+        self.interactive = _interactive_frontend()
+        self.min_interval = min_interval
+        self.handle = None
+        self.last = 0.0
+
+    def _figure(self, history: object) -> Figure:
+        return plot_history(history)
+
+    def update(self, history: object) -> None:
+        import time
+
+        if not self.interactive or time.perf_counter() - self.last < self.min_interval:
+            return
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        fig = self._figure(history)
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)
+        self.last = time.perf_counter()
+
+    def close(self, history: object) -> None:
+        """Draw the final curves: update the live figure, or show one static figure."""
+        import matplotlib.pyplot as plt
+
+        if not history.epochs.get("epoch"):
+            return
+        fig = self._figure(history)
+        if self.handle is not None:
+            self.handle.update(fig)
+            plt.close(fig)
+        elif "agg" not in plt.get_backend().lower():  # a notebook's inline backend, or a window
+            plt.show()
+        else:  # a script with a file-only backend: nothing can be shown
+            plt.close(fig)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def image_grid(
+    images: object,
+    labels: Sequence[object] | None = None,
+    *,
+    ncols: int = 10,
+    cmap: str = "gray_r",
+    size: float = 0.9,
+) -> Figure:
+    """Show images ``(N, H, W)`` or ``(N, 1, H, W)`` in a grid, each titled with its label."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    x = torch.as_tensor(images).detach().cpu()
+    if x.dim() == 4 and x.shape[1] == 1:
+        x = x[:, 0]  # (N, 1, H, W) -> (N, H, W)
+    if x.dim() != 3:
+        raise ValueError(f"images must be (N, H, W) or (N, 1, H, W), got {tuple(x.shape)}")
+    n = len(x)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows * 1.15), squeeze=False
+    )
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(x[i].numpy(), cmap=cmap)
+            if labels is not None:
+                ax.set_title(str(labels[i]), fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def decision_boundary(
+    model: object,
+    x: object,
+    y: object,
+    *,
+    ax: Axes | None = None,
+    resolution: int = 200,
+    margin: float = 0.25,
+) -> Axes:
+    """Colour the plane by a 2-D classifier's predicted class and scatter the data on top."""
+    import torch
+
+    x = torch.as_tensor(x).detach().cpu()
+    y = torch.as_tensor(y).detach().cpu()
+    if x.dim() != 2 or x.shape[1] != 2:
+        raise ValueError(f"decision_boundary needs 2-D points (N, 2), got {tuple(x.shape)}")
+    if ax is None:
+        _, (ax,) = new_axes()
+    lo, hi = x.min(0).values - margin, x.max(0).values + margin
+    gx = torch.linspace(float(lo[0]), float(hi[0]), resolution)
+    gy = torch.linspace(float(lo[1]), float(hi[1]), resolution)
+    xx, yy = torch.meshgrid(gx, gy, indexing="xy")  # (R, R) each
+    grid = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)  # (R*R, 2)
+    from dlcourse.train import predict
+
+    pred = predict(model, grid).argmax(1).cpu().reshape(resolution, resolution)  # (R, R)
+    levels = [v - 0.5 for v in range(int(pred.max()) + 2)]
+    ax.contourf(xx.numpy(), yy.numpy(), pred.numpy(), levels=levels, alpha=0.25, cmap="tab10",
+                vmin=0, vmax=9)  # fmt: skip
+    ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), c=y.numpy(), cmap="tab10", vmin=0, vmax=9, s=8)
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    return ax

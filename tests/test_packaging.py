@@ -35,7 +35,7 @@ def _conda_requirements() -> dict[str, str]:
     found = {}
     text = (ROOT / "environment.yml").read_text(encoding="utf-8")
     for line in text.split("\ndependencies:\n", 1)[1].splitlines():
-        match = re.fullmatch(r"  - ([A-Za-z0-9_.-]+)(?:>=([0-9.]+))?", line)
+        match = re.fullmatch(r" +- ([A-Za-z0-9_.-]+)(?:>=([0-9.]+))?", line)
         if match and match[1] not in ("python", "pip"):
             found[CONDA_NAMES.get(match[1], match[1]).lower()] = match[2] or ""
     return found
@@ -47,7 +47,7 @@ def test_environment_yml_names_the_same_dependencies_as_pyproject() -> None:
 
 def test_runtime_dependencies() -> None:
     names = {re.split(r"[<>=;]", s)[0] for s in _pyproject()["project"]["dependencies"]}
-    assert names == {"torch", "numpy", "matplotlib", "ipywidgets", "tqdm"}
+    assert names == {"torch", "numpy", "matplotlib", "ipywidgets", "tqdm", "mnist1d"}
     assert _pyproject()["project"]["requires-python"] == ">=3.10"
 
 

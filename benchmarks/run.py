@@ -1,0 +1,34 @@
+"""Run every benchmark and print its ratios: ``python benchmarks/run.py [--quick]``.
+
+``--quick`` uses few repeats: it checks that the benchmarks still run (CI does
+this through ``tests/test_benchmarks.py``); its numbers are too noisy to quote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import batches
+import fit_overhead
+import matmul
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few repeats: a smoke test")
+    quick = parser.parse_args().quick
+    torch_threads = __import__("torch").get_num_threads()
+    print(
+        f"benchmarks on {torch_threads} CPU threads{' (quick: numbers are noisy)' if quick else ''}"
+    )
+    batches.run(repeats=3 if quick else 20)
+    fit_overhead.run(repeats=1 if quick else 7, epochs=1 if quick else 5)
+    matmul.run(sizes=[128] if quick else [256, 1024, 2048], repeats=2 if quick else 5)
+
+
+if __name__ == "__main__":
+    main()

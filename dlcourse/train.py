@@ -491,7 +491,9 @@ class _Fit:
         live_plot: bool,
     ) -> None:
         self.state, self.train, self.val = state, train, val
-        self.callbacks = list(callbacks)
+        # Checkpoints run last at every hook, so what they save includes what the other
+        # callbacks did at that moment (a scheduler's step, early stopping's count).
+        self.callbacks = sorted(callbacks, key=lambda cb: isinstance(cb, Checkpoint))
         self.amp, self.on_nonfinite = amp, on_nonfinite
         self.progress, self.live_plot = progress, live_plot
         self.epoch_start_rng: dict[str, Any] | None = None  # Batches' generator at epoch start

@@ -377,6 +377,20 @@ def test_resume_after_a_clean_stop_continues_exactly(tmp_path: Path) -> None:
     assert h["epoch"] == [0, 1, 2, 3]
 
 
+def test_checkpoint_saves_after_the_other_callbacks(tmp_path: Path) -> None:
+    """Listed first, a Checkpoint still records the scheduler's step of the same epoch."""
+    path = tmp_path / "ckpt.pt"
+    model = _classifier()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    _fit(model, epochs=2, optimizer=opt,
+         callbacks=[train.Checkpoint(path), train.LRScheduler(sched)])  # fmt: skip
+    saved = torch.load(path, weights_only=False)
+    (scheduler,) = [c["scheduler"] for c in saved["callbacks"] if "scheduler" in c]
+    assert scheduler["last_epoch"] == 2
+    assert saved["optimizer"]["param_groups"][0]["lr"] == 0.25
+
+
 def test_resume_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         _fit(resume=tmp_path / "none.pt")

@@ -6,6 +6,10 @@
 ``dlcourse regenerate [NOTEBOOK ...]``
     Re-execute notebooks in place under the pinned settings that CI's nbval run
     uses (see :mod:`dlcourse.notebooks`). With no argument: every notebook.
+``dlcourse student [NOTEBOOK ...] [--out DIR]``
+    Write student versions: solution regions replaced by stubs, outputs cleared.
+``dlcourse progress``
+    Which exercises you have passed, per notebook.
 """
 
 from __future__ import annotations
@@ -60,6 +64,32 @@ def _regenerate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _student(args: argparse.Namespace) -> int:
+    from dlcourse.exercises.student import write_student_versions
+    from dlcourse.notebooks import course_notebooks
+
+    paths = [Path(p) for p in args.notebooks] or course_notebooks()
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        print(f"no such notebook: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 1
+    try:
+        written = write_student_versions(paths, Path(args.out))
+    except ValueError as exc:  # unbalanced solution markers
+        print(f"cannot make a student version: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _progress(args: argparse.Namespace) -> int:
+    from dlcourse.exercises.progress import progress_report
+
+    print(progress_report())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dlcourse", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="store_true", help="print the version and exit")
@@ -76,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--timeout", type=float, default=600.0, help="per-cell limit in seconds")
     reg.add_argument("--no-format", action="store_true", help="skip `ruff format` first")
     reg.set_defaults(func=_regenerate)
+
+    stu = sub.add_parser("student", help="write student versions of the notebooks")
+    stu.add_argument("notebooks", nargs="*", help="notebook files (default: all of them)")
+    stu.add_argument("--out", default="build/student", help="folder to write them to")
+    stu.set_defaults(func=_student)
+
+    prog = sub.add_parser("progress", help="which exercises you have passed")
+    prog.set_defaults(func=_progress)
     return parser
 
 

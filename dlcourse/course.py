@@ -79,7 +79,7 @@ NOTEBOOKS: tuple[Notebook, ...] = (
         "00_welcome.ipynb",
         "Welcome: why deep learning works now; tensors, autograd, devices",
         ("C0.1", "C0.2"),
-        ("env", "course", "depth", "benchmark", "data", "train", "plot", "widgets"),
+        ("env", "course", "depth", "benchmark", "data", "train", "plot", "exercises", "widgets"),
     ),
     Notebook(
         1,

@@ -15,6 +15,24 @@ def test_time_call_runs_warmup_then_repeats() -> None:
     assert seconds >= 0
 
 
+def test_cpu_threads_restores_the_count() -> None:
+    before = torch.get_num_threads()
+    with benchmark.cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="thread"), benchmark.cpu_threads(0):
+        pass
+
+
+def test_time_call_min_is_at_most_the_median() -> None:
+    cpu = torch.device("cpu")
+    x = torch.randn(64, 64)
+    fastest = benchmark.time_call(lambda: x @ x, cpu, repeats=9, stat="min")
+    assert fastest > 0
+    with pytest.raises(ValueError, match="stat"):
+        benchmark.time_call(lambda: None, cpu, stat="mean")
+
+
 @pytest.mark.parametrize(("repeats", "warmup"), [(0, 1), (1, -1)])
 def test_time_call_rejects_bad_counts(repeats: int, warmup: int) -> None:
     with pytest.raises(ValueError, match="repeats"):

@@ -59,3 +59,51 @@ def test_doctor_command_with_a_bad_device_lists_the_fix() -> None:
 def test_regenerate_missing_notebook(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["regenerate", str(tmp_path / "nope.ipynb")]) == 1
     assert "no such notebook" in capsys.readouterr().err
+
+
+def test_student_command_writes_student_notebooks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dlcourse.notebooks import course_notebooks
+
+    source = course_notebooks()[0]
+    assert cli.main(["student", str(source), "--out", str(tmp_path)]) == 0
+    written = tmp_path / source.name
+    assert f"wrote {written}" in capsys.readouterr().out
+    nb = json.loads(written.read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert not any("# BEGIN SOLUTION" in "".join(c["source"]) for c in code)
+    assert all(c["outputs"] == [] for c in code)
+
+
+def test_student_command_reports_bad_markers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text(
+        json.dumps(
+            {
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "source": "# BEGIN SOLUTION\n",
+                        "metadata": {},
+                        "outputs": [],
+                        "execution_count": None,
+                    }
+                ],
+                "metadata": {},
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert cli.main(["student", str(bad), "--out", str(tmp_path / "out")]) == 1
+    assert "without # END SOLUTION" in capsys.readouterr().err
+
+
+def test_progress_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["progress"]) == 0
+    out = capsys.readouterr().out
+    assert "pairwise_sq_dists" in out and "mse_gradient" in out

@@ -1,0 +1,344 @@
+"""dlcourse.exercises: registry, diagnostics, hardening, hints, progress, student versions."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from dlcourse import exercises
+from dlcourse.exercises import engine, progress, student
+from dlcourse.notebooks import course_notebooks
+
+ALL = exercises.all_exercises()
+IDS = [ex.name for ex in ALL]
+
+
+@pytest.fixture(autouse=True)
+def _no_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(progress.PROGRESS_ENV_VAR, "off")
+
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_registry_names_are_unique_and_findable() -> None:
+    assert len(IDS) == len(set(IDS)) >= 2
+    for ex in ALL:
+        assert exercises.get(ex.name) is ex
+        assert ex.reference is not None and callable(ex.check)
+    with pytest.raises(KeyError, match="there are"):
+        exercises.get("nope")
+
+
+@pytest.mark.parametrize("ex", ALL, ids=IDS)
+def test_reference_passes(ex: engine.Exercise) -> None:
+    result = ex.check(ex.reference, show=False)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize("ex", ALL, ids=IDS)
+def test_every_known_wrong_variant_fails_with_its_own_hint(ex: engine.Exercise) -> None:
+    assert len(ex.wrong) >= 3
+    hints = [w.hint for w in ex.wrong]
+    assert len(set(hints)) == len(hints)
+    for wrong in ex.wrong:
+        result = ex.check(wrong.fn, show=False)
+        assert result.status == "fail", wrong.fn.__name__
+        assert result.hint == wrong.hint, wrong.fn.__name__
+
+
+@pytest.mark.parametrize("ex", ALL, ids=IDS)
+def test_stub_is_not_attempted(ex: engine.Exercise) -> None:
+    result = ex.check(_stub, show=False)
+    assert result.status == "not attempted" and not result.passed
+    assert "NOT ATTEMPTED YET" in str(result)
+
+
+@pytest.mark.parametrize("ex", ALL, ids=IDS)
+def test_correct_alternatives_pass(ex: engine.Exercise) -> None:
+    assert ex.alternatives, "give at least one correct implementation written differently"
+    for alt in ex.alternatives:
+        assert ex.check(alt, show=False).passed, alt.__name__
+
+
+@pytest.mark.parametrize("ex", ALL, ids=IDS)
+def test_cases_cover_edge_cases_and_are_seeded(ex: engine.Exercise) -> None:
+    cases = ex._cases()
+    assert len(cases) >= 3
+    again = ex._cases()
+    for a, b in zip(cases, again, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
+    sizes = {t.shape[0] for case in cases for t in case if isinstance(t, torch.Tensor) and t.dim()}
+    assert 1 in sizes, "a batch of one is the classic edge case"
+
+
+@pytest.mark.parametrize("ex", ALL, ids=IDS)
+def test_hints_and_solution(ex: engine.Exercise, capsys: pytest.CaptureFixture[str]) -> None:
+    ex._hints_shown = 0
+    first = ex.hint()
+    assert first.startswith(f"Hint 1 of {len(ex.hints)}")
+    assert ex.hint().startswith("Hint 2 of")
+    assert ex.hint(1) == first
+    with pytest.raises(ValueError, match="hints 1 to"):
+        ex.hint(99)
+    source = ex.solution()
+    assert f"def {ex.reference.__name__}(" in source
+    assert "Hint 1" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- diagnostics, hardening
+
+EX = exercises.get("pairwise_sq_dists")
+
+
+def _good(a, b):
+    return ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+
+
+class Sneaky(torch.Tensor):
+    pass
+
+
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+    __hash__ = None
+
+
+@pytest.mark.parametrize(
+    ("fn", "status", "message"),
+    [
+        (lambda a, b: _good(a, b).as_subclass(Sneaky), "fail", "a subclass of torch.Tensor"),
+        (lambda a, b: _good(a, b).numpy(), "fail", "a NumPy ndarray"),
+        (lambda a, b: AlwaysEqual(), "fail", "not a torch.Tensor"),
+        (lambda a, b: float(_good(a, b).sum()), "fail", "a Python float"),
+        (lambda a, b: _good(a, b).double(), "fail", "dtype torch.float64, expected torch.float32"),
+        (lambda a, b: _good(a, b).unsqueeze(-1), "fail", "extra dimension of size 1"),
+        (lambda a, b: _good(a, b)[:, :1], "fail", "fewer elements"),
+        (lambda a, b: _good(a, b) / 0 * 0, "fail", "NaN or infinite"),
+        (lambda a, b: torch.cdist(a, b) ** 2, "fail", "calls cdist"),
+        (lambda a, b: (a.mul_(2), _good(a, b))[1], "fail", "changed its input in place"),
+        (lambda a, b: (_good(a, b), _good(a, b)), "fail", "returned 2 value(s), expected 1"),
+    ],
+)
+def test_hardening_and_diagnostics(fn, status: str, message: str) -> None:
+    result = EX.check(fn, show=False)
+    assert result.status == status
+    assert message in result.message, result.message
+
+
+def test_values_report_count_largest_difference_and_where() -> None:
+    def off_by_one_cell(a, b):
+        d = _good(a, b)
+        return d + (torch.arange(d.numel()).reshape(d.shape) == 1) * 0.5
+
+    msg = EX.check(off_by_one_cell, show=False).message
+    assert "1 of 20 values differ" in msg
+    assert "Largest difference 0.5 at index (0, 1)" in msg and "relative difference" in msg
+
+
+def test_wrong_gradient_names_the_input() -> None:
+    result = EX.check(lambda a, b: ((a.detach()[:, None] - b[None]) ** 2).sum(-1), show=False)
+    assert "gradient with respect to `a`" in result.message
+    assert "backward pass differs" in result.message
+
+
+def test_detached_result_is_explained() -> None:
+    result = EX.check(lambda a, b: _good(a, b).detach(), show=False)
+    assert "not connected to the inputs in autograd's graph" in result.message
+
+
+def test_an_exception_shows_the_learners_lines_only() -> None:
+    def broken(a, b):
+        diff = a - b  # (N, D) - (M, D): no broadcasting
+        return (diff**2).sum(-1)
+
+    result = EX.check(broken, show=False)
+    assert result.status == "error"
+    assert "diff = a - b" in result.message and "RuntimeError" in result.message
+    assert "engine.py" not in result.message and "dlcourse" not in result.message
+
+
+def test_a_hanging_function_is_stopped() -> None:
+    def hang(a, b):
+        while True:
+            pass
+
+    slow = engine.Exercise(**{**EX.__dict__, "timeout": 0.5, "_hints_shown": 0})
+    result = slow.check(hang, show=False)
+    assert result.status == "timeout" and "took more than 0.5 s" in result.message
+
+
+def test_timeout_in_a_thread_falls_back_to_abandoning_it() -> None:
+    import threading
+    import time
+
+    box = {}
+
+    def run():  # not the main thread: SIGALRM cannot be used here
+        box["value"] = engine._call_with_limit(lambda: time.sleep(3), 0.3)
+
+    def target():
+        try:
+            run()
+        except engine._Timeout:
+            box["timeout"] = True
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join(5)
+    assert box == {"timeout": True}
+
+
+def test_not_a_function() -> None:
+    assert EX.check(42, show=False).status == "error"
+
+
+def test_input_device_is_kept(device: torch.device) -> None:
+    def on_device(a, b):
+        return _good(a.to(device), b.to(device)).to(a.device)
+
+    assert EX.check(on_device, show=False).passed
+    if device.type != "cpu":
+        result = EX.check(lambda a, b: _good(a, b).to(device), show=False)
+        assert "is on" in result.message
+
+
+def test_results_show_as_text_and_html(capsys: pytest.CaptureFixture[str]) -> None:
+    result = EX.check(_good)
+    assert capsys.readouterr().out.startswith("[PASSED] pairwise_sq_dists")
+    html = result._repr_html_()
+    assert "Correct" in html and "#1a7f37" in html
+    failed = EX.check(lambda a, b: _good(a, b).T, show=False)
+    assert "Not yet" in failed._repr_html_() and "Hint:" in str(failed)
+
+
+def test_exercise_needs_three_wrong_variants() -> None:
+    with pytest.raises(ValueError, match="at least 3"):
+        engine.Exercise("x", 0, "t", _good, lambda g: [], wrong=())
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def test_progress_is_recorded_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "p" / "progress.json"
+    monkeypatch.setenv(progress.PROGRESS_ENV_VAR, str(path))
+    assert EX.check(_good, show=False).passed
+    assert EX.check(lambda a, b: _good(a, b).T, show=False).status == "fail"
+    data = json.loads(path.read_text())
+    assert list(data["passed"]["00"]) == ["pairwise_sq_dists"]
+    report = progress.progress_report()
+    assert "00 Welcome" in report and "1/2" in report
+    assert "[x] pairwise_sq_dists" in report and "[ ] mse_gradient" in report
+
+
+def test_unwritable_progress_never_breaks_a_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    monkeypatch.setenv(progress.PROGRESS_ENV_VAR, str(locked / "sub" / "progress.json"))
+    try:
+        if os.geteuid() != 0:  # root writes anyway; the corrupt-file case below still runs
+            assert not progress.record_pass(0, "x")
+        assert EX.check(_good, show=False).passed
+    finally:
+        locked.chmod(0o700)
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text("{not json")
+    monkeypatch.setenv(progress.PROGRESS_ENV_VAR, str(corrupt))
+    assert progress.load_progress() == {}
+    assert EX.check(_good, show=False).passed
+    monkeypatch.setenv(progress.PROGRESS_ENV_VAR, str(tmp_path / "dir-not-file"))
+    (tmp_path / "dir-not-file").mkdir()
+    assert not progress.record_pass(0, "x")
+
+
+def test_progress_off() -> None:
+    assert progress.progress_path() is None
+    assert not progress.record_pass(0, "x")
+    assert "recording is off" in progress.progress_report()
+
+
+# --------------------------------------------------------------------------- student versions
+
+
+def test_strip_solutions_keeps_indentation() -> None:
+    source = (
+        "def f(x):\n    # BEGIN SOLUTION\n    y = x + 1\n    return y\n    # END SOLUTION\n\nf(1)"
+    )
+    assert student.strip_solutions(source) == (
+        'def f(x):\n    raise NotImplementedError("your code here")\n\nf(1)'
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("# BEGIN SOLUTION\nx = 1", "without # END"),
+        ("x = 1\n# END SOLUTION", "without # BEGIN"),
+        ("# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION", "inside another"),
+    ],
+)
+def test_unbalanced_markers(source: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        student.strip_solutions(source)
+
+
+def test_student_notebook_clears_outputs_and_keeps_the_original() -> None:
+    path = course_notebooks()[0]
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    before = json.dumps(nb)
+    out = student.student_notebook(nb)
+    assert json.dumps(nb) == before
+    assert student.solution_regions(nb) >= 2 and student.solution_regions(out) == 0
+    for cell in out["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+    text = "".join("".join(c["source"]) for c in out["cells"])
+    assert text.count(student.STUB) == student.solution_regions(nb)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", course_notebooks(), ids=lambda p: p.name)
+def test_student_version_runs_and_every_check_says_not_attempted(
+    path: Path, tmp_path: Path
+) -> None:
+    """Cells after an exercise must not need the learner's answer."""
+    from nbclient import NotebookClient
+
+    from dlcourse.notebooks import PINNED_ENV
+
+    (written,) = student.write_student_versions([path], tmp_path)
+    nb = nbformat.read(written, as_version=4)
+    saved = {k: os.environ.get(k) for k in PINNED_ENV}
+    os.environ.update(PINNED_ENV)
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()  # fmt: skip
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    checks = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        assert all(o.output_type != "error" for o in cell.outputs), cell.source
+        if ".check(" in cell.source and "record=False" not in cell.source:
+            checks += 1
+            text = "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+            assert "NOT ATTEMPTED YET" in text, cell.source
+    assert checks == student.solution_regions(json.loads(path.read_text(encoding="utf-8")))

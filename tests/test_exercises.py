@@ -205,14 +205,18 @@ def test_not_a_function() -> None:
     assert EX.check(42, show=False).status == "error"
 
 
-def test_input_device_is_kept(device: torch.device) -> None:
-    def on_device(a, b):
-        return _good(a.to(device), b.to(device)).to(a.device)
+def test_the_learners_function_runs_on_the_device(device: torch.device) -> None:
+    seen = set()
 
-    assert EX.check(on_device, show=False).passed
-    if device.type != "cpu":
-        result = EX.check(lambda a, b: _good(a, b).to(device), show=False)
-        assert "is on" in result.message
+    def spy(a, b):
+        seen.add(a.device.type)
+        return _good(a, b)
+
+    assert EX.check(spy, device=device, show=False).passed
+    assert device.type in seen
+    if device.type != "cpu":  # a result left on the wrong device is named
+        result = EX.check(lambda a, b: _good(a, b).cpu(), device=device, show=False)
+        assert "is on cpu, but the inputs are on" in result.message
 
 
 def test_results_show_as_text_and_html(capsys: pytest.CaptureFixture[str]) -> None:

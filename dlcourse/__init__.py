@@ -28,7 +28,9 @@ _SUBMODULES = (
     "env",
     "exercises",
     "notebooks",
+    "optim",
     "plot",
+    "schedules",
     "train",
     "widgets",
 )
@@ -54,7 +56,9 @@ if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
         env,
         exercises,
         notebooks,
+        optim,
         plot,
+        schedules,
         train,
         widgets,
     )

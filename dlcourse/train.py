@@ -245,9 +245,13 @@ class EarlyStopping(Callback):
 
 
 class LRScheduler(Callback):
-    """Step a ``torch.optim.lr_scheduler`` scheduler after every step or every epoch.
+    """Change the learning rate after every step or every epoch.
 
-    ``ReduceLROnPlateau`` is stepped with the epoch's ``monitor`` value.
+    ``scheduler`` is a ``torch.optim.lr_scheduler`` scheduler, or a plain
+    function ``lr(t)`` of the step (or epoch) count, such as those in
+    :mod:`dlcourse.schedules`; a function sets every parameter group's rate,
+    from ``t = 0`` before the first step. ``ReduceLROnPlateau`` is stepped with
+    the epoch's ``monitor`` value.
     """
 
     def __init__(
@@ -255,28 +259,51 @@ class LRScheduler(Callback):
     ) -> None:
         if interval not in ("epoch", "step"):
             raise ValueError(f"interval must be 'epoch' or 'step', got {interval!r}")
+        if not (hasattr(scheduler, "step") or callable(scheduler)):
+            raise TypeError("scheduler must be a torch scheduler or a function lr(t)")
         self.scheduler, self.interval, self.monitor = scheduler, interval, monitor
+        self._function = not hasattr(scheduler, "step")
+        self.count = 0  # steps or epochs so far, for a function
         self._plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
         if self._plateau and interval == "step":
             raise ValueError("ReduceLROnPlateau watches an epoch metric: use interval='epoch'")
 
-    def on_step_end(self, state: TrainState) -> None:
-        if self.interval == "step":
-            self.scheduler.step()
+    def _set(self, state: TrainState) -> None:
+        lr = float(self.scheduler(self.count))
+        for group in state.optimizer.param_groups:
+            group["lr"] = lr
 
-    def on_epoch_end(self, state: TrainState) -> None:
-        if self.interval != "epoch":
-            return
-        if self._plateau:
+    def on_fit_start(self, state: TrainState) -> None:
+        if self._function:
+            self._set(state)
+
+    def _advance(self, state: TrainState) -> None:
+        if self._function:
+            self.count += 1
+            self._set(state)
+        elif self._plateau:
             self.scheduler.step(state.history[self.monitor][-1])
         else:
             self.scheduler.step()
 
+    def on_step_end(self, state: TrainState) -> None:
+        if self.interval == "step":
+            self._advance(state)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if self.interval == "epoch":
+            self._advance(state)
+
     def state_dict(self) -> dict[str, Any]:
+        if self._function:
+            return {"count": self.count}
         return {"scheduler": self.scheduler.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.scheduler.load_state_dict(state["scheduler"])
+        if self._function:
+            self.count = state["count"]
+        else:
+            self.scheduler.load_state_dict(state["scheduler"])
 
 
 class GradientClipping(Callback):

@@ -1,0 +1,65 @@
+r"""Learning-rate schedules as pure functions of the step: ``lr = schedule(step)``.
+
+Taught in ``notebooks/01_gradient_descent.ipynb`` (claim C1.3: start large, reduce
+gradually). Each agrees step by step with its ``torch.optim.lr_scheduler``
+counterpart (``tests/test_schedules.py``), and ``dlcourse.train.LRScheduler``
+accepts either::
+
+    LRScheduler(lambda step: cosine_lr(step, lr=0.1, T_max=1000), interval="step")
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def _check(step: int, lr: float) -> None:
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if lr < 0:
+        raise ValueError(f"lr must be >= 0, got {lr}")
+
+
+def constant_lr(step: int, *, lr: float) -> float:
+    """The same rate at every step."""
+    _check(step, lr)
+    return lr
+
+
+def step_lr(step: int, *, lr: float, step_size: int, gamma: float = 0.1) -> float:
+    r"""Multiply by ``gamma`` every ``step_size`` steps. Matches ``StepLR``.
+
+    .. math:: \eta_t = \eta_0 \gamma^{\lfloor t / s \rfloor}
+    """
+    _check(step, lr)
+    if step_size < 1:
+        raise ValueError(f"step_size must be >= 1, got {step_size}")
+    return lr * gamma ** (step // step_size)
+
+
+def exponential_lr(step: int, *, lr: float, gamma: float) -> float:
+    r"""Multiply by ``gamma`` every step. Matches ``ExponentialLR``.
+
+    .. math:: \eta_t = \eta_0 \gamma^t
+    """
+    _check(step, lr)
+    if gamma <= 0:
+        raise ValueError(f"gamma must be positive, got {gamma}")
+    return lr * gamma**step
+
+
+def cosine_lr(step: int, *, lr: float, T_max: int, eta_min: float = 0.0) -> float:
+    r"""Half a cosine from ``lr`` down to ``eta_min`` over ``T_max`` steps.
+
+    .. math::
+        \eta_t = \eta_{min}
+            + \tfrac12 (\eta_0 - \eta_{min}) \left(1 + \cos\frac{\pi t}{T_{max}}\right)
+
+    Matches ``torch.optim.lr_scheduler.CosineAnnealingLR`` (which, past ``T_max``,
+    climbs back up along the same cosine; so does this). Loshchilov and Hutter,
+    "SGDR: Stochastic gradient descent with warm restarts", ICLR 2017.
+    """
+    _check(step, lr)
+    if T_max < 1:
+        raise ValueError(f"T_max must be >= 1, got {T_max}")
+    return eta_min + 0.5 * (lr - eta_min) * (1 + math.cos(math.pi * step / T_max))

@@ -219,3 +219,66 @@ def decision_boundary(
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     return ax
+
+
+# --------------------------------------------------------------------------- landscapes
+
+
+def plot_landscape(
+    landscape: object,
+    *,
+    paths: dict[str, object] | None = None,
+    ax: Axes | None = None,
+    resolution: int = 200,
+    levels: int = 30,
+    log: bool = False,
+) -> Axes:
+    """Draw a 1-D or 2-D :class:`~dlcourse.landscapes.Landscape`, its minima and optimisation paths.
+
+    ``paths`` maps a label to a trajectory of shape ``(T, dim)``. Global minima are
+    stars, local ones circles. ``log=True`` spaces 2-D contour levels
+    logarithmically (for valleys like Rosenbrock's).
+    """
+    import torch
+
+    if ax is None:
+        _, (ax,) = new_axes()
+    dim = landscape.dim
+    if dim == 1:
+        ((lo, hi),) = landscape.bounds
+        xs = torch.linspace(lo, hi, resolution * 2, dtype=torch.float64)
+        ax.plot(xs.numpy(), landscape(xs.unsqueeze(1)).numpy(), color="gray", lw=1.5)
+        for m in landscape.minima:
+            ax.plot(m.point[0], m.value, "*" if m.kind == "global" else "o", color="black", ms=9)
+        for label, path in (paths or {}).items():
+            p = torch.as_tensor(path, dtype=torch.float64).reshape(-1, 1)
+            ax.plot(p[:, 0].numpy(), landscape(p).numpy(), ".-", ms=4, label=label)
+        ax.set_xlabel("x")
+        ax.set_ylabel("f(x)")
+    elif dim == 2:
+        (x0, x1), (y0, y1) = landscape.bounds
+        gx = torch.linspace(x0, x1, resolution, dtype=torch.float64)
+        gy = torch.linspace(y0, y1, resolution, dtype=torch.float64)
+        xx, yy = torch.meshgrid(gx, gy, indexing="xy")  # (R, R) each
+        zz = landscape(torch.stack([xx, yy], dim=-1))  # (R, R)
+        if log:
+            zz = torch.log10(zz - zz.min() + 1e-3)
+        ax.contour(
+            xx.numpy(), yy.numpy(), zz.numpy(), levels=levels, cmap="viridis", linewidths=0.7
+        )
+        for m in landscape.minima:
+            ax.plot(*m.point, "*" if m.kind == "global" else "o", color="black", ms=9)
+        for label, path in (paths or {}).items():
+            p = torch.as_tensor(path, dtype=torch.float64).reshape(-1, 2)
+            (line,) = ax.plot(p[:, 0].numpy(), p[:, 1].numpy(), ".-", ms=3, lw=1, label=label)
+            ax.plot(p[0, 0].item(), p[0, 1].item(), "s", color=line.get_color(), ms=5)
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+    else:
+        raise ValueError(f"only 1-D and 2-D landscapes can be drawn, not {dim}-D")
+    ax.set_title(landscape.name)
+    if paths:
+        ax.legend(fontsize="small")
+    return ax

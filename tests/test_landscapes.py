@@ -1,0 +1,67 @@
+"""dlcourse.landscapes: every documented minimum is one, and the global one is the lowest."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dlcourse import landscapes, plot
+
+ALL = list(landscapes.LANDSCAPES.values())
+IDS = [ls.name for ls in ALL]
+
+
+@pytest.mark.parametrize("ls", ALL, ids=IDS)
+def test_minima_have_zero_gradient_and_positive_definite_hessian(ls: landscapes.Landscape) -> None:
+    for m in ls.minima:
+        x = torch.tensor(m.point, dtype=torch.float64)
+        assert ls.grad(x).abs().max() < 1e-6, (ls.name, m)
+        assert float(ls(x)) == pytest.approx(m.value, abs=1e-9)
+        hessian = torch.autograd.functional.hessian(lambda p: ls(p), x)
+        assert torch.linalg.eigvalsh(hessian).min() > 0, (ls.name, m)
+
+
+@pytest.mark.parametrize("ls", ALL, ids=IDS)
+def test_the_global_minimum_is_the_lowest(ls: landscapes.Landscape) -> None:
+    kinds = [m.kind for m in ls.minima]
+    assert kinds.count("global") >= 1 and set(kinds) <= {"global", "local"}
+    best = ls.global_minimum.value
+    assert all(m.value > best + 1e-6 for m in ls.minima if m.kind == "local")
+    grid = ls.uniform_starts(20000, seed=1)  # nowhere in the box is lower
+    assert float(ls(grid).min()) >= best - 1e-9
+
+
+@pytest.mark.parametrize("ls", ALL, ids=IDS)
+def test_batched_evaluation_and_gradient_shapes(ls: landscapes.Landscape) -> None:
+    x = ls.uniform_starts(6).reshape(2, 3, ls.dim)
+    assert ls(x).shape == (2, 3)
+    assert ls.grad(x).shape == x.shape
+    one = ls.grad(x[0, 0])
+    assert torch.allclose(one, ls.grad(x)[0, 0])
+
+
+def test_gradient_matches_the_formula() -> None:
+    x = torch.tensor([[0.7]], dtype=torch.float64)
+    assert float(landscapes.DOUBLE_WELL.grad(x)) == pytest.approx(4 * 0.7**3 - 6 * 0.7 + 1)
+
+
+def test_basins_and_nearest_minimum() -> None:
+    ls = landscapes.TWO_BASINS
+    pts = torch.tensor([[-1.0, 0.05], [0.95, 0.0]], dtype=torch.float64)
+    assert ls.in_global_basin(pts).tolist() == [True, False]
+    assert ls.nearest_minimum(pts[1]).kind == "local"
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError, match="1 coordinate"):
+        landscapes.DOUBLE_WELL(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="condition number"):
+        landscapes.quadratic(0.5)
+
+
+@pytest.mark.parametrize("ls", ALL, ids=IDS)
+def test_plot_landscape_with_a_path(ls: landscapes.Landscape) -> None:
+    path = ls.uniform_starts(5)
+    ax = plot.plot_landscape(ls, paths={"path": path}, resolution=30, log=ls.dim == 2)
+    assert ax.get_title() == ls.name
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["path"]

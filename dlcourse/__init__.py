@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 # Submodules, loaded on first attribute access (PEP 562).
 _SUBMODULES = (
+    "anneal",
     "benchmark",
     "cli",
     "course",
@@ -49,6 +50,7 @@ __all__ = ["__version__", *_SUBMODULES, *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
     from . import (  # noqa: F401
+        anneal,
         benchmark,
         cli,
         course,

@@ -1,0 +1,197 @@
+r"""Simulated annealing: accept uphill moves with a probability that a falling temperature sets.
+
+Taught in ``notebooks/01_gradient_descent.ipynb`` (claim C1.2). At each step a
+candidate :math:`x'` is proposed near the current point :math:`x`; with
+:math:`d = f(x') - f(x)` it is accepted with the Metropolis probability
+
+.. math::
+
+    P(\text{accept}) = \min\left(1, e^{-d / T_k}\right)
+
+so downhill moves are always taken and uphill ones sometimes: often while the
+temperature :math:`T_k` is high (the search explores), rarely once it is low
+(it settles). Kirkpatrick, Gelatt and Vecchi, "Optimization by simulated
+annealing", Science 220, 1983; Metropolis et al., J. Chem. Phys. 21, 1953.
+
+Many independent runs go at once: ``x0`` of shape ``(..., dim)`` anneals every
+point of the batch, each with its own random draws. For a model, wrap its loss
+with :func:`model_objective` (closure style) and anneal the flat parameter vector.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+Objective = Callable[[torch.Tensor], torch.Tensor]  # (..., dim) -> (...)
+Proposal = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+Schedule = Callable[[int], float]
+
+
+def acceptance_probability(delta: torch.Tensor | float, temperature: float) -> torch.Tensor:
+    r"""The Metropolis rule, :math:`\min(1, e^{-d/T})`; at :math:`T = 0`: 1 downhill, 0 uphill."""
+    delta = torch.as_tensor(delta, dtype=torch.float64)
+    if temperature < 0:
+        raise ValueError(f"the temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return (delta <= 0).to(torch.float64)
+    return torch.exp(-delta.clamp_min(0) / temperature)  # = min(1, exp(-d / T))
+
+
+# --------------------------------------------------------------------------- cooling schedules
+
+
+def exponential_cooling(t0: float, alpha: float) -> Schedule:
+    r""":math:`T_k = T_0 \alpha^k`, the usual choice (``0 < alpha < 1``)."""
+    if t0 < 0 or not 0 < alpha <= 1:
+        raise ValueError(f"need t0 >= 0 and 0 < alpha <= 1, got {t0=}, {alpha=}")
+    return lambda k: t0 * alpha**k
+
+
+def linear_cooling(t0: float, steps: int) -> Schedule:
+    r""":math:`T_k = T_0 (1 - k / n)`: reaches 0 at step ``steps``."""
+    if t0 < 0 or steps < 1:
+        raise ValueError(f"need t0 >= 0 and steps >= 1, got {t0=}, {steps=}")
+    return lambda k: max(0.0, t0 * (1 - k / steps))
+
+
+def logarithmic_cooling(c: float) -> Schedule:
+    r""":math:`T_k = c / \ln(k + 2)`: slow enough to find the global minimum in theory
+    (Geman and Geman, 1984), too slow for practice."""
+    if c < 0:
+        raise ValueError(f"c must be >= 0, got {c}")
+    return lambda k: c / math.log(k + 2)
+
+
+def constant_temperature(t: float) -> Schedule:
+    """No cooling; ``t = 0`` is greedy random search (only downhill moves)."""
+    if t < 0:
+        raise ValueError(f"the temperature must be >= 0, got {t}")
+    return lambda k: t
+
+
+def gaussian_proposal(scale: float) -> Proposal:
+    """Propose ``x + scale * N(0, I)``."""
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+
+    def propose(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        noise = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        return x + scale * noise.to(x.device)
+
+    return propose
+
+
+# --------------------------------------------------------------------------- the search
+
+
+@dataclass
+class AnnealResult:
+    """What a run visited. Batch dimensions ``...`` are those of ``x0``."""
+
+    trajectory: torch.Tensor  # (steps + 1, ..., dim): the current point after each step
+    values: torch.Tensor  # (steps + 1, ...)
+    temperatures: torch.Tensor  # (steps,)
+    accepted: torch.Tensor  # (steps, ...) bool
+    best_x: torch.Tensor  # (..., dim)
+    best_value: torch.Tensor  # (...)
+
+    @property
+    def acceptance_rate(self) -> torch.Tensor:
+        """Fraction of proposals accepted, per run."""
+        return self.accepted.to(torch.float64).mean(dim=0)
+
+    @property
+    def final_x(self) -> torch.Tensor:
+        return self.trajectory[-1]
+
+
+def simulated_annealing(
+    f: Objective,
+    x0: torch.Tensor,
+    *,
+    steps: int,
+    temperature: Schedule,
+    proposal: Proposal | None = None,
+    seed: int = 0,
+) -> AnnealResult:
+    """Anneal from ``x0`` ``(..., dim)`` for ``steps`` steps, each point of the batch independently.
+
+    Args:
+        f: the objective, ``(..., dim) -> (...)``; a :class:`~dlcourse.landscapes.Landscape` is one.
+        x0: starting point(s).
+        steps: number of proposals per run.
+        temperature: the cooling schedule, ``T_k = temperature(k)``.
+        proposal: how to propose a candidate; by default ``gaussian_proposal(0.5)``.
+        seed: seed of the generator behind every proposal and acceptance draw.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    proposal = proposal or gaussian_proposal(0.5)
+    gen = torch.Generator().manual_seed(seed)
+    x = x0.detach().clone()
+    with torch.no_grad():
+        fx = f(x)
+        points, values, accepted, temps = [x.clone()], [fx.clone()], [], []
+        best_x, best_f = x.clone(), fx.clone()
+        for k in range(steps):
+            t = float(temperature(k))
+            candidate = proposal(x, gen)  # (..., dim)
+            fc = f(candidate)  # (...)
+            p = acceptance_probability(fc - fx, t).to(fx.device)  # (...)
+            take = torch.rand(fx.shape, generator=gen, dtype=torch.float64).to(fx.device) < p
+            x = torch.where(take.unsqueeze(-1), candidate, x)
+            fx = torch.where(take, fc, fx)
+            better = fx < best_f
+            best_x = torch.where(better.unsqueeze(-1), x, best_x)
+            best_f = torch.where(better, fx, best_f)
+            points.append(x.clone())
+            values.append(fx.clone())
+            accepted.append(take)
+            temps.append(t)
+    return AnnealResult(
+        trajectory=torch.stack(points),
+        values=torch.stack(values),
+        temperatures=torch.tensor(temps, dtype=torch.float64),
+        accepted=torch.stack(accepted),
+        best_x=best_x,
+        best_value=best_f,
+    )
+
+
+# --------------------------------------------------------------------------- models
+
+
+def model_objective(model: nn.Module, loss: Callable[[], torch.Tensor]) -> Objective:
+    """``f(theta)``: write the flat parameter vector ``theta`` into ``model``, return ``loss()``.
+
+    ``theta`` may carry batch dimensions ``(..., P)``; each row is evaluated in turn.
+    Start from ``nn.utils.parameters_to_vector(model.parameters())``; afterwards
+    write the best point back with :func:`set_parameters`.
+    """
+    params = list(model.parameters())
+    size = sum(p.numel() for p in params)
+
+    def f(theta: torch.Tensor) -> torch.Tensor:
+        if theta.shape[-1] != size:
+            raise ValueError(f"the model has {size} parameters, got vectors of {theta.shape[-1]}")
+        flat = theta.reshape(-1, size)
+        out = []
+        with torch.no_grad():
+            for row in flat:
+                nn.utils.vector_to_parameters(row.to(params[0].dtype), params)
+                out.append(loss().detach().to(torch.float64))
+        return torch.stack(out).reshape(theta.shape[:-1])
+
+    return f
+
+
+def set_parameters(model: nn.Module, theta: torch.Tensor) -> None:
+    """Write the flat vector ``theta`` into the model's parameters."""
+    with torch.no_grad():
+        params = list(model.parameters())
+        nn.utils.vector_to_parameters(theta.to(params[0].dtype), params)

@@ -575,7 +575,9 @@ class _Fit:
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint at {path} to resume from")
         try:
-            ckpt = torch.load(path, map_location=_device_of(self.state.model), weights_only=False)
+            # Load to the CPU: the RNG states must stay CPU tensors, and load_state_dict
+            # moves weights and optimizer state to where the model's parameters are.
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:
             raise ValueError(f"{path} is not a readable checkpoint ({exc}); delete it") from exc
         if ckpt.get("version") != CHECKPOINT_VERSION:

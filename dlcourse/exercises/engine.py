@@ -367,9 +367,10 @@ class Exercise:
         """
         from dlcourse.env import pick_device
 
-        result = self._check(fn, pick_device(device))
+        where = pick_device(device)
+        result = self._check(fn, where)
         if result.status == "fail":
-            result.hint = self.diagnose(result.message, pick_device(device))
+            result.hint = self.diagnose(result.message, where)
         if record and result.passed:
             from dlcourse.exercises.progress import record_pass
 
@@ -424,7 +425,8 @@ class Exercise:
                 name, "error", f"check needs your function, got a {type(fn).__name__}"
             )
         params = _param_names(fn, self.reference)
-        for i, args in enumerate(self._cases()):
+        cases = self._cases()
+        for i, args in enumerate(cases):
             expected = _as_tuple(self.reference(*_clone(args)))
             learner_args = _to_device(_clone(args), device)
             try:
@@ -478,9 +480,7 @@ class Exercise:
                 problem = self._check_grad(fn, args, params)
                 if problem:
                     return CheckResult(name, "fail", f"on input {i + 1}: {problem}")
-        return CheckResult(
-            name, "pass", f"all {len(self._cases())} inputs match, edge cases included."
-        )
+        return CheckResult(name, "pass", f"all {len(cases)} inputs match, edge cases included.")
 
     def _check_grad(self, fn: Callable[..., Any], args: Case, params: list[str]) -> str | None:
         """Compare gradients w.r.t. each floating-point tensor input, in float64."""

@@ -195,3 +195,62 @@ def set_parameters(model: nn.Module, theta: torch.Tensor) -> None:
     with torch.no_grad():
         params = list(model.parameters())
         nn.utils.vector_to_parameters(theta.to(params[0].dtype), params)
+
+
+# --------------------------------------------------------------------------- annealed gradient noise
+
+
+def langevin_descent(
+    grad: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    *,
+    steps: int,
+    lr: float | Schedule,
+    temperature: float | Schedule = 0.0,
+    seed: int = 0,
+) -> torch.Tensor:
+    r"""Gradient descent plus Gaussian noise whose size a temperature sets: annealing with gradients.
+
+    .. math::
+
+        x_{k+1} = x_k - \eta_k \nabla f(x_k) + \sqrt{2 \eta_k T_k}\, \xi_k,
+        \qquad \xi_k \sim \mathcal N(0, I)
+
+    At :math:`T = 0` this is plain gradient descent. At a fixed :math:`T > 0` and
+    small :math:`\eta` the iterates spread out like the Boltzmann distribution
+    :math:`\propto e^{-f(x)/T}`, which puts more weight on deeper minima the lower
+    :math:`T` is; letting :math:`T_k` fall slowly therefore settles in a deep
+    minimum, as simulated annealing does. SGD with step :math:`\eta` and gradient
+    noise of variance :math:`\sigma^2` behaves roughly like :math:`T = \eta \sigma^2 / 2`.
+    Gelfand and Mitter, "Recursive stochastic algorithms for global optimization
+    in R^d", SIAM J. Control Optim. 29, 1991; Welling and Teh, "Bayesian learning
+    via stochastic gradient Langevin dynamics", ICML 2011.
+
+    Args:
+        grad: the gradient, ``(..., dim) -> (..., dim)``, e.g. ``landscape.grad``.
+        x0: starting point(s), ``(..., dim)``; every point of the batch gets its own noise.
+        steps: number of updates.
+        lr: the step size :math:`\eta`, or a schedule ``lr(k)``.
+        temperature: :math:`T`, or a cooling schedule ``T(k)`` (see the ``*_cooling`` functions).
+        seed: seed of the noise.
+
+    Returns:
+        Every point visited, the start included: ``(steps + 1, ..., dim)``.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    lr_at = lr if callable(lr) else (lambda k: lr)
+    temp_at = temperature if callable(temperature) else (lambda k: temperature)
+    gen = torch.Generator().manual_seed(seed)
+    x = x0.detach().clone()
+    points = [x]
+    for k in range(steps):
+        eta, t = float(lr_at(k)), float(temp_at(k))
+        if eta < 0 or t < 0:
+            raise ValueError(f"step {k}: lr and temperature must be >= 0, got lr={eta}, T={t}")
+        x = x - eta * grad(x)
+        if t > 0:
+            noise = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+            x = x + math.sqrt(2 * eta * t) * noise
+        points.append(x)
+    return torch.stack(points)

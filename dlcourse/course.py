@@ -86,7 +86,17 @@ NOTEBOOKS: tuple[Notebook, ...] = (
         "01_gradient_descent.ipynb",
         "Gradient descent, local minima, simulated annealing, SGD",
         ("C1.1", "C1.2", "C1.3", "C1.4"),
-        ("landscapes", "anneal", "optim", "schedules", "data", "train", "plot", "exercises"),
+        (
+            "landscapes",
+            "anneal",
+            "optim",
+            "schedules",
+            "data",
+            "train",
+            "plot",
+            "exercises",
+            "widgets",
+        ),
     ),
     Notebook(
         2,

@@ -8,12 +8,19 @@ builders' widgets headless.
 ``tangent_explorer`` (``notebooks/00_welcome.ipynb``): pick a function and a
 point; see the tangent whose slope autograd computed, next to the derivative
 worked out by hand.
+
+``descent_race_explorer`` (``notebooks/01_gradient_descent.ipynb``): pick a
+landscape, a start, a learning rate and its schedule, the gradient noise and the
+starting temperature; see gradient descent, noisy (SGD-like) descent and
+simulated annealing run from the same start, side by side.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -79,4 +86,165 @@ def tangent_explorer() -> ipywidgets.interactive:
         show_tangent,
         function=w.Dropdown(options=list(FUNCTIONS), value="sigmoid(x)", description="f"),
         x=w.FloatSlider(value=1.0, min=-4.0, max=4.0, step=0.1, description="x"),
+    )
+
+
+# --------------------------------------------------------------------------- descent race
+
+RACE_LANDSCAPES = ("double well", "two basins", "Rastrigin")
+LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
+
+
+@dataclass(frozen=True)
+class Race:
+    landscape: str
+    start: tuple[float, ...]
+    paths: dict[str, torch.Tensor]  # method -> (steps + 1, dim)
+    final_loss: dict[str, float]  # method -> f at the last point (nan if it diverged)
+    in_global_basin: dict[str, bool]
+
+
+def lr_schedule(name: str, lr: float, steps: int) -> Callable[[int], float]:
+    """One of :data:`LR_SCHEDULES` as a function ``lr(k)`` over ``steps`` steps.
+
+    ``step`` divides the rate by 10 every ``steps // 2`` steps; all but ``constant`` reach
+    ``lr / 100`` at step ``steps``.
+    """
+    from dlcourse import schedules
+
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {list(LR_SCHEDULES)}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    return {
+        "constant": partial(schedules.constant_lr, lr=lr),
+        "step": partial(schedules.step_lr, lr=lr, step_size=max(1, steps // 2), gamma=0.1),
+        "exponential": partial(schedules.exponential_lr, lr=lr, gamma=0.01 ** (1 / steps)),
+        "cosine": partial(schedules.cosine_lr, lr=lr, T_max=steps, eta_min=lr / 100),
+    }[name]
+
+
+def descent_race(
+    landscape: str = "double well",
+    start_x: float = 1.8,
+    start_y: float = 1.0,
+    lr: float = 0.01,
+    schedule: str = "constant",
+    noise: float = 4.0,
+    temperature: float = 2.0,
+    steps: int = 300,
+    seed: int = 0,
+) -> Race:
+    r"""Run three methods from one start on a landscape of :data:`RACE_LANDSCAPES`.
+
+    - ``GD``: :math:`x \leftarrow x - \eta_k \nabla f(x)`;
+    - ``SGD-like``: the same with gradient noise of standard deviation ``noise``,
+      :math:`x \leftarrow x - \eta_k (\nabla f(x) + \sigma \xi)`, as a mini-batch
+      gradient has (Langevin at :math:`T = \eta_k \sigma^2 / 2`);
+    - ``annealing``: simulated annealing with Gaussian proposals a tenth of the box
+      wide, cooled exponentially from ``temperature`` to a thousandth of it.
+
+    ``lr`` follows ``schedule`` (see :func:`lr_schedule`); ``start_y`` is ignored in 1-D.
+    """
+    from dlcourse import anneal, landscapes
+
+    if landscape not in RACE_LANDSCAPES:
+        raise ValueError(f"unknown landscape {landscape!r}; choose one of {list(RACE_LANDSCAPES)}")
+    if lr <= 0 or noise < 0 or temperature < 0:
+        raise ValueError(
+            f"need lr > 0, noise >= 0, temperature >= 0; got {lr=}, {noise=}, {temperature=}"
+        )
+    ls = landscapes.LANDSCAPES[landscape]
+    start = torch.tensor([start_x, start_y][: ls.dim], dtype=torch.float64)  # (dim,)
+    low = torch.tensor([b[0] for b in ls.bounds], dtype=torch.float64)
+    high = torch.tensor([b[1] for b in ls.bounds], dtype=torch.float64)
+    start = torch.minimum(torch.maximum(start, low), high)  # inside the box
+    lr_at = lr_schedule(schedule, lr, steps)
+    width = float((high - low).max())
+    paths = {
+        "GD": anneal.langevin_descent(ls.grad, start, steps=steps, lr=lr_at, seed=seed),
+        "SGD-like": anneal.langevin_descent(
+            ls.grad,
+            start,
+            steps=steps,
+            lr=lr_at,
+            temperature=lambda k: lr_at(k) * noise**2 / 2,
+            seed=seed,
+        ),
+        "annealing": anneal.simulated_annealing(
+            ls,
+            start,
+            steps=steps,
+            temperature=anneal.exponential_cooling(temperature, 1e-3 ** (1 / steps)),
+            proposal=anneal.gaussian_proposal(width / 10),
+            seed=seed,
+        ).trajectory,
+    }
+    with torch.no_grad():
+        final = {name: ls(p[-1]).item() for name, p in paths.items()}
+    return Race(
+        landscape=landscape,
+        start=tuple(start.tolist()),
+        paths=paths,
+        final_loss={k: (v if math.isfinite(v) else math.nan) for k, v in final.items()},
+        in_global_basin={k: bool(ls.in_global_basin(p[-1])) for k, p in paths.items()},
+    )
+
+
+def show_descent_race(
+    landscape: str = "double well",
+    start_x: float = 1.8,
+    start_y: float = 1.0,
+    lr: float = 0.01,
+    schedule: str = "constant",
+    noise: float = 4.0,
+    temperature: float = 2.0,
+    steps: int = 300,
+    seed: int = 0,
+) -> Race:
+    """Callback of :func:`descent_race_explorer`: draw the three runs of :func:`descent_race`."""
+    import matplotlib.pyplot as plt
+
+    from dlcourse.landscapes import LANDSCAPES
+    from dlcourse.plot import new_axes, plot_landscape
+
+    race = descent_race(landscape, start_x, start_y, lr, schedule, noise, temperature, steps, seed)
+    ls = LANDSCAPES[landscape]
+    fig, axes = new_axes(3, width=4.0)
+    for ax, (name, path) in zip(axes, race.paths.items(), strict=True):
+        finite = path[torch.isfinite(path).all(dim=-1)]  # a diverged run: draw what is finite
+        plot_landscape(ls, paths={name: finite}, ax=ax, resolution=120)
+        loss = race.final_loss[name]
+        if math.isnan(loss):
+            outcome = "diverged: lower lr"
+        else:
+            outcome = f"f = {loss:.2f}, " + (
+                "global" if race.in_global_basin[name] else "not global"
+            )
+        ax.set_title(f"{name}: {outcome}", fontsize="medium")
+        ax.set_ylim(*ax.get_ylim())  # keep the landscape's box, not a diverged path's
+    fig.tight_layout()
+    plt.show()
+    return race
+
+
+def descent_race_explorer() -> ipywidgets.interactive:
+    """Menus and sliders wired to :func:`show_descent_race`; redraws when a slider is released."""
+    import ipywidgets as w
+
+    return w.interactive(
+        show_descent_race,
+        landscape=w.Dropdown(options=list(RACE_LANDSCAPES), value="double well"),
+        start_x=w.FloatSlider(value=1.8, min=-3.0, max=3.0, step=0.1, continuous_update=False),
+        start_y=w.FloatSlider(value=1.0, min=-1.5, max=1.5, step=0.1, continuous_update=False),
+        lr=w.FloatLogSlider(
+            value=0.01, base=10, min=-4, max=-0.5, step=0.1, continuous_update=False
+        ),
+        schedule=w.Dropdown(options=list(LR_SCHEDULES), value="constant"),
+        noise=w.FloatSlider(value=4.0, min=0.0, max=12.0, step=0.5, continuous_update=False),
+        temperature=w.FloatLogSlider(
+            value=2.0, base=10, min=-2, max=1, step=0.1, continuous_update=False
+        ),
+        steps=w.fixed(300),
+        seed=w.IntSlider(value=0, min=0, max=9, continuous_update=False),
     )

@@ -112,3 +112,56 @@ def test_annealing_a_model_through_a_closure() -> None:
     assert after < 0.2 * before
     with pytest.raises(ValueError, match="3 parameters"):
         f(torch.zeros(4))
+
+
+# --------------------------------------------------------------------------- langevin_descent
+
+
+def test_langevin_at_zero_temperature_is_gradient_descent() -> None:
+    from dlcourse.exercises.gradient_descent import gradient_descent_path
+
+    x0 = torch.tensor([1.9], dtype=torch.float64)
+    path = anneal.langevin_descent(DOUBLE_WELL.grad, x0, steps=40, lr=0.01)
+    assert path.shape == (41, 1)
+    torch.testing.assert_close(path, gradient_descent_path(DOUBLE_WELL.grad, x0, 0.01, 40))
+
+
+def test_langevin_noise_scale_and_schedules() -> None:
+    """With a zero gradient each step adds N(0, 2 lr T): the spread after k steps is sqrt(2 lr T k)."""
+    x0 = torch.zeros(20_000, 1, dtype=torch.float64)
+    path = anneal.langevin_descent(
+        torch.zeros_like,
+        x0,
+        steps=25,
+        lr=lambda k: 0.01,
+        temperature=anneal.constant_temperature(2.0),
+    )
+    assert path[-1].std().item() == pytest.approx(math.sqrt(2 * 0.01 * 2.0 * 25), rel=0.03)
+    again = anneal.langevin_descent(torch.zeros_like, x0, steps=25, lr=0.01, temperature=2.0)
+    assert torch.equal(path, again)  # the same seed, the same noise
+    other = anneal.langevin_descent(
+        torch.zeros_like, x0, steps=25, lr=0.01, temperature=2.0, seed=1
+    )
+    assert not torch.equal(path, other)
+
+
+def test_annealed_langevin_leaves_the_shallow_well_and_settles_in_the_deep_one() -> None:
+    local = DOUBLE_WELL.minima[1].point[0]
+    x0 = torch.full((100, 1), local, dtype=torch.float64)
+    cold = anneal.langevin_descent(DOUBLE_WELL.grad, x0, steps=1000, lr=0.01)
+    hot = anneal.langevin_descent(
+        DOUBLE_WELL.grad,
+        x0,
+        steps=1000,
+        lr=0.01,
+        temperature=anneal.exponential_cooling(4.0, 0.995),
+    )
+    assert DOUBLE_WELL.in_global_basin(cold[-1]).sum() == 0
+    assert DOUBLE_WELL.in_global_basin(hot[-1]).double().mean() > 0.6
+
+
+def test_langevin_rejects_negative_rates() -> None:
+    with pytest.raises(ValueError, match="steps must be"):
+        anneal.langevin_descent(DOUBLE_WELL.grad, torch.zeros(1), steps=-1, lr=0.1)
+    with pytest.raises(ValueError, match="lr and temperature must be >= 0"):
+        anneal.langevin_descent(DOUBLE_WELL.grad, torch.zeros(1), steps=3, lr=0.1, temperature=-1.0)

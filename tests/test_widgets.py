@@ -58,3 +58,80 @@ def test_tangent_explorer_reacts_to_its_controls() -> None:
     slider.value = 2.0
     assert box.result.function == "x^2"
     assert box.result.slope_autograd == pytest.approx(4.0)
+
+
+# --------------------------------------------------------------------------- descent race
+
+
+def test_race_gd_is_plain_gradient_descent_and_stays_in_the_shallow_well() -> None:
+    from dlcourse.exercises.gradient_descent import gradient_descent_path
+    from dlcourse.landscapes import DOUBLE_WELL
+
+    race = widgets.descent_race("double well", start_x=1.8, lr=0.01, steps=300)
+    assert set(race.paths) == {"GD", "SGD-like", "annealing"}
+    assert all(p.shape == (301, 1) for p in race.paths.values())
+    start = torch.tensor([1.8], dtype=torch.float64)
+    torch.testing.assert_close(
+        race.paths["GD"], gradient_descent_path(DOUBLE_WELL.grad, start, 0.01, 300)
+    )
+    assert race.final_loss["GD"] == pytest.approx(DOUBLE_WELL.minima[1].value, abs=1e-6)
+    assert not race.in_global_basin["GD"]
+
+
+def test_race_noise_and_temperature_let_the_other_two_escape() -> None:
+    escaped = {"SGD-like": 0, "annealing": 0}
+    for seed in range(10):
+        race = widgets.descent_race("double well", start_x=1.8, noise=6.0, lr=0.04, seed=seed)
+        for name in escaped:
+            escaped[name] += race.in_global_basin[name]
+    assert escaped["SGD-like"] >= 5 and escaped["annealing"] >= 5
+    quiet = widgets.descent_race("double well", start_x=1.8, noise=0.0, temperature=0.0)
+    torch.testing.assert_close(quiet.paths["SGD-like"], quiet.paths["GD"])
+    assert not quiet.in_global_basin["annealing"]  # T = 0: only downhill moves
+
+
+@pytest.mark.parametrize("name", widgets.LR_SCHEDULES)
+def test_lr_schedules_start_at_lr_and_fall(name: str) -> None:
+    lr_at = widgets.lr_schedule(name, 0.1, 100)
+    rates = [lr_at(k) for k in range(101)]
+    assert rates[0] == pytest.approx(0.1)
+    assert all(b <= a + 1e-15 for a, b in zip(rates, rates[1:]))
+    assert rates[-1] == pytest.approx(0.1 if name == "constant" else 0.001)
+
+
+def test_race_clamps_the_start_and_reports_divergence() -> None:
+    race = widgets.descent_race("two basins", start_x=9.0, start_y=-9.0, steps=5)
+    assert race.start == (2.0, -1.5)
+    diverged = widgets.descent_race("double well", start_x=2.0, lr=0.3, steps=50)
+    assert math.isnan(diverged.final_loss["GD"]) and not diverged.in_global_basin["GD"]
+    widgets.show_descent_race("double well", start_x=2.0, lr=0.3, steps=50)
+    assert plt.gcf().axes[0].get_title() == "GD: diverged: lower lr"
+
+
+def test_race_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="choose one of"):
+        widgets.descent_race("Himmelblau")
+    with pytest.raises(ValueError, match="choose one of"):
+        widgets.lr_schedule("linear", 0.1, 10)
+    with pytest.raises(ValueError, match="need lr > 0"):
+        widgets.descent_race(lr=0.0)
+
+
+def test_show_descent_race_draws_three_panels() -> None:
+    race = widgets.show_descent_race("two basins", start_x=1.5, start_y=1.0, lr=0.05, steps=100)
+    axes = plt.gcf().axes
+    assert len(axes) == 3
+    assert axes[0].get_title().startswith("GD: f = ")
+    assert "not global" in axes[0].get_title() and not race.in_global_basin["GD"]
+
+
+def test_descent_race_explorer_reacts_to_its_controls() -> None:
+    box = widgets.descent_race_explorer()
+    controls = {c.description: c for c in box.children if hasattr(c, "description")}
+    assert box.result.landscape == "double well"
+    controls["landscape"].value = "Rastrigin"
+    controls["lr"].value = 0.001
+    assert box.result.landscape == "Rastrigin"
+    assert box.result.paths["GD"].shape == (301, 2)
+    controls["start_x"].value = 2.0
+    assert box.result.start[0] == pytest.approx(2.0)

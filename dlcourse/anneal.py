@@ -197,7 +197,7 @@ def set_parameters(model: nn.Module, theta: torch.Tensor) -> None:
         nn.utils.vector_to_parameters(theta.to(params[0].dtype), params)
 
 
-# --------------------------------------------------------------------------- annealed gradient noise
+# ------------------------------------------------------------------------- annealed gradient noise
 
 
 def langevin_descent(
@@ -209,7 +209,7 @@ def langevin_descent(
     temperature: float | Schedule = 0.0,
     seed: int = 0,
 ) -> torch.Tensor:
-    r"""Gradient descent plus Gaussian noise whose size a temperature sets: annealing with gradients.
+    r"""Gradient descent plus Gaussian noise scaled by a temperature: annealing with gradients.
 
     .. math::
 

@@ -7,7 +7,8 @@ optimizer races on Rosenbrock). Each :class:`Landscape` takes points of shape
 whole grid or a batch of starting points. Its ``minima`` were found with
 Newton's method in float64; ``tests/test_landscapes.py`` checks that each has a
 near-zero gradient and a positive-definite Hessian, and that the global one is
-the lowest. Plot them with :func:`dlcourse.plot.plot_landscape`.
+the lowest. Plot them with :func:`dlcourse.plot.plot_landscape`; run any
+``torch.optim`` optimizer on them with :func:`descend`.
 """
 
 from __future__ import annotations
@@ -191,3 +192,34 @@ PLATEAU = Landscape(
 LANDSCAPES: dict[str, Landscape] = {
     ls.name: ls for ls in (DOUBLE_WELL, TWO_BASINS, RASTRIGIN, ROSENBROCK, ILL_CONDITIONED, PLATEAU)
 }
+
+
+# --------------------------------------------------------------------------- running an optimizer
+
+
+def descend(
+    f: Fn,
+    x0: torch.Tensor,
+    make_optimizer: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
+    steps: int,
+) -> torch.Tensor:
+    """Run an optimizer on ``f`` from ``x0`` ``(..., dim)``; the path, ``(steps + 1, ..., dim)``.
+
+    ``make_optimizer`` builds the optimizer from the parameter list, e.g.
+    ``lambda params: dlcourse.optim.SGD(params, lr=0.01)``. Every point of a batch of
+    starts is descended independently (the loss is the sum of ``f`` over the batch,
+    whose gradient with respect to each point is that point's own), which holds for
+    optimizers that update each coordinate on its own (SGD, momentum, Adam, ...), not
+    for ones that couple them (L-BFGS).
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    x = x0.detach().clone().requires_grad_(True)
+    optimizer = make_optimizer([x])
+    points = [x.detach().clone()]
+    for _ in range(steps):
+        optimizer.zero_grad()
+        f(x).sum().backward()
+        optimizer.step()
+        points.append(x.detach().clone())
+    return torch.stack(points)

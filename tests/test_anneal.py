@@ -127,7 +127,7 @@ def test_langevin_at_zero_temperature_is_gradient_descent() -> None:
 
 
 def test_langevin_noise_scale_and_schedules() -> None:
-    """With a zero gradient each step adds N(0, 2 lr T): the spread after k steps is sqrt(2 lr T k)."""
+    """With no gradient each step adds N(0, 2 lr T): after k steps the spread is sqrt(2 lr T k)."""
     x0 = torch.zeros(20_000, 1, dtype=torch.float64)
     path = anneal.langevin_descent(
         torch.zeros_like,

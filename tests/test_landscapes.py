@@ -65,3 +65,28 @@ def test_plot_landscape_with_a_path(ls: landscapes.Landscape) -> None:
     ax = plot.plot_landscape(ls, paths={"path": path}, resolution=30, log=ls.dim == 2)
     assert ax.get_title() == ls.name
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["path"]
+
+
+def test_descend_with_sgd_is_the_gradient_descent_path() -> None:
+    from dlcourse.exercises.gradient_descent import gradient_descent_path
+    from dlcourse.optim import SGD
+
+    x0 = torch.tensor([1.8], dtype=torch.float64)
+    path = landscapes.descend(landscapes.DOUBLE_WELL, x0, lambda p: SGD(p, lr=0.01), 50)
+    assert path.shape == (51, 1)
+    torch.testing.assert_close(
+        path, gradient_descent_path(landscapes.DOUBLE_WELL.grad, x0, 0.01, 50), rtol=0, atol=1e-12
+    )
+    assert torch.equal(x0, torch.tensor([1.8], dtype=torch.float64))  # the start is not moved
+
+
+def test_descend_treats_a_batch_of_starts_independently() -> None:
+    starts = landscapes.TWO_BASINS.uniform_starts(5, seed=3)  # (5, 2)
+    adam = lambda p: torch.optim.Adam(p, lr=0.05)  # noqa: E731
+    batch = landscapes.descend(landscapes.TWO_BASINS, starts, adam, 40)
+    assert batch.shape == (41, 5, 2)
+    for i in range(5):
+        alone = landscapes.descend(landscapes.TWO_BASINS, starts[i], adam, 40)
+        torch.testing.assert_close(batch[:, i], alone, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="steps must be"):
+        landscapes.descend(landscapes.TWO_BASINS, starts, adam, -1)

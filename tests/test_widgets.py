@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import matplotlib.pyplot as plt
@@ -95,7 +96,7 @@ def test_lr_schedules_start_at_lr_and_fall(name: str) -> None:
     lr_at = widgets.lr_schedule(name, 0.1, 100)
     rates = [lr_at(k) for k in range(101)]
     assert rates[0] == pytest.approx(0.1)
-    assert all(b <= a + 1e-15 for a, b in zip(rates, rates[1:]))
+    assert all(b <= a + 1e-15 for a, b in itertools.pairwise(rates))
     assert rates[-1] == pytest.approx(0.1 if name == "constant" else 0.001)
 
 

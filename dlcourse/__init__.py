@@ -20,14 +20,17 @@ __version__ = "0.1.0"
 
 # Submodules, loaded on first attribute access (PEP 562).
 _SUBMODULES = (
+    "activations",
     "anneal",
     "benchmark",
     "cli",
     "course",
     "data",
     "depth",
+    "diagnostics",
     "env",
     "exercises",
+    "init",
     "landscapes",
     "notebooks",
     "optim",
@@ -50,14 +53,17 @@ __all__ = ["__version__", *_SUBMODULES, *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
     from . import (  # noqa: F401
+        activations,
         anneal,
         benchmark,
         cli,
         course,
         data,
         depth,
+        diagnostics,
         env,
         exercises,
+        init,
         landscapes,
         notebooks,
         optim,

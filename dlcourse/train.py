@@ -46,6 +46,7 @@ from torch import nn
 
 from dlcourse.atomic import write_atomically
 from dlcourse.data import Batches
+from dlcourse.diagnostics import parameter_grad_norms
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ValData = Batches | tuple[torch.Tensor, torch.Tensor] | None
@@ -339,10 +340,8 @@ class GradNormRecorder(Callback):
     def after_backward(self, state: TrainState) -> None:
         if state.step % self.every:
             return
-        for name, p in state.model.named_parameters():
-            if p.grad is None or (not self.include_bias and name.endswith("bias")):
-                continue
-            state.history.log_step(**{f"grad_norm/{name}": float(p.grad.norm())})
+        norms = parameter_grad_norms(state.model, include_bias=self.include_bias)
+        state.history.log_step(**{f"grad_norm/{name}": norm for name, norm in norms.items()})
 
 
 class Checkpoint(Callback):

@@ -1,40 +1,138 @@
-"""`import dlcourse`: cheap, lazy, and complete."""
+"""dlcourse.init against torch.nn.init: the same fans, gains, bounds and (seeded) numbers."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import math
 
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
 
-import dlcourse
+from dlcourse import init
+
+SHAPES = [
+    (3, 5),
+    (64, 32),
+    (10, 1),
+    (1, 7),
+    (16, 3, 3),
+    (8, 4, 3, 3),
+    (6, 2, 1, 5),
+    (4, 3, 2, 2, 2),
+]
 
 
-def test_import_does_not_load_heavy_packages() -> None:
-    """A grader or script that imports dlcourse pays nothing until it uses something."""
-    code = (
-        "import sys, dlcourse; "
-        "heavy = [m for m in ('torch', 'numpy', 'matplotlib', 'ipywidgets') if m in sys.modules]; "
-        "print(heavy)"
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fans_match_torch(shape: tuple[int, ...]) -> None:
+    w = torch.empty(shape)
+    assert init.fan_in_and_fan_out(w) == nn.init._calculate_fan_in_and_fan_out(w)
+
+
+@pytest.mark.parametrize("name", init.NONLINEARITIES)
+def test_gains_match_torch(name: str) -> None:
+    assert init.calculate_gain(name) == pytest.approx(nn.init.calculate_gain(name), rel=1e-15)
+
+
+@given(st.floats(0, 10, allow_nan=False))
+def test_leaky_relu_gain_matches_torch(slope: float) -> None:
+    assert init.calculate_gain("leaky_relu", slope) == pytest.approx(
+        nn.init.calculate_gain("leaky_relu", slope), rel=1e-15
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
 
 
-def test_lazy_attributes_resolve() -> None:
-    for name in dlcourse._SUBMODULES:
-        assert getattr(dlcourse, name).__name__ == f"dlcourse.{name}"
-    assert dlcourse.setup is dlcourse.env.setup
-    assert dlcourse.DeviceError is dlcourse.env.DeviceError
-    assert set(dlcourse.__all__) <= set(dir(dlcourse))
+def _same_numbers(ours, theirs, shape, device: torch.device, **kwargs) -> None:
+    a = torch.empty(shape, device=device)
+    b = torch.empty(shape, device=device)
+    gen_a = torch.Generator(device=device).manual_seed(7)
+    gen_b = torch.Generator(device=device).manual_seed(7)
+    assert ours(a, generator=gen_a, **kwargs) is a  # in place, returned
+    theirs(b, generator=gen_b, **kwargs)
+    assert torch.equal(a, b)
 
 
-def test_every_module_has_a_docstring() -> None:
-    for name in dlcourse._SUBMODULES:
-        doc = getattr(dlcourse, name).__doc__
-        assert doc and len(doc.strip()) > 40, f"dlcourse.{name} needs a docstring"
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("gain", [1.0, 5 / 3, math.sqrt(2)])
+def test_xavier_matches_torch(shape, gain, device: torch.device) -> None:
+    _same_numbers(init.xavier_uniform_, nn.init.xavier_uniform_, shape, device, gain=gain)
+    _same_numbers(init.xavier_normal_, nn.init.xavier_normal_, shape, device, gain=gain)
 
 
-def test_unknown_attribute() -> None:
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        dlcourse.nope  # noqa: B018
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"mode": "fan_out"},
+        {"nonlinearity": "relu"},
+        {"nonlinearity": "tanh", "mode": "fan_out"},
+        {"a": 0.2},
+        {"a": math.sqrt(5)},  # what nn.Linear's reset_parameters uses
+        {"nonlinearity": "linear"},
+    ],
+)
+def test_kaiming_matches_torch(shape, kwargs, device: torch.device) -> None:
+    _same_numbers(init.kaiming_uniform_, nn.init.kaiming_uniform_, shape, device, **kwargs)
+    _same_numbers(init.kaiming_normal_, nn.init.kaiming_normal_, shape, device, **kwargs)
+
+
+def test_plain_fills_match_torch(device: torch.device) -> None:
+    _same_numbers(init.uniform_, nn.init.uniform_, (5, 4), device, a=-0.3, b=0.7)
+    _same_numbers(init.normal_, nn.init.normal_, (5, 4), device, mean=1.0, std=0.2)
+    w = torch.empty(3, 3, device=device)
+    assert torch.equal(init.constant_(w, 0.5), torch.full((3, 3), 0.5, device=device))
+    assert torch.equal(init.zeros_(w), torch.zeros(3, 3, device=device))
+
+
+def test_sampled_statistics() -> None:
+    """Large samples have the variance the formulas promise (uniform: bound^2 / 3)."""
+    gen = torch.Generator().manual_seed(0)
+    w = torch.empty(400, 1000)
+    init.kaiming_normal_(w, nonlinearity="relu", generator=gen)
+    assert w.std().item() == pytest.approx(math.sqrt(2 / 1000), rel=0.01)
+    init.kaiming_uniform_(w, nonlinearity="relu", generator=gen)
+    assert w.std().item() == pytest.approx(math.sqrt(2 / 1000), rel=0.01)
+    assert w.abs().max().item() <= math.sqrt(3) * math.sqrt(2 / 1000)
+    init.xavier_uniform_(w, generator=gen)
+    assert w.std().item() == pytest.approx(math.sqrt(2 / 1400), rel=0.01)
+    assert abs(w.mean().item()) < 1e-3
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 64), st.integers(1, 64), st.integers(0, 3))
+def test_std_formulas(out_features: int, in_features: int, kernel: int) -> None:
+    shape = (out_features, in_features) + (3,) * kernel
+    w = torch.empty(shape)
+    receptive = 3**kernel
+    assert init.kaiming_std(w, nonlinearity="relu") == pytest.approx(
+        math.sqrt(2 / (in_features * receptive))
+    )
+    assert init.xavier_std(w) == pytest.approx(
+        math.sqrt(2 / ((in_features + out_features) * receptive))
+    )
+
+
+def test_seeded_generator_is_reproducible_and_does_not_track_gradients() -> None:
+    lin = nn.Linear(20, 10)
+    a = init.kaiming_normal_(lin.weight, generator=torch.Generator().manual_seed(3)).clone()
+    b = init.kaiming_normal_(lin.weight, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert lin.weight.grad_fn is None and lin.weight.requires_grad
+
+
+def test_errors_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="fewer than 2 dimensions"):
+        init.kaiming_normal_(torch.empty(5))
+    with pytest.raises(ValueError, match="Mode fan_avg not supported"):
+        init.kaiming_uniform_(torch.empty(3, 3), mode="fan_avg")
+    with pytest.raises(ValueError, match="Unsupported nonlinearity"):
+        init.calculate_gain("softplus")
+    with pytest.raises(ValueError, match="not a valid number"):
+        init.calculate_gain("leaky_relu", True)
+    with pytest.raises(ValueError, match="a <= b"):
+        init.uniform_(torch.empty(2, 2), 1.0, 0.0)
+    with pytest.raises(ValueError, match="std >= 0"):
+        init.normal_(torch.empty(2, 2), std=-1.0)
+    with pytest.warns(UserWarning, match="zero-element"):
+        init.kaiming_normal_(torch.empty(0, 3))

@@ -1,0 +1,215 @@
+r"""Look inside a network while it runs: per-layer activation statistics and gradient norms.
+
+Taught in ``notebooks/02_activations_and_init.ipynb`` (claims C2.1-C2.4). An
+:class:`ActivationProbe` puts forward hooks on a model's layers (by default
+its activation layers) and records, for every forward pass:
+
+- the mean and standard deviation of each layer's output, and a histogram;
+- the **saturated** fraction: outputs on a flat end of a sigmoid or tanh
+  (:math:`|\tanh| > 0.99`, :math:`\sigma < 0.01` or :math:`> 0.99`), where the
+  derivative is nearly 0 and the gradient through the unit vanishes;
+- the **dead** fraction: ReLU-like units (features, dimension 1) that output 0
+  for every sample of the batch, so no gradient reaches their weights at all;
+- on the backward pass, the norm of the gradient of the loss with respect to
+  each layer's output, :math:`\lVert \partial L / \partial h_\ell \rVert`:
+  how much error signal reaches layer :math:`\ell` (a tensor hook, attached
+  only when the output takes part in autograd).
+
+Only numbers (and small CPU histograms) are kept, never the tensors: a probe
+does not keep the autograd graph, or any activation, alive. Remove the hooks
+with :meth:`ActivationProbe.remove`, or use the probe as a context manager.
+:func:`parameter_grad_norms` gives the weights' gradient norms after
+``backward()``; ``dlcourse.train.GradNormRecorder`` records them during
+training with it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlcourse import activations as _act
+
+# layer types whose outputs are activations (torch's and the course's own)
+ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    _act.Sigmoid,
+    _act.Tanh,
+    _act.ReLU,
+    _act.LeakyReLU,
+)
+_SIGMOIDS = (nn.Sigmoid, _act.Sigmoid)
+_TANHS = (nn.Tanh, _act.Tanh)
+_RELUS = (nn.ReLU, _act.ReLU)
+
+
+@dataclass
+class LayerStats:
+    """What one layer's output looked like in one forward pass."""
+
+    name: str
+    kind: str  # the module's class name
+    mean: float
+    std: float
+    saturated: float  # fraction of outputs on a flat end (sigmoid, tanh); nan for other layers
+    dead: float  # fraction of units silent for the whole batch (ReLU); nan for other layers
+    histogram: torch.Tensor  # (bins,) counts, CPU
+    edges: torch.Tensor  # (bins + 1,) bin edges, CPU
+    grad_norm: float = math.nan  # ||dL/d output||, once backward has run
+
+
+@dataclass
+class ActivationProbe:
+    """Record :class:`LayerStats` of ``modules`` (default: every activation layer) at each forward.
+
+    Args:
+        model: the network.
+        modules: the layers to watch; by default every layer of :data:`ACTIVATION_TYPES`.
+        bins: histogram bins.
+        saturation: how close to a flat end counts as saturated (0.99: within 1%).
+        grads: also record the gradient norm at each watched output during backward.
+    """
+
+    model: nn.Module
+    modules: Sequence[nn.Module] | None = None
+    bins: int = 40
+    saturation: float = 0.99
+    grads: bool = True
+    records: dict[str, list[LayerStats]] = field(default_factory=dict, init=False)
+    _handles: list[Any] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.bins < 1:
+            raise ValueError(f"bins must be >= 1, got {self.bins}")
+        if not 0 < self.saturation < 1:
+            raise ValueError(f"saturation must be in (0, 1), got {self.saturation}")
+        names = {m: n for n, m in self.model.named_modules()}
+        watched = (
+            [m for m in self.model.modules() if isinstance(m, ACTIVATION_TYPES)]
+            if self.modules is None
+            else list(self.modules)
+        )
+        if not watched:
+            raise ValueError(
+                "the model has no activation layers to watch (nn.ReLU, nn.Tanh, ...); "
+                "pass the layers to watch as modules=[...]"
+            )
+        for module in watched:
+            if module not in names:
+                raise ValueError(f"{type(module).__name__} is not a layer of this model")
+            name = names[module] or type(module).__name__
+            self.records[name] = []
+            self._handles.append(module.register_forward_hook(self._hook(name)))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.records)
+
+    def _hook(self, name: str):
+        def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            stats = self._stats(name, module, output.detach())
+            self.records[name].append(stats)
+            if self.grads and output.requires_grad:
+
+                def record_grad(grad: torch.Tensor) -> None:
+                    stats.grad_norm = float(grad.detach().norm())
+
+                output.register_hook(record_grad)  # the hook holds `stats`, not the tensor
+
+        return hook
+
+    def _stats(self, name: str, module: nn.Module, out: torch.Tensor) -> LayerStats:
+        values = out.float()
+        nan = math.nan
+        if isinstance(module, _SIGMOIDS):
+            edge = 1 - self.saturation
+            saturated = ((values < edge) | (values > 1 - edge)).float().mean().item()
+            low, high = 0.0, 1.0
+        elif isinstance(module, _TANHS):
+            saturated = (values.abs() > self.saturation).float().mean().item()
+            low, high = -1.0, 1.0
+        else:
+            saturated = nan
+            low, high = values.min().item(), values.max().item()
+            if low == high:
+                low, high = low - 0.5, high + 0.5
+        dead = nan
+        if isinstance(module, _RELUS) and values.dim() >= 2:
+            per_unit = values.transpose(0, 1).reshape(values.shape[1], -1)  # (units, B * ...)
+            dead = (per_unit.amax(dim=1) <= 0).float().mean().item()
+        hist = torch.histc(values.cpu(), bins=self.bins, min=low, max=high)
+        return LayerStats(
+            name=name,
+            kind=type(module).__name__,
+            mean=values.mean().item(),
+            std=values.std(correction=0).item() if values.numel() > 1 else 0.0,
+            saturated=saturated,
+            dead=dead,
+            histogram=hist,
+            edges=torch.linspace(low, high, self.bins + 1),
+        )
+
+    def last(self) -> list[LayerStats]:
+        """The most recent stats of every watched layer, input side first."""
+        return [r[-1] for r in self.records.values() if r]
+
+    def clear(self) -> None:
+        for r in self.records.values():
+            r.clear()
+
+    def remove(self) -> None:
+        """Take the hooks off the model (the records stay)."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def __enter__(self) -> ActivationProbe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def probe(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    loss_fn: Any = None,
+    **kwargs: Any,
+) -> list[LayerStats]:
+    """One forward pass of ``x`` (and a backward pass of ``loss_fn(model(x), y)`` if given).
+
+    Returns each watched layer's :class:`LayerStats`, input side first; the hooks
+    are removed afterwards and the model's gradients are left as they were.
+    """
+    with ActivationProbe(model, **kwargs) as p:
+        if loss_fn is None:
+            with torch.no_grad():
+                model(x)
+        else:
+            params = [q for q in model.parameters() if q.requires_grad]
+            loss = loss_fn(model(x), y)
+            torch.autograd.grad(loss, params, allow_unused=True)  # fires the hooks, not .grad
+    return p.last()
+
+
+def parameter_grad_norms(
+    model: nn.Module | Iterable[tuple[str, nn.Parameter]], *, include_bias: bool = False
+) -> dict[str, float]:
+    """``{name: ||grad||}`` for each parameter with a gradient (weights only by default)."""
+    named = model.named_parameters() if isinstance(model, nn.Module) else model
+    return {
+        name: float(p.grad.detach().norm())
+        for name, p in named
+        if p.grad is not None and (include_bias or not name.endswith("bias"))
+    }

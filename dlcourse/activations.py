@@ -253,3 +253,30 @@ def get(name: str) -> Activation:
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]
+
+
+# --------------------------------------------------------------------------- a deep network
+
+
+def deep_mlp(
+    in_features: int,
+    width: int,
+    depth: int,
+    out_features: int,
+    activation: str = "relu",
+) -> nn.Sequential:
+    """``depth`` hidden layers of ``width`` units, each ``Linear`` then ``activation``, then a
+    linear output layer: ``Sequential(Linear, act, Linear, act, ..., Linear)``.
+
+    The activation layers are the course's modules where there is one (their
+    backward passes are the hand-written ones above). Initialise it with
+    :func:`dlcourse.init.initialize`.
+    """
+    if depth < 1 or width < 1:
+        raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
+    act = get(activation)
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers += [nn.Linear(in_features if i == 0 else width, width), act.module()]
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)

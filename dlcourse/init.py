@@ -207,3 +207,60 @@ def kaiming_normal_(
     if _empty(tensor):
         return tensor
     return normal_(tensor, 0.0, kaiming_std(tensor, a, mode, nonlinearity), generator)
+
+
+# --------------------------------------------------------------------------- a whole network
+
+SCHEMES = (
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "normal",
+    "constant",
+    "torch_default",
+)
+
+
+def initialize(
+    model: torch.nn.Module,
+    scheme: str,
+    *,
+    gain: float = 1.0,
+    std: float = 0.01,
+    value: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> torch.nn.Module:
+    """Initialise every ``Linear`` and ``Conv*d`` layer of ``model`` with one scheme; return it.
+
+    Weights: ``xavier_*`` (with ``gain``), ``kaiming_*`` (ReLU's gain, ``fan_in``),
+    ``normal`` (mean 0, ``std``), ``constant`` (every weight ``value``), or
+    ``torch_default`` (each layer's own ``reset_parameters``). Biases are set to 0,
+    except with ``torch_default``. Layers are visited in order, drawing from one
+    ``generator``, so a seed fixes the whole network.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}; choose one of {SCHEMES}")
+    layer_types = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    for layer in model.modules():
+        if not isinstance(layer, layer_types):
+            continue
+        if scheme == "torch_default":
+            layer.reset_parameters()
+            continue
+        w = layer.weight
+        if scheme == "xavier_uniform":
+            xavier_uniform_(w, gain, generator)
+        elif scheme == "xavier_normal":
+            xavier_normal_(w, gain, generator)
+        elif scheme == "kaiming_uniform":
+            kaiming_uniform_(w, nonlinearity="relu", generator=generator)
+        elif scheme == "kaiming_normal":
+            kaiming_normal_(w, nonlinearity="relu", generator=generator)
+        elif scheme == "normal":
+            normal_(w, 0.0, std, generator)
+        else:
+            constant_(w, value)
+        if layer.bias is not None:
+            zeros_(layer.bias)
+    return model

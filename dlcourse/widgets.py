@@ -13,6 +13,10 @@ worked out by hand.
 landscape, a start, a learning rate and its schedule, the gradient noise and the
 starting temperature; see gradient descent, noisy (SGD-like) descent and
 simulated annealing run from the same start, side by side.
+
+``depth_probe_explorer`` (``notebooks/02_activations_and_init.ipynb``): pick a
+depth, an activation and an initialisation; see how the outputs' distribution,
+their scale and the gradient change from layer to layer.
 """
 
 from __future__ import annotations
@@ -246,5 +250,102 @@ def descent_race_explorer() -> ipywidgets.interactive:
             value=2.0, base=10, min=-2, max=1, step=0.1, continuous_update=False
         ),
         steps=w.fixed(300),
+        seed=w.IntSlider(value=0, min=0, max=9, continuous_update=False),
+    )
+
+
+# --------------------------------------------------------------------------- depth probe
+
+# name -> keyword arguments of dlcourse.init.initialize
+INIT_CHOICES: dict[str, dict[str, object]] = {
+    "He (kaiming_normal)": {"scheme": "kaiming_normal"},
+    "Xavier, gain 1": {"scheme": "xavier_normal"},
+    "Xavier, gain 5/3 (tanh)": {"scheme": "xavier_normal", "gain": 5 / 3},
+    "too small: N(0, 0.01²)": {"scheme": "normal", "std": 0.01},
+    "too large: N(0, 1)": {"scheme": "normal", "std": 1.0},
+    "all equal: 0.1": {"scheme": "constant", "value": 0.1},
+    "torch's default": {"scheme": "torch_default"},
+}
+PROBE_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
+
+
+def depth_probe(
+    depth: int = 20,
+    activation: str = "tanh",
+    init: str = "Xavier, gain 1",
+    width: int = 64,
+    seed: int = 0,
+) -> list:
+    """Per-layer :class:`~dlcourse.diagnostics.LayerStats` of a fresh deep MLP on random data.
+
+    The network is :func:`dlcourse.activations.deep_mlp` (``depth`` hidden layers of
+    ``width``) initialised by one of :data:`INIT_CHOICES`; the data are 512 standard
+    normal inputs with random labels of 10 classes, one forward and one backward pass.
+    """
+    from torch import nn
+
+    from dlcourse.activations import deep_mlp
+    from dlcourse.diagnostics import probe
+    from dlcourse.init import initialize
+
+    if init not in INIT_CHOICES:
+        raise ValueError(f"unknown init {init!r}; choose one of {list(INIT_CHOICES)}")
+    gen = torch.Generator().manual_seed(seed)
+    model = deep_mlp(width, width, depth, 10, activation)
+    initialize(model, **INIT_CHOICES[init], generator=gen)  # type: ignore[arg-type]
+    x = torch.randn(512, width, generator=gen)  # (512, width)
+    y = torch.randint(0, 10, (512,), generator=gen)  # (512,)
+    return probe(model, x, y, nn.CrossEntropyLoss())
+
+
+def show_depth_probe(
+    depth: int = 20, activation: str = "tanh", init: str = "Xavier, gain 1", seed: int = 0
+) -> list:
+    """Callback of :func:`depth_probe_explorer`: histograms, and std and gradient per layer."""
+    import matplotlib.pyplot as plt
+
+    from dlcourse.plot import new_axes
+
+    stats = depth_probe(depth, activation, init, seed=seed)
+    fig, (ax1, ax2) = new_axes(2, width=5.0)
+    picks = sorted({0, depth // 4, depth // 2, depth - 1})
+    for i in picks:
+        s = stats[i]
+        centres = 0.5 * (s.edges[1:] + s.edges[:-1])
+        share = s.histogram / s.histogram.sum()
+        ax1.plot(centres.numpy(), share.numpy(), drawstyle="steps-mid", label=f"layer {i + 1}")
+    ax1.set_xlabel(f"{activation} output")
+    ax1.set_ylabel("share of outputs")
+    ax1.legend(fontsize="small")
+    layers = range(1, depth + 1)
+    floor = 1e-30  # log scale: show a collapsed 0 at the bottom
+    ax2.semilogy(layers, [max(s.std, floor) for s in stats], "o-", ms=3, label="output std")
+    ax2.semilogy(
+        layers, [max(s.grad_norm, floor) for s in stats], "s-", ms=3, label="‖dL/d output‖"
+    )
+    ax2.set_xlabel("layer (input side first)")
+    ax2.legend(fontsize="small")
+    saturated = [s.saturated for s in stats if not math.isnan(s.saturated)]
+    dead = [s.dead for s in stats if not math.isnan(s.dead)]
+    extra = ""
+    if saturated:
+        extra = f", saturated {sum(saturated) / len(saturated):.0%}"
+    elif dead:
+        extra = f", dead units {sum(dead) / len(dead):.0%}"
+    fig.suptitle(f"{depth} layers of {activation}, init {init}{extra}", fontsize="medium")
+    fig.tight_layout()
+    plt.show()
+    return stats
+
+
+def depth_probe_explorer() -> ipywidgets.interactive:
+    """Depth, activation and initialisation wired to :func:`show_depth_probe`."""
+    import ipywidgets as w
+
+    return w.interactive(
+        show_depth_probe,
+        depth=w.IntSlider(value=20, min=2, max=60, continuous_update=False),
+        activation=w.Dropdown(options=list(PROBE_ACTIVATIONS), value="tanh"),
+        init=w.Dropdown(options=list(INIT_CHOICES), value="Xavier, gain 1"),
         seed=w.IntSlider(value=0, min=0, max=9, continuous_update=False),
     )

@@ -136,3 +136,37 @@ def test_descent_race_explorer_reacts_to_its_controls() -> None:
     assert box.result.paths["GD"].shape == (301, 2)
     controls["start_x"].value = 2.0
     assert box.result.start[0] == pytest.approx(2.0)
+
+
+# --------------------------------------------------------------------------- depth probe
+
+
+def test_depth_probe_shows_the_textbook_cases() -> None:
+    he = widgets.depth_probe(30, "relu", "He (kaiming_normal)")
+    assert len(he) == 30 and all(s.kind == "ReLU" for s in he)
+    assert 0.2 < he[-1].std / he[0].std < 5  # He keeps the scale
+    small = widgets.depth_probe(30, "tanh", "too small: N(0, 0.01²)")
+    assert small[-1].std < 1e-6 * small[0].std  # the signal vanishes
+    large = widgets.depth_probe(30, "tanh", "too large: N(0, 1)")
+    assert large[-1].saturated > 0.5
+
+
+def test_depth_probe_rejects_unknown_choices() -> None:
+    with pytest.raises(ValueError, match="choose one of"):
+        widgets.depth_probe(init="orthogonal")
+    with pytest.raises(ValueError, match="choose one of"):
+        widgets.depth_probe(activation="swish")
+
+
+def test_show_depth_probe_and_its_explorer() -> None:
+    stats = widgets.show_depth_probe(8, "relu", "He (kaiming_normal)")
+    fig = plt.gcf()
+    assert len(fig.axes) == 2 and len(stats) == 8
+    assert "dead units" in fig._suptitle.get_text()
+    assert len(fig.axes[0].lines) == 4  # layers 1, 3, 5, 8
+    box = widgets.depth_probe_explorer()
+    controls = {c.description: c for c in box.children if hasattr(c, "description")}
+    assert len(box.result) == 20
+    controls["depth"].value = 6
+    controls["activation"].value = "sigmoid"
+    assert len(box.result) == 6 and box.result[0].kind == "Sigmoid"

@@ -8,8 +8,8 @@
     ex.solution()                 # the reference, highlighted
 
 :func:`all_exercises` is the registry the tests run over. Exercise modules:
-``welcome`` (notebook 00), ``gradient_descent`` (notebook 01, whose notebook is still to be
-written; its exercises are already checked by the registry tests).
+``welcome`` (notebook 00), ``gradient_descent`` (notebook 01), ``activations_init``
+(notebook 02).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dlcourse.exercises.engine import CheckResult, Exercise, Wrong
 __all__ = ["CheckResult", "Exercise", "Wrong", "all_exercises", "get"]
 
 # One module per notebook, in course order; each defines EXERCISES.
-_MODULES = ("welcome", "gradient_descent")
+_MODULES = ("welcome", "gradient_descent", "activations_init")
 
 
 def all_exercises() -> list[Exercise]:

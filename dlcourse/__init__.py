@@ -36,6 +36,7 @@ _SUBMODULES = (
     "optim",
     "plot",
     "schedules",
+    "second_order",
     "train",
     "widgets",
 )
@@ -69,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
         optim,
         plot,
         schedules,
+        second_order,
         train,
         widgets,
     )

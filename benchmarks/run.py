@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import batches
 import fit_overhead
 import matmul
+import optimizers
 
 
 def main() -> None:
@@ -28,6 +29,12 @@ def main() -> None:
     batches.run(repeats=3 if quick else 20)
     fit_overhead.run(repeats=1 if quick else 7, epochs=1 if quick else 5)
     matmul.run(sizes=[128] if quick else [256, 1024, 2048], repeats=2 if quick else 5)
+    torch = __import__("torch")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        optimizers.run(
+            repeats=1 if quick else 7, steps=2 if quick else 10, device=torch.device(device)
+        )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@
 
 :func:`all_exercises` is the registry the tests run over. Exercise modules:
 ``welcome`` (notebook 00), ``gradient_descent`` (notebook 01), ``activations_init``
-(notebook 02).
+(notebook 02), ``optimizers`` (notebook 03).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dlcourse.exercises.engine import CheckResult, Exercise, Wrong
 __all__ = ["CheckResult", "Exercise", "Wrong", "all_exercises", "get"]
 
 # One module per notebook, in course order; each defines EXERCISES.
-_MODULES = ("welcome", "gradient_descent", "activations_init")
+_MODULES = ("welcome", "gradient_descent", "activations_init", "optimizers")
 
 
 def all_exercises() -> list[Exercise]:

@@ -17,6 +17,10 @@ simulated annealing run from the same start, side by side.
 ``depth_probe_explorer`` (``notebooks/02_activations_and_init.ipynb``): pick a
 depth, an activation and an initialisation; see how the outputs' distribution,
 their scale and the gradient change from layer to layer.
+
+``optimizer_race_explorer`` (``notebooks/03_optimizers.ipynb``): SGD, momentum,
+Nesterov, RMSprop and Adam race on a 2-D landscape; sliders set the learning
+rates, the momentum and the betas.
 """
 
 from __future__ import annotations
@@ -348,4 +352,120 @@ def depth_probe_explorer() -> ipywidgets.interactive:
         activation=w.Dropdown(options=list(PROBE_ACTIVATIONS), value="tanh"),
         init=w.Dropdown(options=list(INIT_CHOICES), value="Xavier, gain 1"),
         seed=w.IntSlider(value=0, min=0, max=9, continuous_update=False),
+    )
+
+
+# --------------------------------------------------------------------------- optimizer race
+
+RACE_OPTIMIZERS = ("SGD", "momentum", "Nesterov", "RMSprop", "Adam")
+OPTIMIZER_LANDSCAPES = ("Rosenbrock", "quadratic, condition number 100", "two basins", "Rastrigin")
+
+
+@dataclass(frozen=True)
+class OptimizerRace:
+    landscape: str
+    paths: dict[str, torch.Tensor]  # optimizer -> (steps + 1, 2)
+    final_loss: dict[str, float]  # nan where a run diverged
+
+
+def optimizer_race(
+    landscape: str = "Rosenbrock",
+    lr: float = 1e-3,
+    adaptive_lr: float = 0.05,
+    momentum: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    steps: int = 300,
+    start_x: float = -1.5,
+    start_y: float = 2.0,
+) -> OptimizerRace:
+    """Run :data:`RACE_OPTIMIZERS` (the course's own, ``dlcourse.optim``) from one start.
+
+    ``lr`` drives SGD, momentum and Nesterov (with ``momentum``); ``adaptive_lr``
+    drives RMSprop (smoothing ``beta2``) and Adam (``beta1``, ``beta2``).
+    """
+    from dlcourse import landscapes, optim
+
+    if landscape not in OPTIMIZER_LANDSCAPES:
+        raise ValueError(
+            f"unknown landscape {landscape!r}; choose one of {list(OPTIMIZER_LANDSCAPES)}"
+        )
+    if lr <= 0 or adaptive_lr <= 0 or not 0 <= momentum < 1:
+        raise ValueError(
+            f"need lr > 0, adaptive_lr > 0 and 0 <= momentum < 1; got {lr}, {adaptive_lr}, "
+            f"{momentum}"
+        )
+    if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+        raise ValueError(f"betas must be in [0, 1), got {beta1}, {beta2}")
+    ls = landscapes.LANDSCAPES[landscape]
+    start = torch.tensor([start_x, start_y], dtype=torch.float64)
+    makers = {
+        "SGD": lambda p: optim.SGD(p, lr=lr),
+        "momentum": lambda p: optim.SGD(p, lr=lr, momentum=momentum),
+        "Nesterov": lambda p: optim.SGD(p, lr=lr, momentum=momentum, nesterov=momentum > 0),
+        "RMSprop": lambda p: optim.RMSprop(p, lr=adaptive_lr, alpha=beta2),
+        "Adam": lambda p: optim.Adam(p, lr=adaptive_lr, betas=(beta1, beta2)),
+    }
+    paths = {}
+    for name, make in makers.items():
+        paths[name] = landscapes.descend(ls, start, make, steps)
+    final = {name: ls(p[-1]).item() for name, p in paths.items()}
+    return OptimizerRace(
+        landscape, paths, {k: (v if math.isfinite(v) else math.nan) for k, v in final.items()}
+    )
+
+
+def show_optimizer_race(
+    landscape: str = "Rosenbrock",
+    lr: float = 1e-3,
+    adaptive_lr: float = 0.05,
+    momentum: float = 0.9,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    steps: int = 300,
+) -> OptimizerRace:
+    """Callback of :func:`optimizer_race_explorer`: every path on the landscape, and f per step."""
+    import matplotlib.pyplot as plt
+
+    from dlcourse.landscapes import LANDSCAPES
+    from dlcourse.plot import new_axes, plot_landscape
+
+    race = optimizer_race(landscape, lr, adaptive_lr, momentum, beta1, beta2, steps)
+    ls = LANDSCAPES[landscape]
+    fig, (ax1, ax2) = new_axes(2, width=5.0)
+    finite = {k: p[torch.isfinite(p).all(dim=-1)] for k, p in race.paths.items()}
+    plot_landscape(ls, paths=finite, ax=ax1, resolution=150, log=landscape == "Rosenbrock")
+    floor = ls.global_minimum.value
+    for name, p in race.paths.items():
+        values = (ls(p) - floor).clamp_min(1e-16)
+        ax2.semilogy(values.numpy(), label=f"{name}: {race.final_loss[name]:.3g}")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("f - f(minimum)")
+    ax2.legend(fontsize="small")
+    fig.tight_layout()
+    plt.show()
+    return race
+
+
+def optimizer_race_explorer() -> ipywidgets.interactive:
+    """Sliders for the learning rates, momentum and betas, wired to :func:`show_optimizer_race`."""
+    import ipywidgets as w
+
+    def log_slider(value: float, low: int, high: int) -> w.FloatLogSlider:
+        return w.FloatLogSlider(
+            value=value, base=10, min=low, max=high, step=0.1, continuous_update=False
+        )
+
+    def slider(value: float, low: float, high: float, step: float) -> w.FloatSlider:
+        return w.FloatSlider(value=value, min=low, max=high, step=step, continuous_update=False)
+
+    return w.interactive(
+        show_optimizer_race,
+        landscape=w.Dropdown(options=list(OPTIMIZER_LANDSCAPES), value="Rosenbrock"),
+        lr=log_slider(1e-3, -5, -1),
+        adaptive_lr=log_slider(0.05, -4, 0),
+        momentum=slider(0.9, 0.0, 0.99, 0.01),
+        beta1=slider(0.9, 0.0, 0.99, 0.01),
+        beta2=slider(0.999, 0.9, 0.9999, 0.0001),
+        steps=w.IntSlider(value=300, min=50, max=2000, step=50, continuous_update=False),
     )

@@ -170,3 +170,49 @@ def test_show_depth_probe_and_its_explorer() -> None:
     controls["depth"].value = 6
     controls["activation"].value = "sigmoid"
     assert len(box.result) == 6 and box.result[0].kind == "Sigmoid"
+
+
+# --------------------------------------------------------------------------- optimizer race
+
+
+def test_optimizer_race_runs_the_course_optimizers() -> None:
+    from dlcourse.landscapes import ROSENBROCK, descend
+    from dlcourse.optim import Adam
+
+    race = widgets.optimizer_race("Rosenbrock", steps=200)
+    assert set(race.paths) == set(widgets.RACE_OPTIMIZERS)
+    assert all(p.shape == (201, 2) for p in race.paths.values())
+    start = torch.tensor([-1.5, 2.0], dtype=torch.float64)
+    adam = descend(ROSENBROCK, start, lambda p: Adam(p, lr=0.05), 200)
+    torch.testing.assert_close(race.paths["Adam"], adam)
+    assert race.final_loss["momentum"] < race.final_loss["SGD"]  # momentum gets further
+
+
+def test_optimizer_race_without_momentum_is_plain_sgd_and_reports_divergence() -> None:
+    race = widgets.optimizer_race("two basins", momentum=0.0, steps=50, start_x=1.5, start_y=1.0)
+    torch.testing.assert_close(race.paths["momentum"], race.paths["SGD"])
+    torch.testing.assert_close(race.paths["Nesterov"], race.paths["SGD"])
+    blown = widgets.optimizer_race("Rosenbrock", lr=0.05, steps=30)
+    assert math.isnan(blown.final_loss["SGD"])
+
+
+def test_optimizer_race_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="choose one of"):
+        widgets.optimizer_race("Himmelblau")
+    with pytest.raises(ValueError, match="momentum"):
+        widgets.optimizer_race(momentum=1.0)
+    with pytest.raises(ValueError, match="betas"):
+        widgets.optimizer_race(beta2=1.0)
+
+
+def test_show_optimizer_race_and_its_explorer() -> None:
+    race = widgets.show_optimizer_race("quadratic, condition number 100", lr=0.01, steps=100)
+    fig = plt.gcf()
+    assert len(fig.axes) == 2 and len(fig.axes[1].lines) == 5
+    assert race.landscape == "quadratic, condition number 100"
+    box = widgets.optimizer_race_explorer()
+    controls = {c.description: c for c in box.children if hasattr(c, "description")}
+    controls["steps"].value = 100
+    assert box.result.paths["SGD"].shape == (101, 2)
+    controls["landscape"].value = "Rastrigin"
+    assert box.result.landscape == "Rastrigin"

@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator
 import torch
 
 
-def synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device | str) -> None:
     """Wait until all queued work on ``device`` has finished (a no-op on the CPU)."""
+    device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":
@@ -43,7 +44,7 @@ def cpu_threads(n: int) -> Iterator[None]:
 
 def time_call(
     fn: Callable[[], object],
-    device: torch.device,
+    device: torch.device | str,
     *,
     repeats: int = 5,
     warmup: int = 2,

@@ -119,8 +119,8 @@ NOTEBOOKS: tuple[Notebook, ...] = (
         3,
         "03_optimizers.ipynb",
         "Momentum, adaptive learning rates, second-order methods",
-        ("C2.5", "C2.6", "C2.8"),
-        ("optim", "second_order", "landscapes", "train"),
+        ("C2.5", "C2.1", "C2.6", "C2.8"),
+        ("optim", "second_order", "landscapes", "data", "train", "plot", "exercises", "widgets"),
     ),
     Notebook(
         4,

@@ -51,3 +51,8 @@ def test_matmul_gflops_rejects_bad_size() -> None:
 def test_synchronize_is_safe_on_every_device(device: torch.device) -> None:
     torch.ones(4, device=device).sum()
     benchmark.synchronize(device)
+
+
+def test_time_call_takes_a_device_name() -> None:
+    assert benchmark.time_call(lambda: None, "cpu", repeats=2, warmup=0) >= 0
+    benchmark.synchronize("cpu")

@@ -119,7 +119,7 @@ NOTEBOOKS: tuple[Notebook, ...] = (
         3,
         "03_optimizers.ipynb",
         "Momentum, adaptive learning rates, second-order methods",
-        ("C2.5", "C2.1", "C2.6", "C2.8"),
+        ("C2.5", "C2.6", "C2.8"),  # and C2.1 again: momentum across a plateau
         ("optim", "second_order", "landscapes", "data", "train", "plot", "exercises", "widgets"),
     ),
     Notebook(

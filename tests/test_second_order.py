@@ -20,10 +20,10 @@ def _spd(n: int, seed: int, cond: float = 10.0) -> torch.Tensor:
     return q @ torch.diag(eig) @ q.T
 
 
-def _logistic(n: int = 5, seed: int = 0):
+def _logistic(n: int = 5, seed: int = 0, device: torch.device | str = "cpu"):
     gen = torch.Generator().manual_seed(seed)
-    a = torch.randn(40, n, generator=gen, dtype=torch.float64)
-    y = (torch.rand(40, generator=gen, dtype=torch.float64) < 0.5).to(torch.float64)
+    a = torch.randn(40, n, generator=gen, dtype=torch.float64).to(device)
+    y = (torch.rand(40, generator=gen, dtype=torch.float64) < 0.5).to(torch.float64).to(device)
 
     def f(w: torch.Tensor) -> torch.Tensor:
         z = a @ w
@@ -35,7 +35,7 @@ def _logistic(n: int = 5, seed: int = 0):
 def test_hessian_and_hvp_match_torch(device: torch.device) -> None:
     if device.type == "mps":
         pytest.skip("MPS has no float64")
-    f, w = _logistic()
+    f, w = _logistic(device=device)
     w = w.to(device)
     torch.testing.assert_close(so.hessian(f, w), torch_hessian(f, w))
     v = torch.randn(5, generator=torch.Generator().manual_seed(3), dtype=torch.float64).to(device)

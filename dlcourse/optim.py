@@ -6,6 +6,10 @@ there). Ordered by increasing complexity; each has ``torch.optim``'s signature
 for the arguments it supports and keeps its state under torch's names, so a
 learner can swap ours for torch's and back. ``tests/test_optim.py`` checks them
 against ``torch.optim`` step by step.
+
+Each rule is written once per parameter (the readable form) and once for a whole
+list of parameters with ``torch._foreach_*`` operations (``foreach=True``; the
+default on CUDA, as in torch), which a GPU needs to be fast: see ``_Stepper``.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
         if lr < 0.0:
@@ -74,6 +79,7 @@ class SGD(Optimizer):
             "dampening": dampening,
             "weight_decay": weight_decay,
             "nesterov": nesterov,
+            "foreach": foreach,
             "maximize": maximize,
         }
         super().__init__(params, defaults)
@@ -86,11 +92,16 @@ class SGD(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            foreach = group.get("foreach")
+            if foreach is None:  # torch's default: the list form on CUDA
+                foreach = bool(params) and all(p.is_cuda for p in params)
+            if foreach and params:
+                self._update_foreach(params, group)
+                continue
             lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
             decay, nesterov = group["weight_decay"], group["nesterov"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
+            for p in params:
                 g = -p.grad if group["maximize"] else p.grad  # g_t
                 if decay != 0:
                     g = g.add(p, alpha=decay)  # + the L2 penalty's gradient, decay * theta
@@ -105,6 +116,27 @@ class SGD(Optimizer):
                     g = g.add(buf, alpha=mu) if nesterov else buf
                 p.add_(g, alpha=-lr)  # theta_t = theta_{t-1} - lr g_t
         return loss
+
+    def _update_foreach(self, params: list[torch.Tensor], group: dict[str, Any]) -> None:
+        """The loop above on the whole list at once: ``torch._foreach_*`` (see ``_Stepper``)."""
+        lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
+        g = _foreach_gradients(params, group)
+        if mu != 0:
+            bufs = []
+            for i, p in enumerate(params):
+                state = self.state[p]
+                if "momentum_buffer" not in state:  # t = 1: starts as the gradient
+                    state["momentum_buffer"] = torch.clone(g[i]).detach()
+                    bufs.append(None)
+                else:
+                    bufs.append(state["momentum_buffer"])
+            old = [i for i, b in enumerate(bufs) if b is not None]
+            if old:
+                torch._foreach_mul_([bufs[i] for i in old], mu)
+                torch._foreach_add_([bufs[i] for i in old], [g[i] for i in old], alpha=1 - tau)
+            bufs = [self.state[p]["momentum_buffer"] for p in params]
+            g = torch._foreach_add(g, bufs, alpha=mu) if group["nesterov"] else bufs
+        torch._foreach_add_(params, g, alpha=-lr)
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -127,8 +159,27 @@ def _gradient(p: torch.Tensor, group: dict[str, Any]) -> torch.Tensor:
     return g
 
 
+def _foreach_gradients(params: list[torch.Tensor], group: dict[str, Any]) -> list[torch.Tensor]:
+    """:func:`_gradient` for a list of parameters at once (``torch._foreach_*``)."""
+    grads = [p.grad for p in params]
+    if group["maximize"]:
+        grads = torch._foreach_neg(grads)
+    if group["weight_decay"] != 0:
+        grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
+    return grads
+
+
 class _Stepper(Optimizer):
-    """Runs the closure, then :meth:`update` on every parameter that has a gradient."""
+    """Runs the closure, then updates every parameter that has a gradient.
+
+    Each optimizer writes its rule twice: :meth:`update`, one parameter at a time
+    (the readable version, the one the docstrings describe), and :meth:`update_foreach`,
+    the same arithmetic on the whole list of a group's parameters with torch's
+    ``_foreach_*`` operations, which launch one kernel per operation for all
+    tensors instead of one per tensor (what makes torch's optimizers fast on a
+    GPU). ``foreach=None`` (the default) picks the list form when the parameters
+    are on CUDA, as torch does; ``tests/test_optim.py`` checks both forms.
+    """
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
@@ -138,18 +189,33 @@ class _Stepper(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    if p.grad.is_sparse:
-                        raise RuntimeError(
-                            f"{type(self).__name__} does not support sparse gradients"
-                        )
-                    state = self.state[p]
-                    state["step"] = state.get("step", 0) + 1
-                    self.update(p, state, group)
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    self.init_state(p, state, group)
+                state["step"] = state.get("step", 0) + 1
+            foreach = group.get("foreach")
+            if foreach is None:
+                foreach = bool(params) and all(p.is_cuda for p in params)
+            if foreach and params:
+                self.update_foreach(params, [self.state[p] for p in params], group)
+            else:
+                for p in params:
+                    self.update(p, self.state[p], group)
         return loss
 
+    def init_state(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
     def update(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def update_foreach(
+        self, params: list[torch.Tensor], states: list[dict[str, Any]], group: dict[str, Any]
+    ) -> None:
         raise NotImplementedError
 
 
@@ -186,6 +252,7 @@ class Adagrad(_Stepper):
         initial_accumulator_value: float = 0,
         eps: float = 1e-10,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
         _check(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay)
@@ -196,17 +263,31 @@ class Adagrad(_Stepper):
             weight_decay=weight_decay,
             initial_accumulator_value=initial_accumulator_value,
             eps=eps,
+            foreach=foreach,
             maximize=maximize,
         )
         super().__init__(params, defaults)
 
+    def init_state(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        state["sum"] = torch.full_like(p, group["initial_accumulator_value"])
+
+    def _rate(self, state: dict[str, Any], group: dict[str, Any]) -> float:
+        return group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+
     def update(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         g = _gradient(p, group)
-        if "sum" not in state:
-            state["sum"] = torch.full_like(p, group["initial_accumulator_value"])
-        lr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
         s = state["sum"].addcmul_(g, g)  # s_t = s_{t-1} + g^2
-        p.addcdiv_(g, s.sqrt().add_(group["eps"]), value=-lr)
+        p.addcdiv_(g, s.sqrt().add_(group["eps"]), value=-self._rate(state, group))
+
+    def update_foreach(
+        self, params: list[torch.Tensor], states: list[dict[str, Any]], group: dict[str, Any]
+    ) -> None:
+        g = _foreach_gradients(params, group)
+        sums = [st["sum"] for st in states]
+        torch._foreach_addcmul_(sums, g, g)
+        std = torch._foreach_sqrt(sums)
+        torch._foreach_add_(std, group["eps"])
+        torch._foreach_addcdiv_(params, g, std, [-self._rate(st, group) for st in states])
 
 
 # --------------------------------------------------------------------------- RMSProp
@@ -247,6 +328,7 @@ class RMSprop(_Stepper):
         momentum: float = 0,
         centered: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
         _check(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
@@ -257,19 +339,21 @@ class RMSprop(_Stepper):
             weight_decay=weight_decay,
             momentum=momentum,
             centered=centered,
+            foreach=foreach,
             maximize=maximize,
         )
         super().__init__(params, defaults)
 
+    def init_state(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        state["square_avg"] = torch.zeros_like(p)
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = torch.zeros_like(p)
+        if group["centered"]:
+            state["grad_avg"] = torch.zeros_like(p)
+
     def update(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         g = _gradient(p, group)
         alpha, mu = group["alpha"], group["momentum"]
-        if "square_avg" not in state:
-            state["square_avg"] = torch.zeros_like(p)
-            if mu > 0:
-                state["momentum_buffer"] = torch.zeros_like(p)
-            if group["centered"]:
-                state["grad_avg"] = torch.zeros_like(p)
         v = state["square_avg"].mul_(alpha).addcmul_(g, g, value=1 - alpha)
         if group["centered"]:
             g_bar = state["grad_avg"].lerp_(g, 1 - alpha)
@@ -282,6 +366,30 @@ class RMSprop(_Stepper):
             p.add_(b, alpha=-group["lr"])
         else:
             p.addcdiv_(g, avg, value=-group["lr"])
+
+    def update_foreach(
+        self, params: list[torch.Tensor], states: list[dict[str, Any]], group: dict[str, Any]
+    ) -> None:
+        g = _foreach_gradients(params, group)
+        alpha, mu = group["alpha"], group["momentum"]
+        v = [st["square_avg"] for st in states]
+        torch._foreach_mul_(v, alpha)
+        torch._foreach_addcmul_(v, g, g, 1 - alpha)
+        if group["centered"]:
+            g_bar = [st["grad_avg"] for st in states]
+            torch._foreach_lerp_(g_bar, g, 1 - alpha)
+            avg = torch._foreach_addcmul(v, g_bar, g_bar, -1)
+            torch._foreach_sqrt_(avg)
+        else:
+            avg = torch._foreach_sqrt(v)
+        torch._foreach_add_(avg, group["eps"])
+        if mu > 0:
+            b = [st["momentum_buffer"] for st in states]
+            torch._foreach_mul_(b, mu)
+            torch._foreach_addcdiv_(b, g, avg)
+            torch._foreach_add_(params, b, alpha=-group["lr"])
+        else:
+            torch._foreach_addcdiv_(params, g, avg, -group["lr"])
 
 
 # --------------------------------------------------------------------------- AdaDelta
@@ -317,26 +425,49 @@ class Adadelta(_Stepper):
         eps: float = 1e-6,
         weight_decay: float = 0,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
         _check(lr=lr)
         if not 0.0 <= rho <= 1.0:
             raise ValueError(f"Invalid rho value: {rho}")
         _check(eps=eps, weight_decay=weight_decay)
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
+        defaults = dict(
+            lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, foreach=foreach, maximize=maximize
+        )
         super().__init__(params, defaults)
+
+    def init_state(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        state["square_avg"] = torch.zeros_like(p)
+        state["acc_delta"] = torch.zeros_like(p)
 
     def update(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         g = _gradient(p, group)
         rho, eps = group["rho"], group["eps"]
-        if "square_avg" not in state:
-            state["square_avg"] = torch.zeros_like(p)
-            state["acc_delta"] = torch.zeros_like(p)
         v = state["square_avg"].mul_(rho).addcmul_(g, g, value=1 - rho)
         u = state["acc_delta"]
         delta = u.add(eps).sqrt_().div_(v.add(eps).sqrt_()).mul_(g)  # Delta_t
         u.mul_(rho).addcmul_(delta, delta, value=1 - rho)
         p.add_(delta, alpha=-group["lr"])
+
+    def update_foreach(
+        self, params: list[torch.Tensor], states: list[dict[str, Any]], group: dict[str, Any]
+    ) -> None:
+        g = _foreach_gradients(params, group)
+        rho, eps = group["rho"], group["eps"]
+        v = [st["square_avg"] for st in states]
+        u = [st["acc_delta"] for st in states]
+        torch._foreach_mul_(v, rho)
+        torch._foreach_addcmul_(v, g, g, 1 - rho)
+        std = torch._foreach_add(v, eps)
+        torch._foreach_sqrt_(std)
+        delta = torch._foreach_add(u, eps)
+        torch._foreach_sqrt_(delta)
+        torch._foreach_div_(delta, std)
+        torch._foreach_mul_(delta, g)
+        torch._foreach_mul_(u, rho)
+        torch._foreach_addcmul_(u, delta, delta, 1 - rho)
+        torch._foreach_add_(params, delta, alpha=-group["lr"])
 
 
 # --------------------------------------------------------------------------- Adam, AdamW
@@ -378,6 +509,7 @@ class Adam(_Stepper):
         weight_decay: float = 0,
         amsgrad: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
         _check(lr=lr, eps=eps)
@@ -391,9 +523,16 @@ class Adam(_Stepper):
             eps=eps,
             weight_decay=weight_decay,
             amsgrad=amsgrad,
+            foreach=foreach,
             maximize=maximize,
         )
         super().__init__(params, defaults)
+
+    def init_state(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        state["exp_avg"] = torch.zeros_like(p)
+        state["exp_avg_sq"] = torch.zeros_like(p)
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = torch.zeros_like(p)
 
     def update(self, p: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         lr, (beta1, beta2), t = group["lr"], group["betas"], state["step"]
@@ -402,11 +541,6 @@ class Adam(_Stepper):
             g = -p.grad if group["maximize"] else p.grad
         else:
             g = _gradient(p, group)
-        if "exp_avg" not in state:
-            state["exp_avg"] = torch.zeros_like(p)
-            state["exp_avg_sq"] = torch.zeros_like(p)
-            if group["amsgrad"]:
-                state["max_exp_avg_sq"] = torch.zeros_like(p)
         m = state["exp_avg"].lerp_(g, 1 - beta1)  # m_t
         v = state["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v_t
         if group["amsgrad"]:
@@ -414,6 +548,32 @@ class Adam(_Stepper):
         step_size = lr / (1 - beta1**t)  # the correction of m folded into the step
         denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(group["eps"])  # sqrt(v_hat) + eps
         p.addcdiv_(m, denom, value=-step_size)
+
+    def update_foreach(
+        self, params: list[torch.Tensor], states: list[dict[str, Any]], group: dict[str, Any]
+    ) -> None:
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        if self.decoupled:
+            torch._foreach_mul_(params, 1 - lr * group["weight_decay"])
+            g = [p.grad for p in params]
+            g = torch._foreach_neg(g) if group["maximize"] else g
+        else:
+            g = _foreach_gradients(params, group)
+        m = [st["exp_avg"] for st in states]
+        v = [st["exp_avg_sq"] for st in states]
+        torch._foreach_lerp_(m, g, 1 - beta1)
+        torch._foreach_mul_(v, beta2)
+        torch._foreach_addcmul_(v, g, g, 1 - beta2)
+        if group["amsgrad"]:
+            v_max = [st["max_exp_avg_sq"] for st in states]
+            torch._foreach_maximum_(v_max, v)
+            v = v_max
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_div_(denom, [(1 - beta2 ** st["step"]) ** 0.5 for st in states])
+        torch._foreach_add_(denom, group["eps"])
+        torch._foreach_addcdiv_(
+            params, m, denom, [-lr / (1 - beta1 ** st["step"]) for st in states]
+        )
 
 
 class AdamW(Adam):
@@ -439,6 +599,9 @@ class AdamW(Adam):
         weight_decay: float = 1e-2,
         amsgrad: bool = False,
         *,
+        foreach: bool | None = None,
         maximize: bool = False,
     ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize
+        )

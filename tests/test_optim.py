@@ -271,3 +271,41 @@ def test_sparse_gradients_are_refused() -> None:
     p.grad = torch.zeros(3).to_sparse()
     with pytest.raises(RuntimeError, match="does not support sparse"):
         optim.Adam([p]).step()
+
+
+# ------------------------------------------------------------------------- the foreach form
+
+FOREACH_CASES = [("SGD", hp) for hp in (GRID[0], GRID[-1], GRID[len(GRID) // 2])] + [
+    (name, hp)
+    for name, grid in ADAPTIVE.items()
+    for hp in (grid[0], grid[-1], grid[len(grid) // 2])
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "hp"),
+    FOREACH_CASES,
+    ids=[f"{n}-" + "-".join(f"{v}" for v in hp.values()) for n, hp in FOREACH_CASES],
+)
+def test_foreach_form_matches_torch(name: str, hp: dict, device: torch.device) -> None:
+    """foreach=True (one operation per list of tensors) gives torch's numbers on every device."""
+    if device.type == "mps":
+        pytest.skip("MPS has no float64")
+    ours, our_losses = _run(getattr(optim, name), {**hp, "foreach": True}, device, reload_at=13)
+    theirs, their_losses = _run(getattr(torch.optim, name), hp, device)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-11)
+    assert our_losses == pytest.approx(their_losses, rel=1e-10)
+
+
+def test_foreach_defaults_to_the_list_form_only_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = nn.Parameter(torch.ones(3))
+    p.grad = torch.ones(3)
+    opt = optim.Adam([p])
+    called = []
+    monkeypatch.setattr(opt, "update_foreach", lambda *a: called.append(a))
+    opt.step()
+    assert not called  # CPU: the per-parameter loop
+    opt.param_groups[0]["foreach"] = True
+    opt.step()
+    assert len(called) == 1

@@ -136,3 +136,39 @@ def test_errors_say_what_is_wrong() -> None:
         init.normal_(torch.empty(2, 2), std=-1.0)
     with pytest.warns(UserWarning, match="zero-element"):
         init.kaiming_normal_(torch.empty(0, 3))
+
+
+# --------------------------------------------------------------------------- a whole network
+
+
+@pytest.mark.parametrize(
+    ("scheme", "ours", "torch_fn", "theirs"),
+    [
+        ("xavier_uniform", {"gain": 5 / 3}, nn.init.xavier_uniform_, {"gain": 5 / 3}),
+        ("xavier_normal", {}, nn.init.xavier_normal_, {"gain": 1.0}),
+        ("kaiming_uniform", {}, nn.init.kaiming_uniform_, {"nonlinearity": "relu"}),
+        ("kaiming_normal", {}, nn.init.kaiming_normal_, {"nonlinearity": "relu"}),
+        ("normal", {"std": 0.05}, nn.init.normal_, {"std": 0.05}),
+    ],
+)
+def test_initialize_draws_torchs_numbers_layer_by_layer(scheme, ours, torch_fn, theirs) -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16, 5))
+    init.initialize(model, scheme, generator=torch.Generator().manual_seed(5), **ours)
+    gen = torch.Generator().manual_seed(5)
+    for layer in (model[0], model[3]):  # in order, from one generator
+        expected = torch.empty_like(layer.weight)
+        torch_fn(expected, generator=gen, **theirs)
+        assert torch.equal(layer.weight, expected)
+        assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
+
+
+def test_initialize_constant_and_torch_default() -> None:
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    init.initialize(model, "constant", value=0.3)
+    assert torch.equal(model[0].weight, torch.full((4, 3), 0.3))
+    assert torch.equal(model[2].bias, torch.zeros(2))
+    torch.manual_seed(0)
+    init.initialize(model, "torch_default")  # each layer's reset_parameters: random again
+    assert model[0].weight.std() > 0 and model[0].bias.abs().sum() > 0
+    with pytest.raises(ValueError, match="choose one of"):
+        init.initialize(model, "orthogonal")

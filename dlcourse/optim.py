@@ -93,10 +93,7 @@ class SGD(Optimizer):
                 loss = closure()
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            foreach = group.get("foreach")
-            if foreach is None:  # torch's default: the list form on CUDA
-                foreach = bool(params) and all(p.is_cuda for p in params)
-            if foreach and params:
+            if _use_foreach(group, params):
                 self._update_foreach(params, group)
                 continue
             lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
@@ -159,6 +156,14 @@ def _gradient(p: torch.Tensor, group: dict[str, Any]) -> torch.Tensor:
     return g
 
 
+def _use_foreach(group: dict[str, Any], params: list[torch.Tensor]) -> bool:
+    """``foreach=True``/``False`` as given; ``None`` (the default) means: on CUDA, as torch does."""
+    if not params:
+        return False
+    foreach = group.get("foreach")
+    return all(p.is_cuda for p in params) if foreach is None else bool(foreach)
+
+
 def _foreach_gradients(params: list[torch.Tensor], group: dict[str, Any]) -> list[torch.Tensor]:
     """:func:`_gradient` for a list of parameters at once (``torch._foreach_*``)."""
     grads = [p.grad for p in params]
@@ -197,10 +202,7 @@ class _Stepper(Optimizer):
                 if not state:
                     self.init_state(p, state, group)
                 state["step"] = state.get("step", 0) + 1
-            foreach = group.get("foreach")
-            if foreach is None:
-                foreach = bool(params) and all(p.is_cuda for p in params)
-            if foreach and params:
+            if _use_foreach(group, params):
                 self.update_foreach(params, [self.state[p] for p in params], group)
             else:
                 for p in params:

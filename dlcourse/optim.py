@@ -97,11 +97,8 @@ class SGD(Optimizer):
                 self._update_foreach(params, group)
                 continue
             lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
-            decay, nesterov = group["weight_decay"], group["nesterov"]
             for p in params:
-                g = -p.grad if group["maximize"] else p.grad  # g_t
-                if decay != 0:
-                    g = g.add(p, alpha=decay)  # + the L2 penalty's gradient, decay * theta
+                g = _gradient(p, group)  # g_t (negated to maximize), + decay * theta
                 if mu != 0:
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
@@ -110,7 +107,7 @@ class SGD(Optimizer):
                         state["momentum_buffer"] = buf
                     else:
                         buf.mul_(mu).add_(g, alpha=1 - tau)  # b_t = mu b_{t-1} + (1 - tau) g_t
-                    g = g.add(buf, alpha=mu) if nesterov else buf
+                    g = g.add(buf, alpha=mu) if group["nesterov"] else buf
                 p.add_(g, alpha=-lr)  # theta_t = theta_{t-1} - lr g_t
         return loss
 
@@ -119,18 +116,14 @@ class SGD(Optimizer):
         lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
         g = _foreach_gradients(params, group)
         if mu != 0:
-            bufs = []
-            for i, p in enumerate(params):
-                state = self.state[p]
-                if "momentum_buffer" not in state:  # t = 1: starts as the gradient
-                    state["momentum_buffer"] = torch.clone(g[i]).detach()
-                    bufs.append(None)
-                else:
-                    bufs.append(state["momentum_buffer"])
-            old = [i for i, b in enumerate(bufs) if b is not None]
-            if old:
-                torch._foreach_mul_([bufs[i] for i in old], mu)
-                torch._foreach_add_([bufs[i] for i in old], [g[i] for i in old], alpha=1 - tau)
+            old = [i for i, p in enumerate(params) if "momentum_buffer" in self.state[p]]
+            if old:  # b_t = mu b_{t-1} + (1 - tau) g_t
+                buffers = [self.state[params[i]]["momentum_buffer"] for i in old]
+                torch._foreach_mul_(buffers, mu)
+                torch._foreach_add_(buffers, [g[i] for i in old], alpha=1 - tau)
+            for p, g_p in zip(params, g, strict=True):
+                if "momentum_buffer" not in self.state[p]:  # t = 1: starts as the gradient
+                    self.state[p]["momentum_buffer"] = torch.clone(g_p).detach()
             bufs = [self.state[p]["momentum_buffer"] for p in params]
             g = torch._foreach_add(g, bufs, alpha=mu) if group["nesterov"] else bufs
         torch._foreach_add_(params, g, alpha=-lr)

@@ -1,40 +1,52 @@
 # dlcourse: the two commands of the README, and a few more for course authors.
 #
-#   make lab         set up .venv if needed, check the machine, open the course in JupyterLab
+#   make lab         set up .venv if needed, check the machine, open your copies of the notebooks (work/)
 #   make test        set up .venv if needed, run the whole test suite (lint, unit tests, strict nbval)
 #
+#   make lab-solutions  open the solution notebooks (notebooks/) in JupyterLab, for instructors and authors
 #   make test-fast   unit tests only, without the slow ones and without nbval
 #   make regenerate  re-execute notebooks in place under the pinned CI settings (NB=notebooks/00_welcome.ipynb for one)
 #   make docs        rewrite docs/course-map.md and docs/glossary.md from dlcourse/course.py
 #   make bench       run the benchmarks (ratios against PyTorch's own, measured in the same run)
 #   make doctor      check this machine for the course
 #   make format      ruff format + ruff check --fix (code and notebooks)
-#   make clean       remove .venv and caches
+#   make lock        re-resolve constraints.txt (the exact versions installed) with uv
+#   make clean       remove .venv and caches (never work/, which holds your notebooks)
 #
 # Variables: PYTHON (interpreter that creates .venv, default python3),
-# TORCH (a pip requirement installed first, e.g. TORCH="torch==2.13.0", or a CPU-only
-# build: TORCH="torch --index-url https://download.pytorch.org/whl/cpu"),
-# PYTEST_ARGS (extra pytest arguments).
+# TORCH (a pip requirement installed first, e.g. a CPU-only build:
+# TORCH="torch --index-url https://download.pytorch.org/whl/cpu"),
+# CONSTRAINTS (the lock file pip installs from, default constraints.txt; CONSTRAINTS= installs
+# the newest releases pyproject.toml allows), PYTEST_ARGS (extra pytest arguments).
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?=
+CONSTRAINTS ?= constraints.txt
 PYTEST_ARGS ?=
 NB ?=
+# The torch release the stored notebook outputs were made with; `make lock` pins it.
+LOCK_TORCH ?= torch==2.13.0
 
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-# JupyterLab refuses to start as root (containers, cloud VMs) unless told it may.
-LAB_FLAGS ?= $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
+PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
+# Extra arguments for JupyterLab, e.g. LAB_FLAGS="--no-browser --port 8899".
+LAB_FLAGS ?=
 
-.PHONY: help lab test test-fast lint format regenerate docs bench doctor clean
+.PHONY: help lab lab-solutions test test-fast lint format regenerate docs bench doctor lock clean
 
 help:
-	@sed -n '2,18p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,20p' Makefile | sed 's/^# \{0,1\}//'
 
+# Your own copies of the notebooks, in work/ (made once, never overwritten; `dlcourse reset NN`
+# gives a fresh one). notebooks/ holds the solutions, which JupyterLab opens read-only here.
 lab: $(VENV)/.installed
 	@$(BIN)/dlcourse doctor || echo "(the course opens anyway; fix the items above when you can)"
-	$(BIN)/jupyter lab $(LAB_FLAGS) notebooks/00_welcome.ipynb
+	$(BIN)/dlcourse lab $(LAB_FLAGS)
+
+lab-solutions: $(VENV)/.installed
+	$(BIN)/dlcourse lab --solutions $(LAB_FLAGS)
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -64,20 +76,29 @@ bench: $(VENV)/.installed
 doctor: $(VENV)/.installed
 	$(BIN)/dlcourse doctor
 
-# The virtual environment: created once, then updated whenever pyproject.toml changes.
+# The virtual environment: created once, then updated whenever pyproject.toml or the lock changes.
 $(VENV)/.created:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { \
 	  echo "dlcourse needs Python 3.10 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>&1 || echo missing)."; \
 	  echo "Install a newer Python, then run e.g.: make $(MAKECMDGOALS) PYTHON=python3.12"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(if $(TORCH),$(PY) -m pip install $(TORCH))
+	$(if $(TORCH),$(PY) -m pip install $(PIP_CONSTRAINTS) $(TORCH))
 	@touch $@
 
-# One environment serves both the course and its tests (the test extra is small).
-$(VENV)/.installed: pyproject.toml $(VENV)/.created
-	$(PY) -m pip install --quiet -e '.[lab,test]'
+# One environment serves both the course and its tests (the test extra is small), installed at
+# the exact versions of the lock, so that every machine reproduces the stored outputs.
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.created
+	$(PY) -m pip install --quiet $(PIP_CONSTRAINTS) -e '.[lab,test]'
 	@touch $@
+
+# The lock: every package `make lab` and `make test` install, pinned for every platform and
+# Python >= 3.10, resolved by uv from pyproject.toml's lower bounds plus LOCK_TORCH.
+lock: $(VENV)/.created
+	$(PY) -m pip install --quiet uv
+	printf '%s\n' '$(LOCK_TORCH)' | $(BIN)/uv pip compile pyproject.toml - --extra lab \
+	  --extra test --universal --python-version 3.10 --custom-compile-command "make lock" \
+	  --quiet -o constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

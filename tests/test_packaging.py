@@ -1,4 +1,4 @@
-"""The packaging: pyproject.toml, environment.yml, the README's two commands, CI."""
+"""The packaging: pyproject.toml, the lock, environment.yml, the README's two commands, CI."""
 
 from __future__ import annotations
 
@@ -77,19 +77,78 @@ def test_readme_quick_start_shows_exactly_two_commands() -> None:
 
 def test_makefile_targets_match_the_readme() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    for target in ("lab", "test", "regenerate", "doctor", "docs"):
+    for target in ("lab", "lab-solutions", "test", "regenerate", "doctor", "docs", "lock"):
         assert re.search(rf"^{target}:", makefile, flags=re.MULTILINE), target
-    assert re.search(r"jupyter lab .*notebooks/00_welcome.ipynb", makefile)
+    # make lab opens the learner's copies; make lab-solutions the solution notebooks
+    assert re.search(r"^lab:.*\n(\t.*\n)*\t\$\(BIN\)/dlcourse lab \$\(LAB_FLAGS\)$", makefile, re.M)
+    assert re.search(r"^\t\$\(BIN\)/dlcourse lab --solutions", makefile, flags=re.MULTILINE)
     assert (ROOT / "notebooks" / "00_welcome.ipynb").exists()
 
 
-def test_ci_runs_the_readme_test_command() -> None:
+def test_ci_runs_the_readme_test_command_as_a_newcomer_types_it() -> None:
     ci = ROOT / ".ci" / "run"
     assert os.access(ci, os.X_OK), ".ci/run must be executable"
     text = ci.read_text(encoding="utf-8")
-    assert re.search(r"^make test\b", text, flags=re.MULTILINE)
+    calls = re.findall(r"^(make .*)$", text, flags=re.MULTILINE)
+    assert calls == ['make test 2>&1 | tee "$log"'], "make test, with no variables or arguments"
+    assert re.search(r'^git clone --quiet "\$here" "\$scratch/dlcourse"$', text, re.MULTILINE)
     assert "set -euo pipefail" in text
     assert "no test ran" in text
+
+
+# --------------------------------------------------------------------------- the lock
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _locked() -> dict[str, set[str]]:
+    """constraints.txt as {package: {versions}} (a package may have one pin per Python)."""
+    found: dict[str, set[str]] = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)==([^ ;]+)(?: ; .+)?", line)
+        assert match, f"constraints.txt: {line!r} is not an exact pin"
+        found.setdefault(_normalise(match[1]), set()).add(match[2])
+    return found
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
+
+
+def test_the_lock_pins_every_dependency_within_pyprojects_bounds() -> None:
+    locked = _locked()
+    assert len(locked) > 50  # the whole tree, not only the direct dependencies
+    for name, lower in _pip_requirements().items():
+        versions = locked.get(_normalise(name))
+        assert versions, f"{name} is in pyproject.toml but not in constraints.txt: run make lock"
+        for version in versions:
+            assert _version(version) >= _version(lower), f"{name}=={version} < {lower}"
+    header = (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()[:2]
+    assert "uv" in header[0] and header[1].strip("# ") == "make lock"
+
+
+def test_the_lock_pins_the_torch_the_stored_outputs_were_made_with() -> None:
+    (torch_pin,) = _locked()["torch"]
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert f"LOCK_TORCH ?= torch=={torch_pin}\n" in makefile
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        text = path.read_text(encoding="utf-8")
+        made_with = set(re.findall(r"torch=([0-9][^ \\\"]*)", text))
+        assert made_with, f"{path.name}: no setup line with the torch version"
+        assert {v.split("+")[0] for v in made_with} == {torch_pin}, path.name
+
+
+def test_make_installs_from_the_lock_by_default() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "CONSTRAINTS ?= constraints.txt\n" in makefile
+    install = re.search(r"^\$\(VENV\)/\.installed: (.*)\n\t(.*)$", makefile, flags=re.MULTILINE)
+    assert install and "$(CONSTRAINTS)" in install[1]  # a new lock reinstalls
+    assert "$(PIP_CONSTRAINTS) -e '.[lab,test]'" in install[2]
+    assert "PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))" in makefile
 
 
 def test_pytest_runs_strict_nbval_with_the_sanitize_file() -> None:

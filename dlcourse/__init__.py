@@ -31,6 +31,7 @@ _SUBMODULES = (
     "env",
     "exercises",
     "init",
+    "lab",
     "landscapes",
     "notebooks",
     "optim",
@@ -39,6 +40,7 @@ _SUBMODULES = (
     "second_order",
     "train",
     "widgets",
+    "workspace",
 )
 
 # Helpers re-exported at the top level: name -> module that defines it.
@@ -65,6 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
         env,
         exercises,
         init,
+        lab,
         landscapes,
         notebooks,
         optim,
@@ -73,6 +76,7 @@ if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
         second_order,
         train,
         widgets,
+        workspace,
     )
     from .env import (  # noqa: F401
         DeviceError,

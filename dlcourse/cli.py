@@ -1,15 +1,22 @@
-"""The ``dlcourse`` command.
+"""The dlcourse command.
 
-``dlcourse doctor``
+dlcourse lab [--solutions] [JUPYTERLAB ARGS ...]
+    Open the course in JupyterLab: your own copies of the notebooks, in work/
+    (made once, never overwritten). --solutions opens the solution notebooks in
+    notebooks/ instead (instructors and authors).
+dlcourse reset NN [NN ...]
+    A fresh copy of notebook NN in work/; your old copy moves to work/backups/.
+dlcourse progress
+    Your exercises, per notebook: passed (and when), failed since, or not attempted.
+dlcourse doctor [--json]
     Check this machine for the course: versions, device, GPU, a compute test.
-    Ends with ``OK`` or a numbered list of what to fix (exit status 1).
-``dlcourse regenerate [NOTEBOOK ...]``
-    Re-execute notebooks in place under the pinned settings that CI's nbval run
-    uses (see :mod:`dlcourse.notebooks`). With no argument: every notebook.
-``dlcourse student [NOTEBOOK ...] [--out DIR]``
-    Write student versions: solution regions replaced by stubs, outputs cleared.
-``dlcourse progress``
-    Which exercises you have passed, per notebook.
+    Ends with OK or a numbered list of what to fix (exit status 1).
+dlcourse regenerate [NOTEBOOK ...]
+    Re-execute solution notebooks in place under the pinned settings that CI's
+    nbval run uses (see dlcourse/notebooks.py). With no argument: every notebook.
+dlcourse student [NOTEBOOK ...] [--out DIR] [--keep-outputs]
+    Write student versions (handouts): solution regions replaced by stubs,
+    outputs cleared.
 """
 
 from __future__ import annotations
@@ -64,6 +71,33 @@ def _regenerate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _lab(args: argparse.Namespace) -> int:
+    from dlcourse.lab import launch
+    from dlcourse.workspace import WorkspaceError
+
+    try:
+        return launch(solutions=args.solutions, extra=args.jupyter_args, dry_run=args.dry_run)
+    except WorkspaceError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from dlcourse import workspace
+
+    root = workspace.WORKSPACE_DIR.parent
+    for which in args.notebooks:
+        try:
+            fresh, backup = workspace.reset(which)
+        except workspace.WorkspaceError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"fresh copy: {fresh.relative_to(root)}")
+        if backup is not None:
+            print(f"  your old copy is kept as {backup.relative_to(root)}")
+    return 0
+
+
 def _student(args: argparse.Namespace) -> int:
     from dlcourse.exercises.student import write_student_versions
     from dlcourse.notebooks import course_notebooks
@@ -74,7 +108,7 @@ def _student(args: argparse.Namespace) -> int:
         print(f"no such notebook: {', '.join(map(str, missing))}", file=sys.stderr)
         return 1
     try:
-        written = write_student_versions(paths, Path(args.out))
+        written = write_student_versions(paths, Path(args.out), keep_outputs=args.keep_outputs)
     except ValueError as exc:  # unbalanced solution markers
         print(f"cannot make a student version: {exc}", file=sys.stderr)
         return 1
@@ -84,16 +118,57 @@ def _student(args: argparse.Namespace) -> int:
 
 
 def _progress(args: argparse.Namespace) -> int:
-    from dlcourse.exercises.progress import progress_report
+    import os
 
-    print(progress_report())
+    from dlcourse.exercises.progress import PROGRESS_ENV_VAR, PROGRESS_FILE, progress_report
+
+    recorded = os.environ.get(PROGRESS_ENV_VAR) or str(Path(args.workspace) / PROGRESS_FILE)
+    path = None if recorded.lower() == "off" else Path(recorded)
+    print(progress_report(path))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dlcourse", description=__doc__.split("\n")[0])
+    from dlcourse.workspace import WORKSPACE_DIR
+
+    parser = argparse.ArgumentParser(
+        prog="dlcourse",
+        description="The command of the dlcourse course: open it, check your machine and "
+        "your progress, and (for authors) regenerate and hand out the notebooks.",
+        epilog="`dlcourse COMMAND --help` tells more about one command.",
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    lab = sub.add_parser(
+        "lab",
+        help="open your copies of the notebooks (work/) in JupyterLab",
+        description="Open the course in JupyterLab. Your copies of the notebooks live in work/: "
+        "made the first time, never overwritten. notebooks/ holds the solutions and opens "
+        "read-only. Other arguments go to JupyterLab (e.g. --no-browser --port 8899).",
+    )
+    lab.add_argument(
+        "--solutions",
+        action="store_true",
+        help="open the solution notebooks in notebooks/, writable (instructors and authors)",
+    )
+    lab.add_argument(
+        "--dry-run", action="store_true", help="prepare work/, print the command, start nothing"
+    )
+    lab.set_defaults(func=_lab, jupyter_args=[])
+
+    res = sub.add_parser(
+        "reset",
+        help="a fresh copy of a notebook in work/ (the old one is kept in work/backups/)",
+    )
+    res.add_argument("notebooks", nargs="+", metavar="NN", help="e.g. 03, or 03_optimizers")
+    res.set_defaults(func=_reset)
+
+    prog = sub.add_parser("progress", help="your exercises: passed, failed since, not attempted")
+    prog.add_argument(
+        "--workspace", default=str(WORKSPACE_DIR), help="the folder of your copies (default work/)"
+    )
+    prog.set_defaults(func=_progress)
 
     doc = sub.add_parser("doctor", help="check this machine for the course")
     doc.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -107,19 +182,25 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--no-format", action="store_true", help="skip `ruff format` first")
     reg.set_defaults(func=_regenerate)
 
-    stu = sub.add_parser("student", help="write student versions of the notebooks")
+    stu = sub.add_parser("student", help="write student versions (handouts) of the notebooks")
     stu.add_argument("notebooks", nargs="*", help="notebook files (default: all of them)")
     stu.add_argument("--out", default="build/student", help="folder to write them to")
+    stu.add_argument(
+        "--keep-outputs",
+        action="store_true",
+        help="keep the stored outputs but the exercise and check cells' (as in work/)",
+    )
     stu.set_defaults(func=_student)
-
-    prog = sub.add_parser("progress", help="which exercises you have passed")
-    prog.set_defaults(func=_progress)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if args.command != "lab":
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.jupyter_args = unknown  # for JupyterLab
     if args.version:
         from dlcourse import __version__
 

@@ -103,7 +103,73 @@ def test_student_command_reports_bad_markers(
     assert "without # END SOLUTION" in capsys.readouterr().err
 
 
-def test_progress_command(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["progress"]) == 0
+@pytest.fixture
+def tmp_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """work/ in a temporary course folder, so the commands leave the real one alone."""
+    from dlcourse import lab, workspace
+
+    monkeypatch.setattr(workspace, "WORKSPACE_DIR", tmp_path / "work")
+    monkeypatch.setattr(lab, "COURSE_DIR", tmp_path)
+    return tmp_path / "work"
+
+
+def test_progress_command_reads_the_workspace(
+    tmp_work: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dlcourse.exercises import progress
+
+    monkeypatch.delenv(progress.PROGRESS_ENV_VAR)
+    tmp_work.mkdir()
+    monkeypatch.setenv(progress.PROGRESS_ENV_VAR, str(tmp_work / progress.PROGRESS_FILE))
+    assert progress.record_result(0, "mse_gradient", "fail")
+    monkeypatch.delenv(progress.PROGRESS_ENV_VAR)
+    assert cli.main(["progress", "--workspace", str(tmp_work)]) == 0
     out = capsys.readouterr().out
-    assert "pairwise_sq_dists" in out and "mse_gradient" in out
+    assert "[ ] pairwise_sq_dists: not attempted" in out
+    assert "[ ] mse_gradient: not passed yet" in out
+    assert f"kept in {tmp_work / progress.PROGRESS_FILE}" in out
+
+
+def test_lab_dry_run_prepares_work_and_opens_the_learners_copy(
+    tmp_work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["lab", "--dry-run", "--no-browser", "--port", "8899"]) == 0
+    out = capsys.readouterr().out
+    assert "Your notebooks are in work/" in out and "new copies: 00, 01" in out
+    command = out.strip().splitlines()[-1]
+    assert command.endswith("--no-browser --port 8899 work/00_welcome.ipynb")
+    assert "--ServerApp.contents_manager_class=dlcourse.lab.CourseContentsManager" in command
+    assert (tmp_work / "00_welcome.ipynb").is_file()
+
+
+def test_lab_solutions_opens_the_solution_notebooks_writable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["lab", "--solutions", "--dry-run"]) == 0
+    command = capsys.readouterr().out.strip().splitlines()[-1]
+    assert command.endswith(" notebooks/00_welcome.ipynb")
+    assert "contents_manager_class" not in command
+
+
+def test_reset_command(tmp_work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["reset", "2"]) == 0
+    assert "fresh copy: work/02_activations_and_init.ipynb" in capsys.readouterr().out
+    assert cli.main(["reset", "02"]) == 0
+    out = capsys.readouterr().out
+    assert "your old copy is kept as work/backups/02_activations_and_init." in out
+    assert cli.main(["reset", "42"]) == 1
+    assert "no notebook '42'" in capsys.readouterr().err
+
+
+def test_help_is_plain_text_and_lists_every_command() -> None:
+    proc = _run("--help")
+    assert proc.returncode == 0
+    assert "``" not in proc.stdout and ":mod:" not in proc.stdout
+    for command in ("lab", "reset", "progress", "doctor", "regenerate", "student"):
+        assert f"    {command}" in proc.stdout
+
+
+def test_only_lab_passes_unknown_arguments_on(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["doctor", "--no-browser"])
+    assert "unrecognized arguments: --no-browser" in capsys.readouterr().err

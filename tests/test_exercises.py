@@ -10,7 +10,7 @@ import nbformat
 import pytest
 import torch
 
-from dlcourse import exercises
+from dlcourse import exercises, workspace
 from dlcourse.exercises import engine, progress, student
 from dlcourse.notebooks import course_notebooks
 
@@ -167,7 +167,21 @@ def test_an_exception_shows_the_learners_lines_only() -> None:
     result = EX.check(broken, show=False)
     assert result.status == "error"
     assert "diff = a - b" in result.message and "RuntimeError" in result.message
-    assert "engine.py" not in result.message and "dlcourse" not in result.message
+    # no frame of the engine's or torch's, whatever the folders around them are called
+    assert "engine.py" not in result.message
+    assert engine._ENGINE_DIR not in result.message and engine._TORCH_DIR not in result.message
+    assert f"{Path(__file__).resolve()}, line" in result.message  # the learner's own file
+
+
+def test_only_the_package_folder_counts_as_the_engines() -> None:
+    """A learner's file in a folder whose name starts like the package's is still the learner's."""
+    mine = Path(engine._ENGINE_DIR.rstrip(os.sep) + "_notes") / "mine.py"  # .../dlcourse_notes/
+    namespace: dict = {}
+    exec(compile("def f():\n    raise ValueError('in my file')\n", str(mine), "exec"), namespace)
+    with pytest.raises(ValueError) as info:
+        namespace["f"]()
+    text = engine._learner_traceback(info.value)
+    assert f"{mine}, line 2, in f" in text and text.endswith("ValueError: in my file")
 
 
 def test_a_hanging_function_is_stopped() -> None:
@@ -236,16 +250,80 @@ def test_exercise_needs_three_wrong_variants() -> None:
 # --------------------------------------------------------------------------- progress
 
 
-def test_progress_is_recorded_and_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "p" / "progress.json"
-    monkeypatch.setenv(progress.PROGRESS_ENV_VAR, str(path))
-    assert EX.check(_good, show=False).passed
+@pytest.fixture
+def learner_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A learner's workspace, as the notebook's kernel sees it (JupyterLab names the notebook)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / workspace.MANIFEST).write_text('{"copies": {}}', encoding="utf-8")
+    monkeypatch.delenv(progress.PROGRESS_ENV_VAR)
+    monkeypatch.setenv("JPY_SESSION_NAME", str(work / "00_welcome.ipynb"))
+    return work
+
+
+def test_checks_in_the_learners_notebooks_are_recorded(learner_workspace: Path) -> None:
+    assert progress.progress_path() == learner_workspace / progress.PROGRESS_FILE
+    assert EX.check(_stub, show=False).status == "not attempted"
+    assert not (learner_workspace / progress.PROGRESS_FILE).exists()  # the stub is not a try
     assert EX.check(lambda a, b: _good(a, b).T, show=False).status == "fail"
-    data = json.loads(path.read_text())
-    assert list(data["passed"]["00"]) == ["pairwise_sq_dists"]
+    assert EX.check(_good, show=False).passed
+    entry = progress.load_progress()["00"]["pairwise_sq_dists"]
+    assert entry["last"] == "pass" and entry["checks"] == 2
+    first = entry["first_passed"]
+    assert first == entry["last_checked"]
     report = progress.progress_report()
-    assert "00 Welcome" in report and "1/2" in report
-    assert "[x] pairwise_sq_dists" in report and "[ ] mse_gradient" in report
+    assert "00 Welcome" in report and "1/2 passed" in report
+    assert f"[x] pairwise_sq_dists: passed {first}" in report
+    assert "[ ] mse_gradient: not attempted" in report
+    assert str(learner_workspace / progress.PROGRESS_FILE) in report
+
+
+def test_a_later_wrong_answer_shows_and_the_first_pass_stays(learner_workspace: Path) -> None:
+    assert EX.check(_good, show=False).passed
+    first = progress.load_progress()["00"]["pairwise_sq_dists"]["first_passed"]
+    assert EX.check(lambda a, b: _good(a, b) + 1, show=False).status == "fail"
+    entry = progress.load_progress()["00"]["pairwise_sq_dists"]
+    assert entry["first_passed"] == first and entry["last"] == "fail" and entry["checks"] == 2
+    report = progress.progress_report()
+    assert f"[!] pairwise_sq_dists: passed {first}, but the last check" in report
+    assert "said: fail" in report and "1/2 passed" in report
+
+
+def test_tried_but_not_passed(learner_workspace: Path) -> None:
+    assert EX.check(lambda a, b: 1 / 0, show=False).status == "error"
+    assert "[ ] pairwise_sq_dists: not passed yet" in progress.progress_report()
+    assert "said: error" in progress.progress_report()
+
+
+def test_record_false_leaves_progress_alone(learner_workspace: Path) -> None:
+    assert EX.check(_good, show=False, record=False).passed
+    assert progress.load_progress() == {}
+
+
+def test_the_current_folder_counts_when_jupyter_names_no_notebook(
+    learner_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    monkeypatch.chdir(learner_workspace)
+    assert progress.progress_path() == learner_workspace / progress.PROGRESS_FILE
+    monkeypatch.chdir(learner_workspace.parent)
+    assert progress.progress_path() is None
+
+
+def test_tests_scripts_and_solution_notebooks_record_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a workspace (a test run, a grader, notebooks/) a check writes no file anywhere."""
+    monkeypatch.delenv(progress.PROGRESS_ENV_VAR)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    for session in (str(tmp_path / "notebooks" / "00_welcome.ipynb"), ""):
+        monkeypatch.setenv("JPY_SESSION_NAME", session)
+        monkeypatch.chdir(tmp_path)
+        assert progress.progress_path() is None
+        assert EX.check(_good, show=False).passed
+        assert not progress.record_result(0, "x", "pass")
+    assert list(tmp_path.rglob("*.json")) == []
 
 
 def test_unwritable_progress_never_breaks_a_check(
@@ -257,7 +335,7 @@ def test_unwritable_progress_never_breaks_a_check(
     monkeypatch.setenv(progress.PROGRESS_ENV_VAR, str(locked / "sub" / "progress.json"))
     try:
         if os.geteuid() != 0:  # root writes anyway; the corrupt-file case below still runs
-            assert not progress.record_pass(0, "x")
+            assert not progress.record_result(0, "x", "pass")
         assert EX.check(_good, show=False).passed
     finally:
         locked.chmod(0o700)
@@ -268,13 +346,13 @@ def test_unwritable_progress_never_breaks_a_check(
     assert EX.check(_good, show=False).passed
     monkeypatch.setenv(progress.PROGRESS_ENV_VAR, str(tmp_path / "dir-not-file"))
     (tmp_path / "dir-not-file").mkdir()
-    assert not progress.record_pass(0, "x")
+    assert not progress.record_result(0, "x", "pass")
 
 
 def test_progress_off() -> None:
     assert progress.progress_path() is None
-    assert not progress.record_pass(0, "x")
-    assert "recording is off" in progress.progress_report()
+    assert not progress.record_result(0, "x", "pass")
+    assert "nothing is recorded here" in progress.progress_report()
 
 
 # --------------------------------------------------------------------------- student versions
@@ -302,7 +380,7 @@ def test_unbalanced_markers(source: str, message: str) -> None:
         student.strip_solutions(source)
 
 
-def test_student_notebook_clears_outputs_and_keeps_the_original() -> None:
+def test_a_handout_clears_every_output_and_keeps_the_original() -> None:
     path = course_notebooks()[0]
     nb = json.loads(path.read_text(encoding="utf-8"))
     before = json.dumps(nb)

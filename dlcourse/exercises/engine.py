@@ -33,7 +33,9 @@ from __future__ import annotations
 import inspect
 import linecache
 import math
+import os
 import signal
+import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Sequence
@@ -54,8 +56,12 @@ TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
     torch.bfloat16: (2e-2, 1e-2),
 }
 
-_ENGINE_DIR = str(Path(__file__).resolve().parent.parent)  # dlcourse/
-_TORCH_DIR = str(Path(torch.__file__).resolve().parent)
+# Frames from these folders are not the learner's (the trailing separator keeps a learner's
+# folder named, say, dlcourse_notes/ from matching dlcourse/).
+_ENGINE_DIR = str(Path(__file__).resolve().parent.parent) + os.sep  # dlcourse/
+_TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
+# Where IPython keeps the code of notebook cells (/tmp/ipykernel_<pid>/<hash>.py on Linux).
+_CELL_FILES = os.path.join(tempfile.gettempdir(), "ipykernel_")
 
 
 class _Timeout(BaseException):
@@ -180,7 +186,7 @@ def _learner_traceback(exc: BaseException) -> str:
     ]
     lines = []
     for f in frames:
-        where = "your code" if f.filename.startswith(("<", "/tmp/ipykernel")) else f.filename
+        where = "your code" if f.filename.startswith(("<", _CELL_FILES)) else f.filename
         code = f.line or linecache.getline(f.filename, f.lineno).strip()
         lines.append(f"  {where}, line {f.lineno}, in {f.name}\n    {code}")
     lines.append(f"{type(exc).__name__}: {exc}")
@@ -363,7 +369,8 @@ class Exercise:
 
         ``fn`` runs on ``device`` (by default the one ``dl.setup`` picks: a GPU when there is
         one); results are compared on the CPU in float64, gradients in float64 on the CPU.
-        ``record=False`` leaves the learner's progress file alone.
+        In the learner's own notebooks the result is recorded as their progress (see
+        :mod:`dlcourse.exercises.progress`); ``record=False`` leaves it alone.
         """
         from dlcourse.env import pick_device
 
@@ -371,10 +378,10 @@ class Exercise:
         result = self._check(fn, where)
         if result.status == "fail":
             result.hint = self.diagnose(result.message, where)
-        if record and result.passed:
-            from dlcourse.exercises.progress import record_pass
+        if record and result.status != "not attempted":
+            from dlcourse.exercises.progress import record_result
 
-            record_pass(self.notebook, self.name)
+            record_result(self.notebook, self.name, result.status)
         if show:
             _show(result)
         return result

@@ -1,10 +1,20 @@
-"""Learner progress: which exercises pass, kept in a small JSON file on the learner's machine.
+"""Learner progress: each exercise's last result and when it first passed.
 
-The file is ``$DLCOURSE_PROGRESS`` if set (``off`` turns recording off, as the
-tests and the regenerate command do), else ``$XDG_DATA_HOME/dlcourse/progress.json``,
-else ``~/.local/share/dlcourse/progress.json``. A missing, unreadable or read-only
-file never breaks a check: recording is skipped and the check's result stands.
-``dlcourse progress`` prints it per notebook.
+Only checks run in the learner's own notebooks count. Those are the copies in the
+learner's workspace (``work/`` in the course folder, see :mod:`dlcourse.workspace`),
+and the progress file lives beside them: ``work/.progress.json``. A check records
+its result when the notebook it runs in lies in a workspace: the notebook Jupyter
+names in ``JPY_SESSION_NAME`` (JupyterLab sets it for every kernel it starts), or,
+where that is not set, the current directory. Tests, graders, scripts and the
+solution notebooks in ``notebooks/`` run elsewhere, so they record nothing.
+
+``DLCOURSE_PROGRESS`` overrides the rule: a file to record into, or ``off``.
+
+For each exercise the file keeps the time of its first pass, the result and time
+of its last check, and how many checks ran; a check that finds the stub ("not
+attempted yet") is not a check of the learner's work and is not recorded. A
+missing, unreadable or read-only file never breaks a check: recording is skipped
+and the check's result stands. ``dlcourse progress`` prints it per notebook.
 """
 
 from __future__ import annotations
@@ -13,75 +23,107 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from dlcourse.atomic import write_bytes_atomically
 
 PROGRESS_ENV_VAR = "DLCOURSE_PROGRESS"
+PROGRESS_FILE = ".progress.json"
+FORMAT = 2
+
+Progress = dict[str, dict[str, dict[str, Any]]]  # {"00": {exercise: {first_passed, last, ...}}}
+
+
+def _running_notebook_dir() -> Path:
+    """The folder of the notebook this kernel runs (Jupyter tells), else the current directory."""
+    session = os.environ.get("JPY_SESSION_NAME", "")
+    if session.endswith(".ipynb") and os.path.isabs(session):
+        return Path(session).parent
+    return Path.cwd()
 
 
 def progress_path() -> Path | None:
-    """Where progress is kept, or None when recording is off."""
+    """Where this process records progress, or None when it records nothing."""
     value = os.environ.get(PROGRESS_ENV_VAR, "")
     if value.lower() == "off":
         return None
     if value:
         return Path(value).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "dlcourse" / "progress.json"
+    from dlcourse.workspace import is_workspace
+
+    here = _running_notebook_dir()
+    return here / PROGRESS_FILE if is_workspace(here) else None
 
 
-def load_progress() -> dict[str, dict[str, str]]:
-    """``{notebook: {exercise: when it first passed}}``; empty when there is nothing readable."""
-    path = progress_path()
+def load_progress(path: Path | None = None) -> Progress:
+    """The recorded progress (of ``path``, else of :func:`progress_path`); empty if unreadable."""
+    path = progress_path() if path is None else path
     if path is None:
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        passed = data["passed"]
-        return {str(k): dict(v) for k, v in passed.items()}
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT:
+            return {}
+        return {
+            str(nb): {str(name): dict(entry) for name, entry in exercises.items()}
+            for nb, exercises in data["exercises"].items()
+        }
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
 
-def record_pass(notebook: int, exercise: str) -> bool:
-    """Remember that ``exercise`` passed; False (and no error) when it cannot be written."""
+def record_result(notebook: int, exercise: str, status: str) -> bool:
+    """Record one check of ``exercise`` (``status``: pass, fail, timeout, error).
+
+    Returns False, and raises nothing, when this process records nothing or cannot write.
+    """
     path = progress_path()
     if path is None:
         return False
-    passed = load_progress()
-    key = f"{notebook:02d}"
-    if exercise in passed.get(key, {}):
-        return True
-    passed.setdefault(key, {})[exercise] = time.strftime("%Y-%m-%d %H:%M")
+    progress = load_progress(path)
+    now = time.strftime("%Y-%m-%d %H:%M:%S")
+    entry = progress.setdefault(f"{notebook:02d}", {}).setdefault(
+        exercise, {"first_passed": None, "checks": 0}
+    )
+    if status == "pass" and not entry.get("first_passed"):
+        entry["first_passed"] = now
+    entry.update(last=status, last_checked=now, checks=int(entry.get("checks", 0)) + 1)
     try:
-        text = json.dumps({"passed": passed}, indent=1, sort_keys=True)
+        text = json.dumps({"format": FORMAT, "exercises": progress}, indent=1, sort_keys=True)
         write_bytes_atomically(path, text.encode("utf-8"))
     except OSError:
         return False
     return True
 
 
-def progress_report() -> str:
-    """Per notebook, each exercise with a tick when it has passed (``dlcourse progress``)."""
+def _line(name: str, entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return f"   [ ] {name}: not attempted"
+    first, last, when = entry.get("first_passed"), entry.get("last"), entry.get("last_checked")
+    if first and last == "pass":
+        return f"   [x] {name}: passed {first}"
+    if first:
+        return f"   [!] {name}: passed {first}, but the last check ({when}) said: {last}"
+    return f"   [ ] {name}: not passed yet; last check ({when}) said: {last}"
+
+
+def progress_report(path: Path | None = None) -> str:
+    """Per notebook, each exercise: passed, passed then failed, tried, or not attempted."""
     from dlcourse.course import NOTEBOOKS
     from dlcourse.exercises import all_exercises
 
-    passed = load_progress()
-    lines = []
+    path = progress_path() if path is None else path
+    progress = load_progress(path) if path is not None else {}
     exercises = all_exercises()
+    lines = []
     for nb in NOTEBOOKS:
         mine = [ex for ex in exercises if ex.notebook == nb.number]
         if not mine:
             continue
-        done = passed.get(f"{nb.number:02d}", {})
-        lines.append(
-            f"{nb.number:02d} {nb.title}: {sum(ex.name in done for ex in mine)}/{len(mine)}"
-        )
-        for ex in mine:
-            mark = "x" if ex.name in done else " "
-            when = f"  (passed {done[ex.name]})" if ex.name in done else ""
-            lines.append(f"   [{mark}] {ex.name}{when}")
-    path = progress_path()
-    where = "recording is off" if path is None else f"kept in {path}"
+        done = progress.get(f"{nb.number:02d}", {})
+        passed = sum(bool(done.get(ex.name, {}).get("first_passed")) for ex in mine)
+        lines.append(f"{nb.number:02d} {nb.title}: {passed}/{len(mine)} passed")
+        lines.extend(_line(ex.name, done.get(ex.name)) for ex in mine)
+    where = "nothing is recorded here" if path is None else f"kept in {path}"
     lines.append(f"({where})")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Student versions of the notebooks: solutions cut out, outputs cleared.
+"""Student versions of the notebooks: solutions cut out.
 
 Notebooks are written as solution versions. In an exercise cell, the learner's
 part sits between two marker lines (nbgrader's spelling)::
@@ -9,11 +9,17 @@ part sits between two marker lines (nbgrader's spelling)::
         return (diff**2).sum(dim=-1)
         # END SOLUTION
 
-``dlcourse student`` replaces each such region by a stub with the region's
-indentation, ``raise NotImplementedError("...")``, clears every output and
-execution count, and writes the result to another folder (``build/student/``
-by default). Cells after an exercise use the package's implementation, so a
-student notebook runs top to bottom, each check saying "not attempted yet".
+A student version replaces each such region by a stub with the region's
+indentation, ``raise NotImplementedError("...")``, and clears execution counts.
+Cells after an exercise use the package's implementation, so a student notebook
+runs top to bottom, each check saying "not attempted yet".
+
+Outputs: a handout (``dlcourse student``) has them all cleared. A learner's own
+copy (``keep_outputs=True``, what :mod:`dlcourse.workspace` writes) keeps the
+stored outputs, so the notebook still reads like a book before it is run, except
+those the learner is to produce: the exercise cells' and the cells that check the
+learner's function (``ex.check(pairwise_sq_dists)``); widget views, which only a
+live kernel can draw, are dropped too.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dlcourse.atomic import write_bytes_atomically
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 STUB = 'raise NotImplementedError("your code here")'
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def strip_solutions(source: str, where: str = "cell") -> str:
@@ -53,16 +60,52 @@ def strip_solutions(source: str, where: str = "cell") -> str:
     return "\n".join(out)
 
 
-def student_notebook(nb: dict[str, Any], name: str = "notebook") -> dict[str, Any]:
-    """A student version of a notebook given as nbformat JSON (the input is left unchanged)."""
+def _source(cell: dict[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def _is_exercise(source: str) -> bool:
+    return any(line.strip() == BEGIN for line in source.splitlines())
+
+
+def learners_functions(nb: dict[str, Any]) -> set[str]:
+    """The names of the functions the learner writes (defined in exercise cells)."""
+    names: set[str] = set()
+    for cell in nb.get("cells", []):
+        source = _source(cell)
+        if cell.get("cell_type") == "code" and _is_exercise(source):
+            names.update(re.findall(r"^def (\w+)\(", source, flags=re.MULTILINE))
+    return names
+
+
+def checks_learners_function(source: str, names: set[str]) -> bool:
+    """Whether a cell checks one of the learner's functions (``ex.check(name, ...)``)."""
+    return any(name in names for name in re.findall(r"\.check\(\s*(\w+)", source))
+
+
+def student_notebook(
+    nb: dict[str, Any], name: str = "notebook", *, keep_outputs: bool = False
+) -> dict[str, Any]:
+    """A student version of a notebook given as nbformat JSON (the input is left unchanged).
+
+    ``keep_outputs`` keeps the stored outputs but those of exercise and check cells and
+    widget views (a learner's copy); without it every output is cleared (a handout).
+    """
     nb = copy.deepcopy(nb)
+    learners = learners_functions(nb)
     for i, cell in enumerate(nb.get("cells", [])):
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else source
+        source = _source(cell)
         if cell.get("cell_type") == "code":
             cell["source"] = strip_solutions(source, f"{name}, cell {i}")
-            cell["outputs"] = []
             cell["execution_count"] = None
+            theirs = _is_exercise(source) or checks_learners_function(source, learners)
+            if not keep_outputs or theirs:
+                cell["outputs"] = []
+            cell["outputs"] = [o for o in cell["outputs"] if WIDGET_VIEW not in o.get("data", {})]
+            for out in cell["outputs"]:
+                if "execution_count" in out:
+                    out["execution_count"] = None
         elif BEGIN in source:
             cell["source"] = strip_solutions(source, f"{name}, cell {i}")
     return nb
@@ -70,22 +113,25 @@ def student_notebook(nb: dict[str, Any], name: str = "notebook") -> dict[str, An
 
 def solution_regions(nb: dict[str, Any]) -> int:
     """How many solution regions a notebook has."""
-    total = 0
-    for cell in nb.get("cells", []):
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else source
-        total += sum(line.strip() == BEGIN for line in source.splitlines())
-    return total
+    return sum(
+        line.strip() == BEGIN for cell in nb.get("cells", []) for line in _source(cell).splitlines()
+    )
 
 
-def write_student_versions(paths: list[Path], out_dir: Path) -> list[Path]:
+def write_student_version(path: Path, target: Path, *, keep_outputs: bool = False) -> Path:
+    """Write the student version of the notebook ``path`` to ``target`` (atomically)."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    student = student_notebook(nb, Path(path).name, keep_outputs=keep_outputs)
+    text = json.dumps(student, indent=1, ensure_ascii=False) + "\n"
+    write_bytes_atomically(Path(target), text.encode("utf-8"))
+    return Path(target)
+
+
+def write_student_versions(
+    paths: list[Path], out_dir: Path, *, keep_outputs: bool = False
+) -> list[Path]:
     """Write the student version of each notebook into ``out_dir``; return the paths written."""
-    written = []
-    for path in paths:
-        nb = json.loads(Path(path).read_text(encoding="utf-8"))
-        student = student_notebook(nb, Path(path).name)
-        target = Path(out_dir) / Path(path).name
-        text = json.dumps(student, indent=1, ensure_ascii=False) + "\n"
-        write_bytes_atomically(target, text.encode("utf-8"))
-        written.append(target)
-    return written
+    return [
+        write_student_version(path, Path(out_dir) / Path(path).name, keep_outputs=keep_outputs)
+        for path in paths
+    ]

@@ -1,0 +1,211 @@
+"""The learner's workspace: their own copies of the notebooks, in ``work/``.
+
+``notebooks/`` holds the course's solution notebooks: tracked by git, checked by
+nbval, rewritten only by the authors' ``make regenerate``. A learner works on
+copies of them in ``work/``, a git-ignored folder beside ``notebooks/``:
+
+- each copy is the notebook's student version (:mod:`dlcourse.exercises.student`):
+  solutions replaced by ``raise NotImplementedError``, the stored outputs kept so
+  the notebook reads like a book, except those of the exercise and check cells;
+- a copy is written once, when it is missing, and never overwritten: work
+  survives ``git pull`` and every later ``make lab``;
+- ``dlcourse reset NN`` replaces one copy with a fresh one and keeps the old one
+  in ``work/backups/``;
+- when a solution notebook changes after its copy was made (a ``git pull`` that
+  brought a new version), the copy is kept and :func:`prepare` says so.
+
+The manifest ``work/.dlcourse-workspace.json`` marks the folder as a workspace
+(the exercise checks record progress only in one, see
+:mod:`dlcourse.exercises.progress`) and remembers which version of each solution
+notebook every copy was made from.
+
+``dlcourse lab`` (``make lab``) prepares the workspace and opens it in JupyterLab;
+see :mod:`dlcourse.lab`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlcourse.atomic import write_bytes_atomically
+from dlcourse.notebooks import NOTEBOOK_DIR, course_notebooks
+
+WORKSPACE_DIR = NOTEBOOK_DIR.parent / "work"
+MANIFEST = ".dlcourse-workspace.json"
+BACKUPS = "backups"
+
+
+class WorkspaceError(ValueError):
+    """A workspace command that cannot do what was asked; the message says why and what to do."""
+
+
+def is_workspace(folder: Path) -> bool:
+    """Whether ``folder`` is a learner's workspace (it holds the manifest)."""
+    return (Path(folder) / MANIFEST).is_file()
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One learner copy and what :func:`prepare` did with it.
+
+    ``status``: ``created`` (written now), ``kept`` (the learner's, left as it is) or
+    ``outdated`` (kept, but its solution notebook changed since the copy was made).
+    """
+
+    source: Path
+    path: Path
+    status: str
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _sources(notebooks: Path | None) -> list[Path]:
+    directory = NOTEBOOK_DIR if notebooks is None else Path(notebooks)
+    found = course_notebooks(directory)
+    if not found:
+        raise WorkspaceError(
+            f"no course notebooks in {directory}: the workspace commands work in a clone of the "
+            "course (git clone ..., then make lab), not from an installed package alone"
+        )
+    return found
+
+
+def _load_manifest(workspace: Path) -> dict[str, dict[str, str]]:
+    try:
+        data = json.loads((workspace / MANIFEST).read_text(encoding="utf-8"))
+        return {str(k): dict(v) for k, v in data["copies"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _save_manifest(workspace: Path, copies: dict[str, dict[str, str]]) -> None:
+    data = {
+        "about": "Your copies of the course notebooks (dlcourse lab). Nothing here is tracked by "
+        "git; `dlcourse reset NN` gives a fresh copy of notebook NN.",
+        "copies": copies,
+    }
+    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+    write_bytes_atomically(workspace / MANIFEST, text.encode("utf-8"))
+
+
+def _write_copy(source: Path, target: Path, manifest: dict[str, dict[str, str]]) -> None:
+    from dlcourse.exercises.student import write_student_version
+
+    write_student_version(source, target, keep_outputs=True)
+    manifest[target.name] = {
+        "made": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "source_sha256": _digest(source),
+        "written_ns": str(target.stat().st_mtime_ns),  # as written, before the learner's saves
+    }
+
+
+def prepare(workspace: Path | None = None, notebooks: Path | None = None) -> list[Copy]:
+    """Write the learner's copy of every course notebook that has none; overwrite nothing."""
+    workspace = WORKSPACE_DIR if workspace is None else Path(workspace)
+    sources = _sources(notebooks)
+    workspace.mkdir(parents=True, exist_ok=True)
+    manifest = _load_manifest(workspace)
+    copies = []
+    for source in sources:
+        target = workspace / source.name
+        if not target.exists():
+            _write_copy(source, target, manifest)
+            status = "created"
+        elif manifest.get(source.name, {}).get("source_sha256") not in (None, _digest(source)):
+            status = "outdated"
+        else:
+            status = "kept"
+        copies.append(Copy(source, target, status))
+    _save_manifest(workspace, manifest)
+    return copies
+
+
+def find_notebook(which: str, notebooks: Path | None = None) -> Path:
+    """The course notebook ``which`` names: ``3``, ``03``, ``03_optimizers`` or its file name."""
+    sources = _sources(notebooks)
+    text = Path(str(which)).name.removesuffix(".ipynb")
+    if re.fullmatch(r"\d{1,2}", text):
+        matches = [p for p in sources if p.name[:2] == f"{int(text):02d}"]
+    else:
+        matches = [p for p in sources if p.stem == text]
+    if not matches:
+        names = ", ".join(p.stem for p in sources)
+        raise WorkspaceError(f"no notebook {which!r}: the course has {names}")
+    return matches[0]
+
+
+def reset(
+    which: str, workspace: Path | None = None, notebooks: Path | None = None
+) -> tuple[Path, Path | None]:
+    """Replace the learner's copy of notebook ``which`` with a fresh one.
+
+    The old copy, if any, moves to ``work/backups/`` with the time in its name. Returns
+    ``(fresh copy, backup or None)``.
+    """
+    workspace = WORKSPACE_DIR if workspace is None else Path(workspace)
+    source = find_notebook(which, notebooks)
+    prepare(workspace, notebooks)  # the manifest and any other missing copies
+    target = workspace / source.name
+    backup = None
+    if target.exists():
+        backups = workspace / BACKUPS
+        backups.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = backups / f"{source.stem}.{stamp}.ipynb"
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = backups / f"{source.stem}.{stamp}-{n}.ipynb"
+        target.replace(backup)
+    manifest = _load_manifest(workspace)
+    _write_copy(source, target, manifest)
+    _save_manifest(workspace, manifest)
+    return target, backup
+
+
+def latest_copy(workspace: Path | None = None) -> Path | None:
+    """The copy the learner saved last (where they left off); None before their first save."""
+    workspace = WORKSPACE_DIR if workspace is None else Path(workspace)
+    if not workspace.is_dir():
+        return None
+    manifest = _load_manifest(workspace)
+    saved = [
+        p
+        for p in course_notebooks(workspace)
+        if str(p.stat().st_mtime_ns) != manifest.get(p.name, {}).get("written_ns")
+    ]
+    return max(saved, key=lambda p: p.stat().st_mtime_ns, default=None)
+
+
+def describe(copies: list[Copy], root: Path | None = None) -> str:
+    """What :func:`prepare` did, in a few lines for the terminal."""
+    root = WORKSPACE_DIR.parent if root is None else root
+
+    def shown(path: Path) -> str:
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            return str(path)
+
+    if not copies:
+        return ""
+    folder = shown(copies[0].path.parent)
+    lines = [f"Your notebooks are in {folder}/ (notebooks/ holds the solutions)."]
+    created = [c.path.name[:2] for c in copies if c.status == "created"]
+    if created:
+        lines.append(f"  new copies: {', '.join(created)}")
+    for c in copies:
+        if c.status == "outdated":
+            lines.append(
+                f"  {shown(c.source)} has changed since your copy was made; yours is kept. "
+                f"`dlcourse reset {c.path.name[:2]}` gives the new version "
+                "(and moves yours to backups/)."
+            )
+    return "\n".join(lines)

@@ -1,0 +1,147 @@
+"""dlcourse.workspace: the learner's copies in work/: made once, never overwritten, reset."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dlcourse import workspace
+from dlcourse.exercises import student
+from dlcourse.notebooks import course_notebooks
+
+SOURCES = course_notebooks()[:2]  # 00 and 01: enough for every case, and quick
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> tuple[Path, Path]:
+    """A course folder in miniature: (notebooks/, work/)."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    for path in SOURCES:
+        shutil.copy(path, notebooks / path.name)
+    return notebooks, tmp_path / "work"
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def _text(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_prepare_writes_a_student_copy_of_every_notebook(course: tuple[Path, Path]) -> None:
+    notebooks, work = course
+    copies = workspace.prepare(work, notebooks)
+    assert [c.status for c in copies] == ["created", "created"]
+    assert [c.path.name for c in copies] == [p.name for p in SOURCES]
+    assert workspace.is_workspace(work) and not workspace.is_workspace(notebooks)
+    for source, copy in zip(SOURCES, copies, strict=True):
+        solution = json.loads(source.read_text(encoding="utf-8"))
+        mine = json.loads(copy.path.read_text(encoding="utf-8"))
+        regions = student.solution_regions(solution)
+        assert regions >= 2 and student.solution_regions(mine) == 0
+        assert sum(_text(c).count(student.STUB) for c in mine["cells"]) == regions
+        assert len(mine["cells"]) == len(solution["cells"])
+
+
+def test_a_copy_keeps_the_outputs_but_the_learners(course: tuple[Path, Path]) -> None:
+    """Outputs stay, so the copy reads like a book; exercise and check cells start empty."""
+    notebooks, work = course
+    (copy, _) = workspace.prepare(work, notebooks)
+    solution, mine = _cells(SOURCES[0]), _cells(copy.path)
+    learners = student.learners_functions({"cells": solution})
+    assert learners == {"pairwise_sq_dists", "mse_gradient"}
+    kept = 0
+    for theirs, ours in zip(solution, mine, strict=True):
+        if ours["cell_type"] != "code":
+            continue
+        assert ours["execution_count"] is None
+        source = _text(theirs)
+        if student.BEGIN in source or student.checks_learners_function(source, learners):
+            assert ours["outputs"] == [], source  # the learner's to produce
+            continue
+        widgetless = [o for o in theirs["outputs"] if student.WIDGET_VIEW not in o.get("data", {})]
+        assert len(ours["outputs"]) == len(widgetless), source
+        kept += bool(ours["outputs"])
+        for out in ours["outputs"]:
+            assert out.get("execution_count") is None
+    assert kept >= 15
+    # the demonstration of a failing check is not the learner's: its output stays
+    demo = next(c for c in mine if "transposed_attempt, record=False" in _text(c))
+    assert "FAILED" in json.dumps(demo["outputs"])
+    checks = [c for c in mine if ".check(pairwise_sq_dists)" in _text(c)]
+    assert checks and all(c["outputs"] == [] for c in checks)
+
+
+def test_prepare_never_overwrites_the_learners_copy(course: tuple[Path, Path]) -> None:
+    notebooks, work = course
+    workspace.prepare(work, notebooks)
+    mine = work / SOURCES[0].name
+    mine.write_text('{"my": "work"}', encoding="utf-8")
+    (work / SOURCES[1].name).unlink()  # a deleted copy comes back
+    copies = workspace.prepare(work, notebooks)
+    assert [c.status for c in copies] == ["kept", "created"]
+    assert mine.read_text(encoding="utf-8") == '{"my": "work"}'
+
+
+def test_a_changed_solution_notebook_is_reported_not_copied(course: tuple[Path, Path]) -> None:
+    notebooks, work = course
+    workspace.prepare(work, notebooks)
+    before = (work / SOURCES[0].name).read_bytes()
+    nb = json.loads((notebooks / SOURCES[0].name).read_text(encoding="utf-8"))
+    nb["cells"].append({"cell_type": "markdown", "metadata": {}, "source": "new in a git pull"})
+    (notebooks / SOURCES[0].name).write_text(json.dumps(nb), encoding="utf-8")
+    copies = workspace.prepare(work, notebooks)
+    assert [c.status for c in copies] == ["outdated", "kept"]
+    assert (work / SOURCES[0].name).read_bytes() == before
+    text = workspace.describe(copies, root=notebooks.parent)
+    assert "notebooks/00_welcome.ipynb has changed" in text and "dlcourse reset 00" in text
+
+
+def test_reset_keeps_the_old_copy_as_a_backup(course: tuple[Path, Path]) -> None:
+    notebooks, work = course
+    workspace.prepare(work, notebooks)
+    mine = work / SOURCES[1].name
+    mine.write_text('{"my": "attempt"}', encoding="utf-8")
+    fresh, backup = workspace.reset("1", work, notebooks)
+    assert fresh == mine and backup is not None and backup.parent == work / "backups"
+    assert backup.read_text(encoding="utf-8") == '{"my": "attempt"}'
+    expected = student.student_notebook(
+        json.loads(SOURCES[1].read_text(encoding="utf-8")), keep_outputs=True
+    )
+    assert json.loads(fresh.read_text(encoding="utf-8")) == expected
+    _, second = workspace.reset("01_gradient_descent", work, notebooks)  # same second: no clash
+    assert second is not None and second != backup and backup.exists()
+    assert len(list((work / "backups").iterdir())) == 2
+
+
+@pytest.mark.parametrize("which", ["0", "00", "00_welcome", "00_welcome.ipynb", "work/00_welcome"])
+def test_find_notebook_by_number_or_name(course: tuple[Path, Path], which: str) -> None:
+    notebooks, _ = course
+    assert workspace.find_notebook(which, notebooks).name == "00_welcome.ipynb"
+
+
+def test_unknown_notebooks_and_missing_course_are_clear_errors(
+    course: tuple[Path, Path], tmp_path: Path
+) -> None:
+    notebooks, work = course
+    with pytest.raises(workspace.WorkspaceError, match=r"no notebook '7'.*00_welcome"):
+        workspace.reset("7", work, notebooks)
+    with pytest.raises(workspace.WorkspaceError, match="in a clone of the course"):
+        workspace.prepare(work, tmp_path / "nowhere")
+
+
+def test_latest_copy_is_the_one_saved_last(course: tuple[Path, Path]) -> None:
+    notebooks, work = course
+    assert workspace.latest_copy(work) is None
+    workspace.prepare(work, notebooks)
+    assert workspace.latest_copy(work) is None  # nothing saved by the learner yet
+    later = work / SOURCES[1].name
+    stamp = later.stat().st_mtime_ns + 5_000_000_000
+    os.utime(later, ns=(stamp, stamp))
+    assert workspace.latest_copy(work) == later

@@ -1,9 +1,13 @@
-"""Timing helpers: honest wall-clock measurements on any device.
+"""Measuring cost: honest wall-clock timings on any device, and counts of work.
 
 Taught in ``notebooks/00_welcome.ipynb`` (C0.2: what a GPU buys); used by
-``benchmarks/``. GPU work is asynchronous, so every timing synchronises the
-device before reading the clock, and reports the median of several repeats
-after warm-up runs.
+``benchmarks/`` and notebook 03 (the price of a Hessian). GPU work is
+asynchronous, so every timing synchronises the device before reading the clock,
+and reports the median (or the best) of several repeats after warm-up runs.
+
+A timing depends on the machine and on what else it is doing; a count of
+floating-point operations (:func:`count_flops`) does not, so a claim about how
+cost *grows* is asserted on counts, and timings are printed beside them.
 """
 
 from __future__ import annotations
@@ -40,6 +44,31 @@ def cpu_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _matrix_vector_flops(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * a_shape[0] * a_shape[1]  # one multiply and one add per matrix entry
+
+
+def _dot_flops(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * a_shape[0]
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations in the matrix products that ``fn()`` runs, backward included.
+
+    Counted by torch's ``FlopCounterMode`` (matrix-matrix products, convolutions,
+    attention), with matrix-vector and dot products added, which it leaves out. Elementwise
+    work is not counted: matrix products dominate the cost of the models here. The count is
+    the same on every machine, however busy.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    aten = torch.ops.aten
+    extra = {aten.mv: _matrix_vector_flops, aten.dot: _dot_flops}
+    with FlopCounterMode(display=False, custom_mapping=extra) as counter:
+        fn()
+    return int(counter.get_total_flops())
 
 
 def time_call(

@@ -457,7 +457,11 @@ def optimizer_race_explorer() -> ipywidgets.interactive:
         )
 
     def slider(value: float, low: float, high: float, step: float) -> w.FloatSlider:
-        return w.FloatSlider(value=value, min=low, max=high, step=step, continuous_update=False)
+        decimals = max(0, -math.floor(math.log10(step)))  # the readout shows every step: 0.9990
+        return w.FloatSlider(
+            value=value, min=low, max=high, step=step, continuous_update=False,
+            readout_format=f".{decimals}f",
+        )  # fmt: skip
 
     return w.interactive(
         show_optimizer_race,

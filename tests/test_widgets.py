@@ -216,3 +216,24 @@ def test_show_optimizer_race_and_its_explorer() -> None:
     assert box.result.paths["SGD"].shape == (101, 2)
     controls["landscape"].value = "Rastrigin"
     assert box.result.landscape == "Rastrigin"
+
+
+@pytest.mark.parametrize(
+    "explorer",
+    [
+        "tangent_explorer",
+        "descent_race_explorer",
+        "depth_probe_explorer",
+        "optimizer_race_explorer",
+    ],
+)
+def test_every_slider_reads_out_its_own_value(explorer: str) -> None:
+    """A slider at 0.999 must not read "1.00": the readout shows as many decimals as the step."""
+    import ipywidgets
+
+    box = getattr(widgets, explorer)()
+    sliders = [c for c in box.children if isinstance(c, ipywidgets.FloatSlider)]
+    for s in sliders:
+        for value in (s.value, s.min, s.max, s.min + s.step):
+            shown = float(format(value, s.readout_format))
+            assert shown == pytest.approx(value, abs=s.step / 100), (s.description, value, shown)

@@ -7,7 +7,8 @@ checked, under one pinned set of settings: :data:`PINNED_ENV`.
 
 ``dlcourse regenerate`` (``make regenerate``) re-executes notebooks in place under
 those settings; ``tests/test_notebooks.py`` uses :func:`stored_problems` to
-fail on a notebook stored unexecuted, out of order or with an error.
+fail on a notebook stored unexecuted, out of order or with an error, and
+:func:`wall_clock_asserts` to fail on an ``assert`` that a busy machine could flip.
 
 This module needs nbclient and nbformat only when regenerating (the ``test``
 extra); importing it costs nothing.
@@ -15,6 +16,7 @@ extra); importing it costs nothing.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import platform
@@ -107,6 +109,139 @@ def stored_problems(nb: dict[str, Any]) -> list[str]:
             "regenerate the notebook"
         )
     return problems
+
+
+# Readings of the clock: a single one measures the machine's load as much as the code.
+_CLOCK_CALLS = {"perf_counter", "perf_counter_ns", "time", "time_ns", "monotonic", "process_time"}
+
+
+def _reads_the_clock(node: ast.AST) -> bool:
+    """Whether an expression contains a raw wall-clock reading.
+
+    Raw: ``time.perf_counter()`` and friends, a ``History``'s ``["time"]`` column, and
+    ``time_call(...)`` unless it takes the best of its repeats (``stat="min"``), which is
+    what the code costs when nothing else competes.
+    """
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            name = getattr(sub.func, "attr", getattr(sub.func, "id", ""))
+            if name in _CLOCK_CALLS:
+                return True
+            if name == "time_call" and not any(
+                k.arg == "stat" and isinstance(k.value, ast.Constant) and k.value.value == "min"
+                for k in sub.keywords
+            ):
+                return True
+        if (
+            isinstance(sub, ast.Subscript)
+            and isinstance(sub.slice, ast.Constant)
+            and sub.slice.value == "time"
+        ):
+            return True
+    return False
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _bound_names(target: ast.AST) -> set[str]:
+    """The variables an assignment target binds or changes (``d[k] = ...`` changes ``d``)."""
+    while isinstance(target, ast.Subscript | ast.Attribute | ast.Starred):
+        target = target.value
+    if isinstance(target, ast.Tuple | ast.List):
+        return set().union(*(_bound_names(t) for t in target.elts))
+    return {target.id} if isinstance(target, ast.Name) else set()
+
+
+class _ClockFlow(ast.NodeVisitor):
+    """Follows wall-clock readings through a notebook's code, top to bottom, as it runs.
+
+    A name holds a raw reading when it is assigned one, or anything computed from one (also
+    through ``for`` loops and ``.append``); assigning it something else clears it. Each
+    ``assert`` that reads such a name, or the clock itself, is recorded.
+    """
+
+    def __init__(self) -> None:
+        self.tainted: set[str] = set()
+        self.cell = 0
+        self.found: list[tuple[int, int, set[str]]] = []  # (cell, line, names)
+
+    def _raw(self, value: ast.AST) -> bool:
+        return _reads_the_clock(value) or bool(_names(value) & self.tainted)
+
+    def _flow(self, value: ast.AST, targets: list[ast.AST]) -> None:
+        raw = self._raw(value)
+        for target in targets:
+            if raw:
+                self.tainted |= _bound_names(target)
+            elif isinstance(target, ast.Name | ast.Tuple | ast.List):
+                self.tainted -= _bound_names(target)  # a new value replaces the old one
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.generic_visit(node)
+        self._flow(node.value, node.targets)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self.generic_visit(node)
+        if node.value is not None:
+            self._flow(node.value, [node.target])
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self.generic_visit(node)
+        if self._raw(node.value):
+            self.tainted |= _bound_names(node.target)
+
+    def visit_For(self, node: ast.For) -> None:
+        self._flow(node.iter, [node.target])
+        for _ in range(2):  # twice: values can flow from one iteration into the next
+            for stmt in [*node.body, *node.orelse]:
+                self.visit(stmt)
+
+    def visit_comprehension(self, node: ast.comprehension) -> None:
+        self._flow(node.iter, [node.target])
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self.generic_visit(node)
+        func = node.func
+        grows = isinstance(func, ast.Attribute) and func.attr in (
+            "append",
+            "extend",
+            "update",
+            "add",
+        )
+        if grows and any(self._raw(a) for a in node.args):
+            self.tainted |= _bound_names(func.value)
+
+    def visit_Assert(self, node: ast.Assert) -> None:
+        if self._raw(node.test):
+            self.found.append((self.cell, node.lineno, _names(node.test) & self.tainted))
+
+
+def wall_clock_asserts(nb: dict[str, Any]) -> list[str]:
+    """The ``assert`` statements that rest on a raw wall-clock reading, as sentences.
+
+    A timing assert flakes on a loaded machine, so a notebook asserts on operation counts,
+    or on best-of-N timings (``dl.benchmark.time_call(..., stat="min")``) with a wide margin.
+    """
+    flow = _ClockFlow()
+    for i, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") != "code":
+            continue
+        lines = [ln for ln in _source(cell).splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError:
+            continue
+        flow.cell = i
+        flow.visit(tree)
+    return [
+        f"code cell {cell}, line {line}: the assert rests on a wall-clock reading "
+        f"({', '.join(sorted(names)) or 'the clock'}); assert on an operation count, or on "
+        "dl.benchmark.time_call(..., stat='min') with a wide margin"
+        for cell, line, names in flow.found
+    ]
 
 
 # --------------------------------------------------------------------------- regenerate

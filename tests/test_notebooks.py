@@ -72,6 +72,38 @@ def test_warning_on_stderr_is_a_problem() -> None:
     assert "warning on stderr" in notebooks.stored_problems(nb)[0]
 
 
+@pytest.mark.parametrize(
+    "sources",
+    [
+        ("t0 = time.perf_counter()\nf()\nelapsed = time.perf_counter() - t0", "assert elapsed < 1"),
+        ("h = fit()\nseconds = h['time'][-1]", "fast = seconds < 2\nassert fast"),
+        ("t = dl.benchmark.time_call(f, 'cpu')", "assert t < 0.1"),  # a median: load shifts it
+        ("times = []\nfor n in (1, 2):\n    times.append(time.perf_counter())", "assert times[0]"),
+        ("rows = {}\nfor k in 'ab':\n    rows[k] = time.monotonic()", "assert rows['a'] > 0"),
+        ("assert time.perf_counter() > 0",),
+    ],
+    ids=["perf_counter", "history time", "median time_call", "append", "loop", "direct"],
+)
+def test_an_assert_on_wall_time_is_found(sources: tuple[str, ...]) -> None:
+    problems = notebooks.wall_clock_asserts(_executed(*sources))
+    assert len(problems) == 1 and "wall-clock reading" in problems[0]
+    assert problems[0].startswith(f"code cell {len(sources) - 1}, line")
+
+
+@pytest.mark.parametrize(
+    "sources",
+    [
+        ("t = dl.benchmark.time_call(f, 'cpu', repeats=20, stat='min')", "assert t < 0.1"),
+        ("flops = dl.benchmark.count_flops(f)", "assert flops > 10"),
+        ("t = time.perf_counter()\nt = 3", "assert t == 3"),  # replaced by a count
+        ("h = fit()\nprint(h['time'][-1])\nsteps = h['step'][-1]", "assert steps > 1"),
+    ],
+    ids=["best of N", "count", "reassigned", "printed only"],
+)
+def test_counts_and_best_of_n_timings_may_be_asserted(sources: tuple[str, ...]) -> None:
+    assert notebooks.wall_clock_asserts(_executed(*sources)) == []
+
+
 def test_normalise_drops_timings_and_widget_state() -> None:
     nb = _executed("a = 1")
     nb["cells"][0]["metadata"]["execution"] = {"iopub.execute_input": "2026-01-01"}
@@ -147,6 +179,12 @@ def test_stored_executed_in_order_without_errors(path: Path) -> None:
     nb = json.loads(path.read_text(encoding="utf-8"))
     problems = notebooks.stored_problems(nb)
     assert problems == [], f"{path.name}: {problems}; run `make regenerate NB={path}`"
+
+
+@pytest.mark.parametrize("path", STORED, ids=_ids)
+def test_no_assert_rests_on_wall_time(path: Path) -> None:
+    """A claim about speed is asserted on counts or best-of-N timings: load cannot flip it."""
+    assert notebooks.wall_clock_asserts(json.loads(path.read_text(encoding="utf-8"))) == []
 
 
 @pytest.mark.parametrize("path", STORED, ids=_ids)

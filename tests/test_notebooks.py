@@ -204,6 +204,19 @@ def test_header_matches_the_course_map(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", STORED, ids=_ids)
+def test_header_names_exactly_the_modules_the_code_uses(path: Path) -> None:
+    """A learner looking for the code of `dl.report.number` finds `dlcourse.report` named."""
+    import dlcourse
+
+    entry = next(nb for nb in course.NOTEBOOKS if nb.filename == path.name)
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    names = set(re.findall(r"\bdl\.(\w+)", code)) | set(re.findall(r"from dlcourse\.(\w+)", code))
+    used = {dlcourse._EXPORTS.get(name, name) for name in names}  # dl.setup lives in env
+    assert used & set(dlcourse._SUBMODULES) == set(entry.modules)
+
+
+@pytest.mark.parametrize("path", STORED, ids=_ids)
 def test_shape_of_a_notebook(path: Path) -> None:
     nb = json.loads(path.read_text(encoding="utf-8"))
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]

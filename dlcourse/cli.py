@@ -72,8 +72,17 @@ def _regenerate(args: argparse.Namespace) -> int:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from dlcourse.lab import launch
     from dlcourse.workspace import WorkspaceError
+
+    try:
+        from dlcourse.lab import launch
+    except ImportError as exc:  # the package was installed without the lab extra
+        print(
+            f"dlcourse lab needs JupyterLab ({exc}). In the course folder, `make lab` installs it; "
+            "elsewhere: pip install 'jupyterlab>=4.0'",
+            file=sys.stderr,
+        )
+        return 1
 
     try:
         return launch(solutions=args.solutions, extra=args.jupyter_args, dry_run=args.dry_run)

@@ -173,3 +173,11 @@ def test_only_lab_passes_unknown_arguments_on(capsys: pytest.CaptureFixture[str]
     with pytest.raises(SystemExit):
         cli.main(["doctor", "--no-browser"])
     assert "unrecognized arguments: --no-browser" in capsys.readouterr().err
+
+
+def test_lab_without_jupyterlab_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "dlcourse.lab", None)  # as if jupyter_server were missing
+    assert cli.main(["lab", "--dry-run"]) == 1
+    assert "dlcourse lab needs JupyterLab" in capsys.readouterr().err

@@ -14,34 +14,15 @@ grader or a script pays only for what it touches::
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from dlcourse._version import __version__
 
-# Submodules, loaded on first attribute access (PEP 562).
-_SUBMODULES = (
-    "activations",
-    "anneal",
-    "benchmark",
-    "cli",
-    "course",
-    "data",
-    "depth",
-    "diagnostics",
-    "env",
-    "exercises",
-    "init",
-    "lab",
-    "landscapes",
-    "notebooks",
-    "optim",
-    "plot",
-    "report",
-    "schedules",
-    "second_order",
-    "train",
-    "widgets",
-    "workspace",
+# Submodules, loaded on first attribute access (PEP 562): every module of the package, found in
+# its folder, so adding one is enough to make it reachable as ``dl.<name>``.
+_SUBMODULES = tuple(
+    sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 )
 
 # Helpers re-exported at the top level: name -> module that defines it.
@@ -56,30 +37,6 @@ _EXPORTS = {
 __all__ = ["__version__", *_SUBMODULES, *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
-    from . import (  # noqa: F401
-        activations,
-        anneal,
-        benchmark,
-        cli,
-        course,
-        data,
-        depth,
-        diagnostics,
-        env,
-        exercises,
-        init,
-        lab,
-        landscapes,
-        notebooks,
-        optim,
-        plot,
-        report,
-        schedules,
-        second_order,
-        train,
-        widgets,
-        workspace,
-    )
     from .env import (  # noqa: F401
         DeviceError,
         available_devices,

@@ -255,28 +255,49 @@ def get(name: str) -> Activation:
     return ACTIVATIONS[name]
 
 
-# --------------------------------------------------------------------------- a deep network
+# Layer classes that compute an activation: the course's and torch's. Probes
+# (dlcourse.diagnostics) watch every layer found here, whatever its class.
+LAYER_KINDS: dict[type[nn.Module], str] = {
+    **{a.module: a.name for a in ACTIVATIONS.values() if isinstance(a.module, type)},
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.ReLU: "relu",
+    nn.LeakyReLU: "leaky_relu",
+}
 
 
-def deep_mlp(
-    in_features: int,
-    width: int,
-    depth: int,
-    out_features: int,
-    activation: str = "relu",
-) -> nn.Sequential:
-    """``depth`` hidden layers of ``width`` units, each ``Linear`` then ``activation``, then a
-    linear output layer: ``Sequential(Linear, act, Linear, act, ..., Linear)``.
+def register_layer(layer_type: type[nn.Module], name: str) -> None:
+    """Declare that layers of ``layer_type`` compute the activation ``name`` (e.g. ``"relu"``).
 
-    The activation layers are the course's modules where there is one (their
-    backward passes are the hand-written ones above). Initialise it with
-    :func:`dlcourse.init.initialize`.
+    Probes then watch them, and count saturated or dead units as they do for the
+    course's and torch's own activation layers.
     """
-    if depth < 1 or width < 1:
-        raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
-    act = get(activation)
-    layers: list[nn.Module] = []
-    for i in range(depth):
-        layers += [nn.Linear(in_features if i == 0 else width, width), act.module()]
-    layers.append(nn.Linear(width, out_features))
-    return nn.Sequential(*layers)
+    if not (isinstance(layer_type, type) and issubclass(layer_type, nn.Module)):
+        raise TypeError(f"layer_type must be an nn.Module class, got {layer_type!r}")
+    get(name)  # a known activation
+    LAYER_KINDS[layer_type] = name
+
+
+def kind_of(module: nn.Module) -> str | None:
+    """The activation a layer computes (``"relu"``, ``"tanh"``, ...), or None if it is not one."""
+    for cls in type(module).__mro__:
+        if cls in LAYER_KINDS:
+            return LAYER_KINDS[cls]
+    return None
+
+
+_MOVED = {"deep_mlp": "dlcourse.models"}
+
+
+def __getattr__(name: str) -> object:
+    """Point code written for an older version to where a name went (PEP 562).
+
+    An ImportError, not an AttributeError: ``from ... import`` would replace the latter
+    by its own message, which does not say where the name went.
+    """
+    if name in _MOVED:
+        raise ImportError(
+            f"{name} moved to {_MOVED[name]}: from {_MOVED[name]} import {name} "
+            f"(or dl.{_MOVED[name].split('.')[-1]}.{name})"
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
+
+from dlcourse import landscapes, schedules
 
 Objective = Callable[[torch.Tensor], torch.Tensor]  # (..., dim) -> (...)
 Proposal = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -254,3 +256,93 @@ def langevin_descent(
             x = x + math.sqrt(2 * eta * t) * noise
         points.append(x)
     return torch.stack(points)
+
+
+# --------------------------------------------------------------------------- a race of three
+
+RACE_LANDSCAPES = ("double well", "two basins", "Rastrigin")
+
+
+@dataclass(frozen=True)
+class RaceSettings:
+    """The settings of :func:`descent_race`, with their defaults (the demo's sliders start here)."""
+
+    landscape: str = "double well"  # one of RACE_LANDSCAPES
+    start_x: float = 1.8
+    start_y: float = 1.0  # ignored in 1-D
+    lr: float = 0.01
+    schedule: str = "constant"  # one of dlcourse.schedules.NAMES
+    noise: float = 4.0  # standard deviation of the gradient noise
+    temperature: float = 2.0  # annealing's starting temperature
+    steps: int = 300
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Race:
+    landscape: str
+    start: tuple[float, ...]
+    paths: dict[str, torch.Tensor]  # method -> (steps + 1, dim)
+    final_loss: dict[str, float]  # method -> f at the last point (nan if it diverged)
+    in_global_basin: dict[str, bool]
+
+
+def descent_race(settings: RaceSettings | None = None, **changes: object) -> Race:
+    r"""Run three methods from one start on a landscape of :data:`RACE_LANDSCAPES`.
+
+    - ``GD``: :math:`x \leftarrow x - \eta_k \nabla f(x)`;
+    - ``SGD-like``: the same with gradient noise of standard deviation ``noise``,
+      :math:`x \leftarrow x - \eta_k (\nabla f(x) + \sigma \xi)`, as a mini-batch
+      gradient has (Langevin at :math:`T = \eta_k \sigma^2 / 2`);
+    - ``annealing``: simulated annealing with Gaussian proposals a tenth of the box
+      wide, cooled exponentially from ``temperature`` to a thousandth of it.
+
+    Settings are :class:`RaceSettings`; ``changes`` override some of them
+    (``descent_race(lr=0.05)``). ``lr`` follows ``schedule``
+    (:func:`dlcourse.schedules.by_name`); the start is clamped into the landscape's box.
+    """
+    s = replace(settings or RaceSettings(), **changes)
+    if s.landscape not in RACE_LANDSCAPES:
+        raise ValueError(
+            f"unknown landscape {s.landscape!r}; choose one of {list(RACE_LANDSCAPES)}"
+        )
+    if s.lr <= 0 or s.noise < 0 or s.temperature < 0:
+        raise ValueError(
+            f"need lr > 0, noise >= 0, temperature >= 0; got lr={s.lr}, noise={s.noise}, "
+            f"temperature={s.temperature}"
+        )
+    ls = landscapes.LANDSCAPES[s.landscape]
+    start = torch.tensor([s.start_x, s.start_y][: ls.dim], dtype=torch.float64)  # (dim,)
+    low = torch.tensor([b[0] for b in ls.bounds], dtype=torch.float64)
+    high = torch.tensor([b[1] for b in ls.bounds], dtype=torch.float64)
+    start = torch.minimum(torch.maximum(start, low), high)  # inside the box
+    lr_at = schedules.by_name(s.schedule, s.lr, s.steps)
+    width = float((high - low).max())
+    paths = {
+        "GD": langevin_descent(ls.grad, start, steps=s.steps, lr=lr_at, seed=s.seed),
+        "SGD-like": langevin_descent(
+            ls.grad,
+            start,
+            steps=s.steps,
+            lr=lr_at,
+            temperature=lambda k: lr_at(k) * s.noise**2 / 2,
+            seed=s.seed,
+        ),
+        "annealing": simulated_annealing(
+            ls,
+            start,
+            steps=s.steps,
+            temperature=exponential_cooling(s.temperature, 1e-3 ** (1 / s.steps)),
+            proposal=gaussian_proposal(width / 10),
+            seed=s.seed,
+        ).trajectory,
+    }
+    with torch.no_grad():
+        final = {name: ls(p[-1]).item() for name, p in paths.items()}
+    return Race(
+        landscape=s.landscape,
+        start=tuple(start.tolist()),
+        paths=paths,
+        final_loss={k: (v if math.isfinite(v) else math.nan) for k, v in final.items()},
+        in_global_basin={k: bool(ls.in_global_basin(p[-1])) for k, p in paths.items()},
+    )

@@ -129,11 +129,12 @@ def _student(args: argparse.Namespace) -> int:
 def _progress(args: argparse.Namespace) -> int:
     import os
 
+    from dlcourse.exercises import all_exercises
     from dlcourse.exercises.progress import PROGRESS_ENV_VAR, PROGRESS_FILE, progress_report
 
     recorded = os.environ.get(PROGRESS_ENV_VAR) or str(Path(args.workspace) / PROGRESS_FILE)
     path = None if recorded.lower() == "off" else Path(recorded)
-    print(progress_report(path))
+    print(progress_report(all_exercises(), path))
     return 0
 
 
@@ -211,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         args.jupyter_args = unknown  # for JupyterLab
     if args.version:
-        from dlcourse import __version__
+        from dlcourse._version import __version__
 
         print(f"dlcourse {__version__}")
         return 0

@@ -30,6 +30,13 @@ class Notebook:
     def path(self) -> str:
         return f"notebooks/{self.filename}"
 
+    @property
+    def slug(self) -> str:
+        """The notebook's name without its number: the name of its modules in
+        ``dlcourse/exercises/`` and ``dlcourse/widgets/`` (``02_activations_and_init.ipynb``:
+        ``activations_and_init``)."""
+        return self.filename.removesuffix(".ipynb").split("_", 1)[1]
+
 
 @dataclass(frozen=True)
 class Term:
@@ -86,6 +93,7 @@ NOTEBOOKS: tuple[Notebook, ...] = (
             "benchmark",
             "data",
             "train",
+            "callbacks",
             "plot",
             "report",
             "exercises",
@@ -105,6 +113,7 @@ NOTEBOOKS: tuple[Notebook, ...] = (
             "schedules",
             "data",
             "train",
+            "callbacks",
             "benchmark",
             "plot",
             "report",
@@ -120,6 +129,7 @@ NOTEBOOKS: tuple[Notebook, ...] = (
         (
             "env",
             "activations",
+            "models",
             "init",
             "diagnostics",
             "data",

@@ -30,7 +30,7 @@ import os
 import random
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -400,8 +400,13 @@ class Batches:
         batch_size: samples per batch.
         shuffle: draw a new order each pass (else keep the stored order).
         drop_last: skip the last, smaller batch.
-        seed: seed for the shuffling generator.
+        seed: seed for the generator that shuffles (and that ``transform`` draws from).
         device: where the tensors live; default: where ``x`` is.
+        transform: ``transform(xb, generator) -> xb``, applied to each batch's inputs as it
+            is drawn (data augmentation, notebook 05); the labels are left as they are. It
+            must draw its randomness from ``generator``, the iterator's own (a CPU
+            generator: draw on the CPU, then move to ``xb.device``), so the same seed gives
+            the same batches and a resumed run repeats them exactly.
     """
 
     def __init__(
@@ -414,6 +419,7 @@ class Batches:
         drop_last: bool = False,
         seed: int = 0,
         device: torch.device | str | None = None,
+        transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     ) -> None:
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
             raise TypeError(
@@ -429,9 +435,15 @@ class Batches:
             raise ValueError(
                 f"batch_size={batch_size} with drop_last=True leaves no batch of {len(x)} samples"
             )
+        if transform is not None and not callable(transform):
+            raise TypeError(
+                "transform must be a function (xb, generator) -> xb, "
+                f"got {type(transform).__name__}"
+            )
         device = torch.device(device) if device is not None else x.device
         self.x, self.y = x.to(device), y.to(device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.transform = transform
         self.generator = _generator(seed)  # on the CPU, so every device draws the same orders
 
     @property
@@ -456,7 +468,20 @@ class Batches:
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
             # index_select: the same gather as x[index], without advanced indexing's
             # per-call overhead (about 5x faster for batches this small)
-            yield self.x.index_select(0, index), self.y.index_select(0, index)
+            xb, yb = self.x.index_select(0, index), self.y.index_select(0, index)
+            if self.transform is not None:
+                xb = self._transformed(xb)
+            yield xb, yb
+
+    def _transformed(self, xb: torch.Tensor) -> torch.Tensor:
+        out = self.transform(xb, self.generator)
+        if not isinstance(out, torch.Tensor) or out.shape[0] != xb.shape[0]:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(
+                f"the transform must return the batch's inputs as a tensor with "
+                f"{xb.shape[0]} samples, like its input {tuple(xb.shape)}; it returned {got}"
+            )
+        return out
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The shuffling generator's state, so a resumed run draws the same orders."""

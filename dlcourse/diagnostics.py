@@ -19,7 +19,7 @@ Only numbers (and small CPU histograms) are kept, never the tensors: a probe
 does not keep the autograd graph, or any activation, alive. Remove the hooks
 with :meth:`ActivationProbe.remove`, or use the probe as a context manager.
 :func:`parameter_grad_norms` gives the weights' gradient norms after
-``backward()``; ``dlcourse.train.GradNormRecorder`` records them during
+``backward()``; ``dlcourse.callbacks.GradNormRecorder`` records them during
 training with it.
 """
 
@@ -27,30 +27,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from dlcourse import activations as _act
-
-# layer types whose outputs are activations (torch's and the course's own)
-ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.GELU,
-    _act.Sigmoid,
-    _act.Tanh,
-    _act.ReLU,
-    _act.LeakyReLU,
-)
-_SIGMOIDS = (nn.Sigmoid, _act.Sigmoid)
-_TANHS = (nn.Tanh, _act.Tanh)
-_RELUS = (nn.ReLU, _act.ReLU)
+from dlcourse.init import PRESETS, initialize
+from dlcourse.models import deep_mlp
 
 
 @dataclass
@@ -74,7 +59,8 @@ class ActivationProbe:
 
     Args:
         model: the network.
-        modules: the layers to watch; by default every layer of :data:`ACTIVATION_TYPES`.
+        modules: the layers to watch; by default every activation layer, found by what it
+            computes (:func:`dlcourse.activations.kind_of`), not by its class.
         bins: histogram bins.
         saturation: how close to a flat end counts as saturated (0.99: within 1%).
         grads: also record the gradient norm at each watched output during backward.
@@ -95,7 +81,7 @@ class ActivationProbe:
             raise ValueError(f"saturation must be in (0, 1), got {self.saturation}")
         names = {m: n for n, m in self.model.named_modules()}
         watched = (
-            [m for m in self.model.modules() if isinstance(m, ACTIVATION_TYPES)]
+            [m for m in self.model.modules() if _act.kind_of(m) is not None]
             if self.modules is None
             else list(self.modules)
         )
@@ -131,11 +117,12 @@ class ActivationProbe:
     def _stats(self, name: str, module: nn.Module, out: torch.Tensor) -> LayerStats:
         values = out.float()
         nan = math.nan
-        if isinstance(module, _SIGMOIDS):
+        kind = _act.kind_of(module)
+        if kind == "sigmoid":
             edge = 1 - self.saturation
             saturated = ((values < edge) | (values > 1 - edge)).float().mean().item()
             low, high = 0.0, 1.0
-        elif isinstance(module, _TANHS):
+        elif kind == "tanh":
             saturated = (values.abs() > self.saturation).float().mean().item()
             low, high = -1.0, 1.0
         else:
@@ -144,7 +131,7 @@ class ActivationProbe:
             if low == high:
                 low, high = low - 0.5, high + 0.5
         dead = nan
-        if isinstance(module, _RELUS) and values.dim() >= 2:
+        if kind == "relu" and values.dim() >= 2:
             per_unit = values.transpose(0, 1).reshape(values.shape[1], -1)  # (units, B * ...)
             dead = (per_unit.amax(dim=1) <= 0).float().mean().item()
         hist = torch.histc(values.cpu(), bins=self.bins, min=low, max=high)
@@ -213,3 +200,38 @@ def parameter_grad_norms(
         for name, p in named
         if p.grad is not None and (include_bias or not name.endswith("bias"))
     }
+
+
+# --------------------------------------------------------------------------- a deep network, probed
+
+PROBE_ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu")
+
+
+@dataclass(frozen=True)
+class DepthProbeSettings:
+    """The settings of :func:`depth_probe`, with their defaults (notebook 02's demo)."""
+
+    depth: int = 20
+    activation: str = "tanh"  # one of PROBE_ACTIVATIONS
+    init: str = "Xavier, gain 1"  # one of dlcourse.init.PRESETS
+    width: int = 64
+    seed: int = 0
+
+
+def depth_probe(settings: DepthProbeSettings | None = None, **changes: Any) -> list[LayerStats]:
+    """Per-layer :class:`LayerStats` of a fresh deep MLP on random data.
+
+    The network is :func:`dlcourse.models.deep_mlp` (``depth`` hidden layers of
+    ``width``) initialised by one of :data:`dlcourse.init.PRESETS`; the data are 512
+    standard normal inputs with random labels of 10 classes, one forward and one backward
+    pass. ``changes`` override some of the settings (``depth_probe(depth=8)``).
+    """
+    s = replace(settings or DepthProbeSettings(), **changes)
+    if s.init not in PRESETS:
+        raise ValueError(f"unknown init {s.init!r}; choose one of {list(PRESETS)}")
+    gen = torch.Generator().manual_seed(s.seed)
+    model = deep_mlp(s.width, s.width, s.depth, 10, s.activation)
+    initialize(model, **PRESETS[s.init], generator=gen)  # type: ignore[arg-type]
+    x = torch.randn(512, s.width, generator=gen)  # (512, width)
+    y = torch.randint(0, 10, (512,), generator=gen)  # (512,)
+    return probe(model, x, y, nn.CrossEntropyLoss())

@@ -189,7 +189,7 @@ def set_deterministic(enabled: bool = True) -> None:
 
 def summary_line(device: torch.device, seed: int, deterministic: bool) -> str:
     """The one line :func:`setup` prints (``tests/nbval_sanitize.cfg`` masks its varying parts)."""
-    from dlcourse import __version__
+    from dlcourse._version import __version__
 
     return (
         f"[dlcourse {__version__}] seed={seed} deterministic={deterministic} "

@@ -222,6 +222,34 @@ SCHEMES = (
 )
 
 
+# Named set-ups that notebook 02 compares: label -> keyword arguments of :func:`initialize`.
+PRESETS: dict[str, dict[str, object]] = {
+    "He (kaiming_normal)": {"scheme": "kaiming_normal"},
+    "Xavier, gain 1": {"scheme": "xavier_normal"},
+    "Xavier, gain 5/3 (tanh)": {"scheme": "xavier_normal", "gain": 5 / 3},
+    "too small: N(0, 0.01²)": {"scheme": "normal", "std": 0.01},
+    "too large: N(0, 1)": {"scheme": "normal", "std": 1.0},
+    "all equal: 0.1": {"scheme": "constant", "value": 0.1},
+    "torch's default": {"scheme": "torch_default"},
+}
+
+
+def _own_weights_and_biases(
+    module: torch.nn.Module,
+) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    """A layer's own weight matrices or kernels (rank >= 2, named ``weight...``) and biases.
+
+    Found by what the layer has, not by its class: ``nn.Linear``'s ``weight``, a
+    convolution's kernel, a recurrent layer's ``weight_ih_l0`` and ``weight_hh_l0``, and
+    the course's own layers alike. A normalisation layer's ``weight`` (rank 1) is a scale,
+    not a weight matrix, and is left alone.
+    """
+    own = list(module.named_parameters(recurse=False))
+    weights = [p for name, p in own if name.startswith("weight") and p.dim() >= 2]
+    biases = [p for name, p in own if name.startswith("bias")] if weights else []
+    return weights, biases
+
+
 def initialize(
     model: torch.nn.Module,
     scheme: str,
@@ -231,36 +259,46 @@ def initialize(
     value: float = 0.1,
     generator: torch.Generator | None = None,
 ) -> torch.nn.Module:
-    """Initialise every ``Linear`` and ``Conv*d`` layer of ``model`` with one scheme; return it.
+    """Initialise every weight matrix or kernel of ``model`` with one scheme; return the model.
 
-    Weights: ``xavier_*`` (with ``gain``), ``kaiming_*`` (ReLU's gain, ``fan_in``),
-    ``normal`` (mean 0, ``std``), ``constant`` (every weight ``value``), or
-    ``torch_default`` (each layer's own ``reset_parameters``). Biases are set to 0,
-    except with ``torch_default``. Layers are visited in order, drawing from one
-    ``generator``, so a seed fixes the whole network.
+    A layer counts when it has a weight of rank 2 or more (``Linear``, ``Conv*d``, recurrent
+    layers, and any layer of the course's written the same way). Weights: ``xavier_*``
+    (with ``gain``), ``kaiming_*`` (ReLU's gain, ``fan_in``), ``normal`` (mean 0, ``std``),
+    ``constant`` (every weight ``value``), or ``torch_default`` (each layer's own
+    ``reset_parameters``). Those layers' biases are set to 0, except with ``torch_default``.
+    Layers, and each layer's weights, are visited in order, drawing from one ``generator``,
+    so a seed fixes the whole network.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"unknown scheme {scheme!r}; choose one of {SCHEMES}")
-    layer_types = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    found = False
     for layer in model.modules():
-        if not isinstance(layer, layer_types):
+        weights, biases = _own_weights_and_biases(layer)
+        if not weights:
             continue
+        found = True
         if scheme == "torch_default":
-            layer.reset_parameters()
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
             continue
-        w = layer.weight
-        if scheme == "xavier_uniform":
-            xavier_uniform_(w, gain, generator)
-        elif scheme == "xavier_normal":
-            xavier_normal_(w, gain, generator)
-        elif scheme == "kaiming_uniform":
-            kaiming_uniform_(w, nonlinearity="relu", generator=generator)
-        elif scheme == "kaiming_normal":
-            kaiming_normal_(w, nonlinearity="relu", generator=generator)
-        elif scheme == "normal":
-            normal_(w, 0.0, std, generator)
-        else:
-            constant_(w, value)
-        if layer.bias is not None:
-            zeros_(layer.bias)
+        for w in weights:
+            if scheme == "xavier_uniform":
+                xavier_uniform_(w, gain, generator)
+            elif scheme == "xavier_normal":
+                xavier_normal_(w, gain, generator)
+            elif scheme == "kaiming_uniform":
+                kaiming_uniform_(w, nonlinearity="relu", generator=generator)
+            elif scheme == "kaiming_normal":
+                kaiming_normal_(w, nonlinearity="relu", generator=generator)
+            elif scheme == "normal":
+                normal_(w, 0.0, std, generator)
+            else:
+                constant_(w, value)
+        for b in biases:
+            zeros_(b)
+    if not found:
+        raise ValueError(
+            f"{type(model).__name__} has no weight matrix or kernel to initialise (a parameter "
+            "named weight... of rank 2 or more)"
+        )
     return model

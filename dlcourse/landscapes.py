@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
+
+from dlcourse import optim
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -223,3 +225,68 @@ def descend(
         optimizer.step()
         points.append(x.detach().clone())
     return torch.stack(points)
+
+
+# --------------------------------------------------------------------------- an optimizer race
+
+RACE_OPTIMIZERS = ("SGD", "momentum", "Nesterov", "RMSprop", "Adam")
+OPTIMIZER_LANDSCAPES = ("Rosenbrock", "quadratic, condition number 100", "two basins", "Rastrigin")
+
+
+@dataclass(frozen=True)
+class OptimizerRaceSettings:
+    """The settings of :func:`optimizer_race`, with their defaults (notebook 03's demo)."""
+
+    landscape: str = "Rosenbrock"  # one of OPTIMIZER_LANDSCAPES
+    lr: float = 1e-3  # SGD, momentum and Nesterov
+    adaptive_lr: float = 0.05  # RMSprop and Adam
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999  # also RMSprop's smoothing
+    steps: int = 300
+    start_x: float = -1.5
+    start_y: float = 2.0
+
+
+@dataclass(frozen=True)
+class OptimizerRace:
+    landscape: str
+    paths: dict[str, torch.Tensor]  # optimizer -> (steps + 1, 2)
+    final_loss: dict[str, float]  # nan where a run diverged
+
+
+def optimizer_race(
+    settings: OptimizerRaceSettings | None = None, **changes: object
+) -> OptimizerRace:
+    """Run :data:`RACE_OPTIMIZERS` (the course's own, :mod:`dlcourse.optim`) from one start.
+
+    ``lr`` drives SGD, momentum and Nesterov (with ``momentum``); ``adaptive_lr``
+    drives RMSprop (smoothing ``beta2``) and Adam (``beta1``, ``beta2``). ``changes``
+    override some of the settings (``optimizer_race(lr=0.01)``).
+    """
+    s = replace(settings or OptimizerRaceSettings(), **changes)
+    if s.landscape not in OPTIMIZER_LANDSCAPES:
+        raise ValueError(
+            f"unknown landscape {s.landscape!r}; choose one of {list(OPTIMIZER_LANDSCAPES)}"
+        )
+    if s.lr <= 0 or s.adaptive_lr <= 0 or not 0 <= s.momentum < 1:
+        raise ValueError(
+            f"need lr > 0, adaptive_lr > 0 and 0 <= momentum < 1; got {s.lr}, "
+            f"{s.adaptive_lr}, {s.momentum}"
+        )
+    if not (0 <= s.beta1 < 1 and 0 <= s.beta2 < 1):
+        raise ValueError(f"betas must be in [0, 1), got {s.beta1}, {s.beta2}")
+    ls = LANDSCAPES[s.landscape]
+    start = torch.tensor([s.start_x, s.start_y], dtype=torch.float64)
+    makers = {
+        "SGD": lambda p: optim.SGD(p, lr=s.lr),
+        "momentum": lambda p: optim.SGD(p, lr=s.lr, momentum=s.momentum),
+        "Nesterov": lambda p: optim.SGD(p, lr=s.lr, momentum=s.momentum, nesterov=s.momentum > 0),
+        "RMSprop": lambda p: optim.RMSprop(p, lr=s.adaptive_lr, alpha=s.beta2),
+        "Adam": lambda p: optim.Adam(p, lr=s.adaptive_lr, betas=(s.beta1, s.beta2)),
+    }
+    paths = {name: descend(ls, start, make, s.steps) for name, make in makers.items()}
+    final = {name: ls(p[-1]).item() for name, p in paths.items()}
+    return OptimizerRace(
+        s.landscape, paths, {k: (v if math.isfinite(v) else math.nan) for k, v in final.items()}
+    )

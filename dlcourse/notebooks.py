@@ -47,7 +47,15 @@ if platform.machine().lower() in ("x86_64", "amd64"):
     PINNED_ENV["ATEN_CPU_CAPABILITY"] = "avx2"
 
 BUDGET_S = 60.0  # each notebook runs top to bottom within this on a 2-core CPU
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"  # the solution notebooks
+WORKSPACE_DIR = NOTEBOOK_DIR.parent / "work"  # the learner's copies (dlcourse.workspace)
+MANIFEST = ".dlcourse-workspace.json"  # marks a folder as a learner's workspace
+
+
+def is_workspace(folder: Path) -> bool:
+    """Whether ``folder`` is a learner's workspace (it holds the manifest that
+    :mod:`dlcourse.workspace` writes)."""
+    return (Path(folder) / MANIFEST).is_file()
 
 
 def pinned_environment(keep_device: bool = False) -> dict[str, str]:

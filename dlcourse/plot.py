@@ -6,10 +6,11 @@ stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import torch
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -104,10 +105,11 @@ def _interactive_frontend() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
-class LivePlot:
+class LiveFigure:
     """Training curves redrawn in place in JupyterLab; one static figure when headless.
 
-    Used by ``fit(..., live_plot=True)``; redraws at most every ``min_interval`` seconds.
+    Drawn by the :class:`dlcourse.callbacks.LivePlot` callback (``fit(..., live_plot=True)``);
+    redraws at most every ``min_interval`` seconds.
     """
 
     def __init__(self, *, min_interval: float = 0.5) -> None:
@@ -187,7 +189,7 @@ def image_grid(
 
 
 def decision_boundary(
-    model: object,
+    classify: Callable[[torch.Tensor], torch.Tensor],
     x: object,
     y: object,
     *,
@@ -195,13 +197,22 @@ def decision_boundary(
     resolution: int = 200,
     margin: float = 0.25,
 ) -> Axes:
-    """Colour the plane by a 2-D classifier's predicted class and scatter the data on top."""
+    """Colour the plane by a 2-D classifier's predicted class and scatter the data on top.
+
+    ``classify`` maps points ``(M, 2)`` to class scores ``(M, C)`` or to classes ``(M,)``,
+    e.g. ``lambda p: dl.train.predict(model, p)``.
+    """
     import torch
 
     x = torch.as_tensor(x).detach().cpu()
     y = torch.as_tensor(y).detach().cpu()
     if x.dim() != 2 or x.shape[1] != 2:
         raise ValueError(f"decision_boundary needs 2-D points (N, 2), got {tuple(x.shape)}")
+    if not callable(classify):
+        raise TypeError(
+            "decision_boundary needs a function from points (M, 2) to class scores, e.g. "
+            f"lambda p: dl.train.predict(model, p); got a {type(classify).__name__}"
+        )
     if ax is None:
         _, (ax,) = new_axes()
     lo, hi = x.min(0).values - margin, x.max(0).values + margin
@@ -209,9 +220,9 @@ def decision_boundary(
     gy = torch.linspace(float(lo[1]), float(hi[1]), resolution)
     xx, yy = torch.meshgrid(gx, gy, indexing="xy")  # (R, R) each
     grid = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)  # (R*R, 2)
-    from dlcourse.train import predict
-
-    pred = predict(model, grid).argmax(1).cpu().reshape(resolution, resolution)  # (R, R)
+    scores = torch.as_tensor(classify(grid)).detach().cpu()
+    pred = scores.argmax(1) if scores.dim() == 2 else scores  # (R*R,)
+    pred = pred.reshape(resolution, resolution)  # (R, R)
     levels = [v - 0.5 for v in range(int(pred.max()) + 2)]
     ax.contourf(xx.numpy(), yy.numpy(), pred.numpy(), levels=levels, alpha=0.25, cmap="tab10",
                 vmin=0, vmax=9)  # fmt: skip

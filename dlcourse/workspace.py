@@ -33,20 +33,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlcourse.atomic import write_bytes_atomically
-from dlcourse.notebooks import NOTEBOOK_DIR, course_notebooks
+from dlcourse.exercises.student import write_student_version
+from dlcourse.notebooks import MANIFEST, NOTEBOOK_DIR, WORKSPACE_DIR, course_notebooks, is_workspace
 
-WORKSPACE_DIR = NOTEBOOK_DIR.parent / "work"
-MANIFEST = ".dlcourse-workspace.json"
+__all__ = [
+    "MANIFEST",
+    "WORKSPACE_DIR",
+    "Copy",
+    "WorkspaceError",
+    "describe",
+    "find_notebook",
+    "is_workspace",
+    "latest_copy",
+    "prepare",
+    "reset",
+]
+
 BACKUPS = "backups"
 
 
 class WorkspaceError(ValueError):
     """A workspace command that cannot do what was asked; the message says why and what to do."""
-
-
-def is_workspace(folder: Path) -> bool:
-    """Whether ``folder`` is a learner's workspace (it holds the manifest)."""
-    return (Path(folder) / MANIFEST).is_file()
 
 
 @dataclass(frozen=True)
@@ -96,8 +103,6 @@ def _save_manifest(workspace: Path, copies: dict[str, dict[str, str]]) -> None:
 
 
 def _write_copy(source: Path, target: Path, manifest: dict[str, dict[str, str]]) -> None:
-    from dlcourse.exercises.student import write_student_version
-
     write_student_version(source, target, keep_outputs=True)
     manifest[target.name] = {
         "made": time.strftime("%Y-%m-%d %H:%M:%S"),

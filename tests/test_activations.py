@@ -121,14 +121,8 @@ def test_bad_names_and_hyperparameters() -> None:
         A.LeakyReLU(-0.1)
 
 
-def test_deep_mlp_is_built_from_the_courses_modules() -> None:
-    model = A.deep_mlp(64, 32, 5, 10, "sigmoid")
-    kinds = [type(m) for m in model]
-    assert kinds == [nn.Linear, A.Sigmoid] * 5 + [nn.Linear]
-    assert model[0].in_features == 64 and model[-1].out_features == 10
-    assert model(torch.randn(7, 64)).shape == (7, 10)
-    assert isinstance(A.deep_mlp(4, 4, 1, 2, "gelu")[1], nn.GELU)
-    with pytest.raises(ValueError, match="depth and width"):
-        A.deep_mlp(4, 4, 0, 2)
-    with pytest.raises(ValueError, match="choose one of"):
-        A.deep_mlp(4, 4, 2, 2, "swish")
+def test_deep_mlp_moved_to_models_and_says_so() -> None:
+    with pytest.raises(ImportError, match=r"moved to dlcourse\.models"):
+        from dlcourse.activations import deep_mlp  # noqa: F401
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        A.nope  # noqa: B018

@@ -165,3 +165,52 @@ def test_langevin_rejects_negative_rates() -> None:
         anneal.langevin_descent(DOUBLE_WELL.grad, torch.zeros(1), steps=-1, lr=0.1)
     with pytest.raises(ValueError, match="lr and temperature must be >= 0"):
         anneal.langevin_descent(DOUBLE_WELL.grad, torch.zeros(1), steps=3, lr=0.1, temperature=-1.0)
+
+
+# --------------------------------------------------------------------------- the race of three
+
+
+def test_race_gd_is_plain_gradient_descent_and_stays_in_the_shallow_well() -> None:
+    from dlcourse.exercises.gradient_descent import gradient_descent_path
+    from dlcourse.landscapes import DOUBLE_WELL
+
+    race = anneal.descent_race(landscape="double well", start_x=1.8, lr=0.01, steps=300)
+    assert set(race.paths) == {"GD", "SGD-like", "annealing"}
+    assert all(p.shape == (301, 1) for p in race.paths.values())
+    start = torch.tensor([1.8], dtype=torch.float64)
+    torch.testing.assert_close(
+        race.paths["GD"], gradient_descent_path(DOUBLE_WELL.grad, start, 0.01, 300)
+    )
+    assert race.final_loss["GD"] == pytest.approx(DOUBLE_WELL.minima[1].value, abs=1e-6)
+    assert not race.in_global_basin["GD"]
+
+
+def test_race_noise_and_temperature_let_the_other_two_escape() -> None:
+    escaped = {"SGD-like": 0, "annealing": 0}
+    for seed in range(10):
+        race = anneal.descent_race(start_x=1.8, noise=6.0, lr=0.04, seed=seed)
+        for name in escaped:
+            escaped[name] += race.in_global_basin[name]
+    assert escaped["SGD-like"] >= 5 and escaped["annealing"] >= 5
+    quiet = anneal.descent_race(start_x=1.8, noise=0.0, temperature=0.0)
+    torch.testing.assert_close(quiet.paths["SGD-like"], quiet.paths["GD"])
+    assert not quiet.in_global_basin["annealing"]  # T = 0: only downhill moves
+
+
+def test_race_settings_are_written_once_and_can_be_changed() -> None:
+    settings = anneal.RaceSettings(landscape="two basins", steps=5)
+    race = anneal.descent_race(settings, start_x=9.0, start_y=-9.0)  # clamped into the box
+    assert race.start == (2.0, -1.5) and race.paths["GD"].shape == (6, 2)
+    diverged = anneal.descent_race(start_x=2.0, lr=0.3, steps=50)
+    assert math.isnan(diverged.final_loss["GD"]) and not diverged.in_global_basin["GD"]
+
+
+def test_race_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="choose one of"):
+        anneal.descent_race(landscape="Himmelblau")
+    with pytest.raises(ValueError, match="choose one of"):
+        anneal.descent_race(schedule="linear")
+    with pytest.raises(ValueError, match="need lr > 0"):
+        anneal.descent_race(lr=0.0)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        anneal.descent_race(learning_rate=0.1)

@@ -329,3 +329,34 @@ def test_cache_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.delenv(data.CACHE_ENV_VAR)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert data.cache_dir() == tmp_path / "xdg" / "dlcourse"
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+def _jitter(xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random transform that draws from the iterator's generator, as augmentations must."""
+    return xb + torch.randn(xb.shape, generator=generator).to(xb.device)
+
+
+def test_a_transform_changes_each_batch_from_the_iterators_generator() -> None:
+    x, y = torch.arange(40.0).reshape(20, 2), torch.arange(20)
+    plain = list(data.Batches(x, y, 8, seed=3))
+    noisy = list(data.Batches(x, y, 8, seed=3, transform=_jitter))
+    again = list(data.Batches(x, y, 8, seed=3, transform=_jitter))
+    for (xp, yp), (xn, yn), (xa, ya) in zip(plain, noisy, again, strict=True):
+        assert torch.equal(yp, yn) and torch.equal(yn, ya)  # labels untouched
+        assert not torch.equal(xp, xn)  # inputs changed
+        assert torch.equal(xn, xa)  # the same seed, the same noise
+    # the noise comes from the iterator's generator: a second pass draws new noise and orders
+    batches = data.Batches(x, y, 8, seed=3, transform=_jitter)
+    first, second = list(batches), list(batches)
+    assert not torch.equal(first[0][0], second[0][0])
+
+
+def test_a_transform_that_breaks_the_batch_is_named() -> None:
+    x, y = torch.zeros(10, 3), torch.zeros(10, dtype=torch.long)
+    with pytest.raises(ValueError, match="with 5 samples"):
+        next(iter(data.Batches(x, y, 5, transform=lambda xb, g: xb[:2])))
+    with pytest.raises(TypeError, match="transform must be a function"):
+        data.Batches(x, y, 5, transform="flip")

@@ -129,3 +129,53 @@ def test_parameter_grad_norms() -> None:
     assert set(norms) == {"0.weight", "2.weight", "4.weight"}
     assert norms["0.weight"] == pytest.approx(model[0].weight.grad.norm().item())
     assert len(diagnostics.parameter_grad_norms(model, include_bias=True)) == 6
+
+
+def test_probes_find_activation_layers_by_what_they_compute() -> None:
+    """A course-defined layer class, registered once, is watched and counted like nn.ReLU."""
+
+    class Rectifier(nn.Module):  # the course's own ReLU-like layer, not a subclass of nn.ReLU
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.clamp_min(0)
+
+    class Untracked(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.clamp_min(0)
+
+    activations.register_layer(Rectifier, "relu")
+    try:
+        model = nn.Sequential(nn.Linear(8, 10), Rectifier(), nn.Linear(10, 10), Untracked())
+        with torch.no_grad():
+            model[0].weight[:4] = 0
+            model[0].bias[:4] = -1.0  # units 0-3 dead
+            model[0].bias[4:] = 5.0
+        stats = diagnostics.probe(model, torch.randn(32, 8))
+        assert [s.kind for s in stats] == ["Rectifier"]  # the unregistered one is not watched
+        assert stats[0].dead == pytest.approx(0.4)
+        assert (
+            activations.kind_of(Rectifier()) == "relu" and activations.kind_of(Untracked()) is None
+        )
+        assert activations.kind_of(activations.Tanh()) == activations.kind_of(nn.Tanh()) == "tanh"
+    finally:
+        del activations.LAYER_KINDS[Rectifier]
+    with pytest.raises(ValueError, match="choose one of"):
+        activations.register_layer(Rectifier, "swish")
+    with pytest.raises(TypeError, match=r"nn\.Module class"):
+        activations.register_layer(len, "relu")
+
+
+def test_depth_probe_shows_the_textbook_cases() -> None:
+    he = diagnostics.depth_probe(depth=30, activation="relu", init="He (kaiming_normal)")
+    assert len(he) == 30 and all(s.kind == "ReLU" for s in he)
+    assert 0.2 < he[-1].std / he[0].std < 5  # He keeps the scale
+    small = diagnostics.depth_probe(depth=30, init="too small: N(0, 0.01²)")
+    assert small[-1].std < 1e-6 * small[0].std  # the signal vanishes
+    large = diagnostics.depth_probe(depth=30, init="too large: N(0, 1)")
+    assert large[-1].saturated > 0.5
+
+
+def test_depth_probe_rejects_unknown_choices() -> None:
+    with pytest.raises(ValueError, match="choose one of"):
+        diagnostics.depth_probe(init="orthogonal")
+    with pytest.raises(ValueError, match="choose one of"):
+        diagnostics.depth_probe(activation="swish")

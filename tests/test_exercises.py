@@ -271,7 +271,7 @@ def test_checks_in_the_learners_notebooks_are_recorded(learner_workspace: Path) 
     assert entry["last"] == "pass" and entry["checks"] == 2
     first = entry["first_passed"]
     assert first == entry["last_checked"]
-    report = progress.progress_report()
+    report = progress.progress_report(ALL)
     assert "00 Welcome" in report and "1/2 passed" in report
     assert f"[x] pairwise_sq_dists: passed {first}" in report
     assert "[ ] mse_gradient: not attempted" in report
@@ -284,15 +284,15 @@ def test_a_later_wrong_answer_shows_and_the_first_pass_stays(learner_workspace: 
     assert EX.check(lambda a, b: _good(a, b) + 1, show=False).status == "fail"
     entry = progress.load_progress()["00"]["pairwise_sq_dists"]
     assert entry["first_passed"] == first and entry["last"] == "fail" and entry["checks"] == 2
-    report = progress.progress_report()
+    report = progress.progress_report(ALL)
     assert f"[!] pairwise_sq_dists: passed {first}, but the last check" in report
     assert "said: fail" in report and "1/2 passed" in report
 
 
 def test_tried_but_not_passed(learner_workspace: Path) -> None:
     assert EX.check(lambda a, b: 1 / 0, show=False).status == "error"
-    assert "[ ] pairwise_sq_dists: not passed yet" in progress.progress_report()
-    assert "said: error" in progress.progress_report()
+    assert "[ ] pairwise_sq_dists: not passed yet" in progress.progress_report(ALL)
+    assert "said: error" in progress.progress_report(ALL)
 
 
 def test_record_false_leaves_progress_alone(learner_workspace: Path) -> None:
@@ -352,7 +352,7 @@ def test_unwritable_progress_never_breaks_a_check(
 def test_progress_off() -> None:
     assert progress.progress_path() is None
     assert not progress.record_result(0, "x", "pass")
-    assert "nothing is recorded here" in progress.progress_report()
+    assert "nothing is recorded here" in progress.progress_report(ALL)
 
 
 # --------------------------------------------------------------------------- student versions
@@ -424,3 +424,62 @@ def test_student_version_runs_and_every_check_says_not_attempted(
             text = "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
             assert "NOT ATTEMPTED YET" in text, cell.source
     assert checks == student.solution_regions(json.loads(path.read_text(encoding="utf-8")))
+
+
+# --------------------------------------------------------------------------- stochastic exercises
+
+
+def _dropout(x, p, generator):
+    keep = torch.rand(x.shape, generator=generator) >= p  # (same shape as x)
+    return x * keep / (1 - p)
+
+
+def _skips_a_draw(x, p, generator):
+    torch.rand(x.shape, generator=generator)  # a draw too many: the mask is another one
+    return _dropout(x, p, generator)
+
+
+def _dropout_cases(gen: torch.Generator) -> list:
+    return [
+        (torch.randn(4, 6, generator=gen), 0.5, torch.Generator().manual_seed(1)),
+        (torch.randn(1, 3, generator=gen), 0.25, torch.Generator().manual_seed(2)),
+    ]
+
+
+DROPOUT = engine.Exercise(
+    "toy_dropout",
+    0,
+    "inverted dropout drawing its mask from `generator`",
+    _dropout,
+    _dropout_cases,
+    wrong=(
+        engine.Wrong(
+            lambda x, p, g: x * (torch.rand(x.shape, generator=g) >= p), "scale by 1/(1-p)"
+        ),
+        engine.Wrong(_skips_a_draw, "draw the mask once, from the generator as it comes"),
+        engine.Wrong(lambda x, p, g: x * (torch.rand(x.shape, generator=g) < p) / (1 - p), "keep"),
+    ),
+)
+
+
+def test_a_stochastic_exercise_gives_both_sides_the_same_random_stream() -> None:
+    """The reference and the learner's function each get a copy of the generator, at its state."""
+    assert DROPOUT.check(_dropout, show=False).passed
+
+    def written_otherwise(x, p, generator):
+        mask = (torch.rand(x.shape, generator=generator) >= p).to(x.dtype)
+        return mask * x * (1.0 / (1 - p))
+
+    assert DROPOUT.check(written_otherwise, show=False).passed
+    assert DROPOUT.check(written_otherwise, show=False).passed  # the cases' generators unspent
+    hints = [DROPOUT.check(w.fn, show=False).hint for w in DROPOUT.wrong]
+    assert hints == [w.hint for w in DROPOUT.wrong]
+
+
+def test_clone_copies_a_generator_at_its_state() -> None:
+    gen = torch.Generator().manual_seed(5)
+    torch.rand(3, generator=gen)  # advance it
+    copy = engine._clone(gen)
+    assert copy is not gen and torch.equal(
+        torch.rand(4, generator=copy), torch.rand(4, generator=gen)
+    )

@@ -172,3 +172,48 @@ def test_initialize_constant_and_torch_default() -> None:
     assert model[0].weight.std() > 0 and model[0].bias.abs().sum() > 0
     with pytest.raises(ValueError, match="choose one of"):
         init.initialize(model, "orthogonal")
+
+
+# ------------------------------------------------------------------ layers by what they have
+
+
+class CourseLinear(nn.Module):
+    """A layer written from scratch, as the course's own (conv, rnn) are: not an nn.Linear."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_out, n_in))  # (out, in)
+        self.bias = nn.Parameter(torch.ones(n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight.T + self.bias
+
+
+class CourseRecurrent(nn.Module):
+    """Two weight matrices named as nn.RNN names them, and a normalisation's rank-1 scale."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight_ih_l0 = nn.Parameter(torch.empty(6, 3))
+        self.weight_hh_l0 = nn.Parameter(torch.empty(6, 6))
+        self.bias_ih_l0 = nn.Parameter(torch.ones(6))
+        self.norm = nn.LayerNorm(6)
+
+
+def test_initialize_finds_layers_by_their_weights_not_their_class() -> None:
+    model = nn.Sequential(CourseLinear(5, 4), nn.ReLU(), CourseRecurrent())
+    init.initialize(model, "kaiming_normal", generator=torch.Generator().manual_seed(3))
+    gen = torch.Generator().manual_seed(3)
+    recurrent = model[2]
+    for weight in (model[0].weight, recurrent.weight_ih_l0, recurrent.weight_hh_l0):
+        expected = torch.empty_like(weight)
+        nn.init.kaiming_normal_(expected, nonlinearity="relu", generator=gen)
+        assert torch.equal(weight, expected)  # in order, from one generator, as torch draws
+    assert torch.equal(model[0].bias, torch.zeros(4))
+    assert torch.equal(recurrent.bias_ih_l0, torch.zeros(6))
+    assert torch.equal(recurrent.norm.weight, torch.ones(6))  # a scale, not a weight matrix
+
+
+def test_initialize_needs_a_weight_matrix() -> None:
+    with pytest.raises(ValueError, match="no weight matrix or kernel"):
+        init.initialize(nn.Sequential(nn.ReLU(), nn.LayerNorm(3)), "xavier_normal")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -90,3 +92,37 @@ def test_descend_treats_a_batch_of_starts_independently() -> None:
         torch.testing.assert_close(batch[:, i], alone, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="steps must be"):
         landscapes.descend(landscapes.TWO_BASINS, starts, adam, -1)
+
+
+# --------------------------------------------------------------------------- the optimizer race
+
+
+def test_optimizer_race_runs_the_course_optimizers() -> None:
+    from dlcourse.optim import Adam
+
+    race = landscapes.optimizer_race(steps=200)
+    assert set(race.paths) == set(landscapes.RACE_OPTIMIZERS)
+    assert all(p.shape == (201, 2) for p in race.paths.values())
+    start = torch.tensor([-1.5, 2.0], dtype=torch.float64)
+    adam = landscapes.descend(landscapes.ROSENBROCK, start, lambda p: Adam(p, lr=0.05), 200)
+    torch.testing.assert_close(race.paths["Adam"], adam)
+    assert race.final_loss["momentum"] < race.final_loss["SGD"]  # momentum gets further
+
+
+def test_optimizer_race_without_momentum_is_plain_sgd_and_reports_divergence() -> None:
+    race = landscapes.optimizer_race(
+        landscape="two basins", momentum=0.0, steps=50, start_x=1.5, start_y=1.0
+    )
+    torch.testing.assert_close(race.paths["momentum"], race.paths["SGD"])
+    torch.testing.assert_close(race.paths["Nesterov"], race.paths["SGD"])
+    blown = landscapes.optimizer_race(lr=0.05, steps=30)
+    assert math.isnan(blown.final_loss["SGD"])
+
+
+def test_optimizer_race_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="choose one of"):
+        landscapes.optimizer_race(landscape="Himmelblau")
+    with pytest.raises(ValueError, match="momentum"):
+        landscapes.optimizer_race(momentum=1.0)
+    with pytest.raises(ValueError, match="betas"):
+        landscapes.optimizer_race(beta2=1.0)

@@ -62,7 +62,7 @@ def test_live_plot_headless_draws_once(monkeypatch) -> None:
     shown = []
     monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(1))
     monkeypatch.setattr(plt, "get_backend", lambda: "module://matplotlib_inline.backend_inline")
-    live = plot.LivePlot()
+    live = plot.LiveFigure()
     assert not live.interactive
     live.update(_history())
     live.close(_history())
@@ -83,7 +83,7 @@ def test_live_plot_in_a_notebook_updates_one_display(monkeypatch) -> None:
         return Handle()
 
     monkeypatch.setattr(IPython.display, "display", fake_display)
-    live = plot.LivePlot(min_interval=0.0)
+    live = plot.LiveFigure(min_interval=0.0)
     live.interactive = True  # as inside a JupyterLab kernel
     for _ in range(3):
         live.update(_history())

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from dlcourse import schedules
+from dlcourse.callbacks import LRScheduler
 from dlcourse.data import Batches, make_spirals
-from dlcourse.train import LRScheduler, fit
+from dlcourse.train import fit
 
 STEPS = 400
 
@@ -90,3 +91,14 @@ def test_fit_accepts_a_schedule_function() -> None:
                   callbacks=[LRScheduler(schedule, interval="step")], progress=False,
                   live_plot=False)  # fmt: skip
     assert history.steps["lr"] == pytest.approx([0.1 * 0.5**t for t in range(8)])
+
+
+@pytest.mark.parametrize("name", schedules.NAMES)
+def test_schedules_by_name_start_at_lr_and_fall(name: str) -> None:
+    lr_at = schedules.by_name(name, 0.1, 100)
+    rates = [lr_at(k) for k in range(101)]
+    assert rates[0] == pytest.approx(0.1)
+    assert all(b <= a + 1e-15 for a, b in itertools.pairwise(rates))
+    assert rates[-1] == pytest.approx(0.1 if name == "constant" else 0.001)
+    with pytest.raises(ValueError, match="choose one of"):
+        schedules.by_name("linear", 0.1, 10)

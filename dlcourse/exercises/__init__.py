@@ -7,28 +7,36 @@
     ex.hint()                     # hints one at a time; ex.hint(2) for a given one
     ex.solution()                 # the reference, highlighted
 
-:func:`all_exercises` is the registry the tests run over. Exercise modules:
-``welcome`` (notebook 00), ``gradient_descent`` (notebook 01), ``activations_init``
-(notebook 02), ``optimizers`` (notebook 03).
+A notebook's exercises live in the module named after it, without its number
+(:attr:`dlcourse.course.Notebook.slug`): ``welcome.py`` for
+``00_welcome.ipynb``, ``gradient_descent.py`` for 01, ``activations_and_init.py``
+for 02, ``optimizers.py`` for 03. Each defines ``EXERCISES``;
+:func:`all_exercises`, the registry the tests run over, finds them through the
+course map, so a new notebook's exercises need no list edited.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
+from dlcourse.course import NOTEBOOKS
 from dlcourse.exercises.engine import CheckResult, Exercise, Wrong
 
-__all__ = ["CheckResult", "Exercise", "Wrong", "all_exercises", "get"]
+__all__ = ["CheckResult", "Exercise", "Wrong", "all_exercises", "exercise_modules", "get"]
 
-# One module per notebook, in course order; each defines EXERCISES.
-_MODULES = ("welcome", "gradient_descent", "activations_init", "optimizers")
+
+def exercise_modules() -> list[str]:
+    """The modules of exercises that exist, in course order (``dlcourse.exercises.welcome``...)."""
+    names = (f"{__name__}.{nb.slug}" for nb in NOTEBOOKS)
+    return [name for name in names if importlib.util.find_spec(name) is not None]
 
 
 def all_exercises() -> list[Exercise]:
     """Every exercise of the course, in notebook order."""
     found = []
-    for name in _MODULES:
-        found.extend(importlib.import_module(f"dlcourse.exercises.{name}").EXERCISES)
+    for name in exercise_modules():
+        found.extend(importlib.import_module(name).EXERCISES)
     return found
 
 

@@ -304,8 +304,15 @@ def _compare(expected: torch.Tensor, actual: Any, what: str, input_devices: set)
 
 
 def _clone(value: Any) -> Any:
+    """A copy the callee cannot use to change the original; a generator is copied at its state,
+    so the reference and the learner's function draw the same random numbers (dropout masks,
+    augmentations)."""
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
+    if isinstance(value, torch.Generator):
+        copy = torch.Generator(device=value.device)
+        copy.set_state(value.get_state())
+        return copy
     if isinstance(value, tuple | list):
         return type(value)(_clone(v) for v in value)
     return value
@@ -561,6 +568,8 @@ def _describe_args(args: Case, names: list[str]) -> str:
         name = names[i] if i < len(names) else f"arg{i}"
         if isinstance(a, torch.Tensor):
             parts.append(f"{name}: {tuple(a.shape)} {str(a.dtype).removeprefix('torch.')}")
+        elif isinstance(a, torch.Generator):  # its repr has an address: not the same twice
+            parts.append(f"{name}: a torch.Generator")
         else:
             parts.append(f"{name}={a!r}")
     return ", ".join(parts)

@@ -22,10 +22,16 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlcourse.atomic import write_bytes_atomically
+from dlcourse.course import NOTEBOOKS
+from dlcourse.notebooks import is_workspace
+
+if TYPE_CHECKING:
+    from dlcourse.exercises.engine import Exercise
 
 PROGRESS_ENV_VAR = "DLCOURSE_PROGRESS"
 PROGRESS_FILE = ".progress.json"
@@ -49,8 +55,6 @@ def progress_path() -> Path | None:
         return None
     if value:
         return Path(value).expanduser()
-    from dlcourse.workspace import is_workspace
-
     here = _running_notebook_dir()
     return here / PROGRESS_FILE if is_workspace(here) else None
 
@@ -107,14 +111,14 @@ def _line(name: str, entry: dict[str, Any] | None) -> str:
     return f"   [ ] {name}: not passed yet; last check ({when}) said: {last}"
 
 
-def progress_report(path: Path | None = None) -> str:
-    """Per notebook, each exercise: passed, passed then failed, tried, or not attempted."""
-    from dlcourse.course import NOTEBOOKS
-    from dlcourse.exercises import all_exercises
+def progress_report(exercises: Sequence[Exercise], path: Path | None = None) -> str:
+    """Per notebook, each exercise: passed, passed then failed, tried, or not attempted.
 
+    ``exercises``: the course's (``dlcourse.exercises.all_exercises()``); ``path``: the
+    progress file (default: this process's, :func:`progress_path`).
+    """
     path = progress_path() if path is None else path
     progress = load_progress(path) if path is not None else {}
-    exercises = all_exercises()
     lines = []
     for nb in NOTEBOOKS:
         mine = [ex for ex in exercises if ex.notebook == nb.number]

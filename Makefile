@@ -6,6 +6,7 @@
 #   make lab-solutions  open the solution notebooks (notebooks/) in JupyterLab, for instructors and authors
 #   make test-fast   unit tests only, without the slow ones and without nbval
 #   make regenerate  re-execute notebooks in place under the pinned CI settings (NB=notebooks/00_welcome.ipynb for one)
+#   make robustness  run copies of the notebooks with 1/2/4 threads, seeds 1-4 (and CUDA): do the claims hold?
 #   make docs        rewrite docs/course-map.md and docs/glossary.md from dlcourse/course.py
 #   make bench       run the benchmarks (ratios against PyTorch's own, measured in the same run)
 #   make doctor      check this machine for the course
@@ -34,10 +35,10 @@ PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 # Extra arguments for JupyterLab, e.g. LAB_FLAGS="--no-browser --port 8899".
 LAB_FLAGS ?=
 
-.PHONY: help lab lab-solutions test test-fast lint format regenerate docs bench doctor lock clean
+.PHONY: help lab lab-solutions test test-fast lint format regenerate robustness docs bench doctor lock clean
 
 help:
-	@sed -n '2,20p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,21p' Makefile | sed 's/^# \{0,1\}//'
 
 # Your own copies of the notebooks, in work/ (made once, never overwritten; `dlcourse reset NN`
 # gives a fresh one). notebooks/ holds the solutions, which JupyterLab opens read-only here.
@@ -66,6 +67,9 @@ format: $(VENV)/.installed
 
 regenerate: $(VENV)/.installed
 	$(BIN)/dlcourse regenerate $(NB)
+
+robustness: $(VENV)/.installed
+	$(BIN)/dlcourse robustness $(NB)
 
 docs: $(VENV)/.installed
 	$(PY) -c "import dlcourse.course as c; c.write_docs()"

@@ -28,6 +28,7 @@ _SUBMODULES = tuple(
 # Helpers re-exported at the top level: name -> module that defines it.
 _EXPORTS = {
     "setup": "env",
+    "run_seed": "env",
     "seed_everything": "env",
     "pick_device": "env",
     "available_devices": "env",
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
         DeviceError,
         available_devices,
         pick_device,
+        run_seed,
         seed_everything,
         setup,
     )

@@ -14,6 +14,9 @@ dlcourse doctor [--json]
 dlcourse regenerate [NOTEBOOK ...]
     Re-execute solution notebooks in place under the pinned settings that CI's
     nbval run uses (see dlcourse/notebooks.py). With no argument: every notebook.
+dlcourse robustness [NOTEBOOK ...] [--variants V,V] [--jobs N]
+    Run copies of the notebooks under other thread counts, seeds and devices;
+    print a table notebook x variant: ok, or the assert that failed.
 dlcourse student [NOTEBOOK ...] [--out DIR] [--keep-outputs]
     Write student versions (handouts): solution regions replaced by stubs,
     outputs cleared.
@@ -107,6 +110,37 @@ def _reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _robustness(args: argparse.Namespace) -> int:
+    from dlcourse import robustness
+    from dlcourse.notebooks import course_notebooks
+
+    paths = [Path(p) for p in args.notebooks] or course_notebooks()
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        print(f"no such notebook: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 1
+    try:
+        matrix = (
+            [robustness.variant(n) for n in args.variants.split(",")]
+            if args.variants
+            else robustness.variants()
+        )
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"{len(paths)} notebooks x {len(matrix)} variants: {', '.join(v.name for v in matrix)}")
+
+    def progress(o: robustness.Outcome) -> None:
+        print(f"  {o.notebook}, {o.variant}: {o.cell_text} ({o.seconds:.0f} s)", flush=True)
+
+    outcomes = robustness.run_matrix(
+        paths, matrix, jobs=args.jobs, timeout=args.timeout, on_result=progress
+    )
+    print()
+    print(robustness.table(outcomes))
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
 def _student(args: argparse.Namespace) -> int:
     from dlcourse.exercises.student import write_student_versions
     from dlcourse.notebooks import course_notebooks
@@ -191,6 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--timeout", type=float, default=600.0, help="per-cell limit in seconds")
     reg.add_argument("--no-format", action="store_true", help="skip `ruff format` first")
     reg.set_defaults(func=_regenerate)
+
+    rob = sub.add_parser(
+        "robustness",
+        help="run the notebooks under other thread counts, seeds and devices; do claims hold?",
+    )
+    rob.add_argument("notebooks", nargs="*", help="notebook files (default: all of them)")
+    rob.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated, e.g. '1-thread,seed-3' (default: the whole matrix)",
+    )
+    rob.add_argument("--jobs", type=int, default=1, help="notebooks run at once (default 1)")
+    rob.add_argument("--timeout", type=float, default=600.0, help="per-cell limit in seconds")
+    rob.set_defaults(func=_robustness)
 
     stu = sub.add_parser("student", help="write student versions (handouts) of the notebooks")
     stu.add_argument("notebooks", nargs="*", help="notebook files (default: all of them)")

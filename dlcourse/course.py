@@ -51,7 +51,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("C0.2", "Big data, GPUs, new techniques and better models made them work.", "GPU를 활용하는 기술"),
     Claim("C1.1", "Gradient descent can stop in a local minimum whose error is too high.", "지역 극소"),
     Claim("C1.2", "Simulated annealing accepts uphill moves and escapes local minima.", "시뮬레이티드 어닐링"),
-    Claim("C1.3", "A learning rate that starts large and falls beats a constant one.", "학습률"),
+    Claim("C1.3", "A falling learning rate ends lower than a small constant one, steadier than a large one.", "학습률"),
     Claim("C1.4", "SGD's noise leaves shallow minima; it updates far more per epoch.", "확률적 기울기 강하"),
     Claim("C2.1", "On a plateau the error curve is flat and learning stalls.", "플라토"),
     Claim("C2.2", "Small activation derivatives make gradients vanish layer by layer.", "기울기 소멸"),

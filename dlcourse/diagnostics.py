@@ -190,6 +190,32 @@ def probe(
     return p.last()
 
 
+@torch.no_grad()
+def dead_units(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """For each ReLU layer, which units output 0 for every sample of ``x``: ``{name: (units,)}``.
+
+    The same test as :class:`LayerStats`'s ``dead`` fraction, unit by unit, so a later call
+    can tell whether the units dead now are the ones dead before (notebook 02).
+    """
+    names = {m: n for n, m in model.named_modules()}
+    masks: dict[str, torch.Tensor] = {}
+
+    def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        per_unit = output.transpose(0, 1).reshape(output.shape[1], -1)  # (units, B * ...)
+        masks[names[module] or type(module).__name__] = (per_unit.amax(dim=1) <= 0).cpu()
+
+    layers = [m for m in model.modules() if _act.kind_of(m) == "relu"]
+    if not layers:
+        raise ValueError("the model has no ReLU layers to look for dead units in")
+    handles = [m.register_forward_hook(hook) for m in layers]
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return masks
+
+
 def parameter_grad_norms(
     model: nn.Module | Iterable[tuple[str, nn.Parameter]], *, include_bias: bool = False
 ) -> dict[str, float]:

@@ -187,6 +187,32 @@ def set_deterministic(enabled: bool = True) -> None:
     torch.backends.cudnn.benchmark = not enabled
 
 
+SEED_ENV_VAR = "DLCOURSE_SEED"
+_run_seed: int | None = None
+
+
+def _seed_override() -> int | None:
+    value = os.environ.get(SEED_ENV_VAR, "").strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{SEED_ENV_VAR}={value!r} is not an integer seed; unset it") from None
+
+
+def run_seed() -> int:
+    """The seed :func:`setup` used: what a notebook derives every other seed from.
+
+    A notebook seeds its data split, batch order and weight generators with
+    ``run_seed()`` (plus a constant per use), so ``dlcourse robustness`` can run it with
+    another seed (``$DLCOURSE_SEED``) and every random choice changes together.
+    """
+    if _run_seed is None:
+        raise RuntimeError("run_seed() is known once dl.setup(seed=...) has run: call it first")
+    return _run_seed
+
+
 def summary_line(device: torch.device, seed: int, deterministic: bool) -> str:
     """The one line :func:`setup` prints (``tests/nbval_sanitize.cfg`` masks its varying parts)."""
     from dlcourse._version import __version__
@@ -210,7 +236,8 @@ def setup(
     Every notebook's setup cell is ``device = dl.setup(seed=0)``.
 
     Args:
-        seed: seed for Python, NumPy and torch.
+        seed: seed for Python, NumPy and torch; ``$DLCOURSE_SEED``, when set, replaces it
+            (the robustness runs), and :func:`run_seed` returns the one used.
         device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'`` or ``'auto'``; by
             default ``$DLCOURSE_DEVICE`` or the fastest device present.
         deterministic: use deterministic kernels (slightly slower on GPUs).
@@ -223,7 +250,11 @@ def setup(
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"threads must be a positive int, got {threads!r}")
         torch.set_num_threads(threads)
+    global _run_seed
+    override = _seed_override()
+    seed = seed if override is None else override
     seed_everything(seed)
+    _run_seed = seed
     set_deterministic(deterministic)
     if verbose:
         print(summary_line(chosen, seed, deterministic))

@@ -235,6 +235,27 @@ def decision_boundary(
 # --------------------------------------------------------------------------- landscapes
 
 
+def plot_path_in_time(
+    ax: Axes, path: object, *, every: int = 1, cmap: str = "plasma", label: str = "step"
+) -> object:
+    """A long 2-D path ``(T, 2)`` as dots coloured by step, with its start and end marked.
+
+    Lines joining thousands of steps tangle into a scribble; colour shows where the path
+    was early (dark) and late (light). Every ``every``-th point is drawn. Returns the
+    scatter, for ``fig.colorbar(..., label=label)``.
+    """
+    import torch
+
+    p = torch.as_tensor(path, dtype=torch.float64).reshape(-1, 2)  # (T, 2)
+    steps = torch.arange(len(p))[::every]
+    q = p[::every]
+    dots = ax.scatter(q[:, 0].numpy(), q[:, 1].numpy(), c=steps.numpy(), cmap=cmap, s=7,
+                      zorder=3, label=label)  # fmt: skip
+    ax.plot(*p[0].tolist(), "s", ms=8, mfc="white", mec="black", zorder=4, label="start")
+    ax.plot(*p[-1].tolist(), "X", ms=9, mfc="red", mec="black", zorder=4, label="end")
+    return dots
+
+
 def plot_landscape(
     landscape: object,
     *,

@@ -360,3 +360,32 @@ def test_a_transform_that_breaks_the_batch_is_named() -> None:
         next(iter(data.Batches(x, y, 5, transform=lambda xb, g: xb[:2])))
     with pytest.raises(TypeError, match="transform must be a function"):
         data.Batches(x, y, 5, transform="flip")
+
+
+# --------------------------------------------------------------------------- standardising
+
+
+def test_standardize_uses_the_training_split_and_never_blows_up() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x_train = torch.rand(200, 5, generator=gen)
+    x_train[:, 4] = 0.0
+    x_train[0, 4] = 1.0  # a feature that is almost always 0: std 0.07
+    x_val = torch.rand(50, 5, generator=gen)
+    x_val[:, 4] = 1.0
+    z_train, z_val = data.standardize(x_train, x_val)
+    torch.testing.assert_close(z_train[:, :4].mean(0), torch.zeros(4), atol=1e-6, rtol=0)
+    torch.testing.assert_close(z_train[:, :4].std(0), torch.ones(4), atol=1e-5, rtol=0)
+    overall = x_train.std().item()
+    assert z_val[:, 4].abs().max() <= 1 / (0.1 * overall) + 1e-4  # clamped, not 1 / 1e-6
+    x_train[0, 4] = 0.0  # a constant training feature: std + 1e-6 would give 1e6 here
+    z_train, z_val = data.standardize(x_train, x_val)
+    assert torch.isfinite(z_val).all() and z_val.abs().max() < 100
+
+
+def test_standardize_errors() -> None:
+    with pytest.raises(ValueError, match="same data"):
+        data.standardize(torch.rand(10, 3), torch.rand(4, 2))
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        data.standardize(torch.rand(1, 3))
+    with pytest.raises(ValueError, match="constant training split"):
+        data.standardize(torch.zeros(10, 3))

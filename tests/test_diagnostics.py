@@ -179,3 +179,18 @@ def test_depth_probe_rejects_unknown_choices() -> None:
         diagnostics.depth_probe(init="orthogonal")
     with pytest.raises(ValueError, match="choose one of"):
         diagnostics.depth_probe(activation="swish")
+
+
+def test_dead_units_names_each_layers_dead_units() -> None:
+    model = _mlp(nn.ReLU, depth=2, width=10)
+    with torch.no_grad():
+        model[0].weight[:3] = 0
+        model[0].bias[:3] = -1.0  # units 0-2 of the first layer: always 0
+    x = torch.randn(32, 8, generator=torch.Generator().manual_seed(0))
+    masks = diagnostics.dead_units(model, x)
+    assert list(masks) == ["1", "3"] and masks["1"].shape == (10,)
+    assert masks["1"][:3].all()
+    fraction = diagnostics.probe(model, x)[0].dead
+    assert masks["1"].float().mean().item() == pytest.approx(fraction)  # the same test
+    with pytest.raises(ValueError, match="no ReLU layers"):
+        diagnostics.dead_units(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), torch.randn(3, 2))

@@ -246,3 +246,21 @@ def test_requirements_agree_with_pyproject() -> None:
     checked = {dist: minimum for dist, _, minimum, _ in env.REQUIREMENTS}
     assert checked == declared
     assert project["requires-python"] == ">={}.{}".format(*env.MIN_PYTHON)
+
+
+def test_a_robustness_run_chooses_the_seed(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr(env, "_run_seed", None)
+    with pytest.raises(RuntimeError, match="call it first"):
+        env.run_seed()
+    monkeypatch.delenv(env.SEED_ENV_VAR, raising=False)
+    env.setup(seed=5, device="cpu")
+    assert env.run_seed() == 5 and "seed=5" in capsys.readouterr().out
+    monkeypatch.setenv(env.SEED_ENV_VAR, "3")
+    env.setup(seed=0, device="cpu")
+    first = torch.rand(3)
+    assert env.run_seed() == 3 and "seed=3" in capsys.readouterr().out
+    torch.manual_seed(3)
+    assert torch.equal(first, torch.rand(3))  # seeded with 3, not 0
+    monkeypatch.setenv(env.SEED_ENV_VAR, "three")
+    with pytest.raises(ValueError, match="not an integer seed"):
+        env.setup(seed=0, device="cpu")

@@ -1,0 +1,186 @@
+"""Do the notebooks' claims hold on every learner's machine? ``dlcourse robustness``.
+
+A stored output reproduces only under the pinned settings (:data:`dlcourse.notebooks.PINNED_ENV`);
+an ``assert`` in a notebook must hold anywhere: with another thread count, another
+seed, on a GPU. This module runs copies of the notebooks (outputs discarded) under
+a matrix of variants and reports, for each notebook and variant, ``ok`` or the
+assert that failed:
+
+- ``pinned``: CI's settings (seed 0);
+- ``1 thread``, ``2 threads``, ``4 threads``: a learner's CPU, nothing else pinned
+  (no kernel choice, no reproducible-MKL mode), torch with that many threads;
+- ``seed 1`` ... ``seed 4``: the pinned settings with every seed the notebook sets
+  changed (``$DLCOURSE_SEED``: ``dl.setup`` takes it, and notebooks derive their data
+  splits, batch orders and weights from :func:`dlcourse.env.run_seed`);
+- ``cuda``: on an NVIDIA GPU, when there is one.
+
+``make robustness`` runs the whole matrix; the test suite runs every notebook
+under two off-pinned variants (``tests/test_robustness.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlcourse.notebooks import PINNED_ENV, course_notebooks
+
+_LEARNER_KEEPS = ("DLCOURSE_PROGRESS", "DLCOURSE_HEADLESS")  # not pins: no effect on numbers
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One column of the matrix: the environment a notebook's kernel runs in."""
+
+    name: str
+    env: dict[str, str] = field(default_factory=dict)  # on top of the base below
+    pinned: bool = True  # start from CI's pinned settings; else from none of them
+
+    def environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ if base is None else base)
+        if self.pinned:
+            env.update(PINNED_ENV)
+        else:
+            for key in PINNED_ENV:
+                env.pop(key, None)
+            env.update({k: PINNED_ENV[k] for k in _LEARNER_KEEPS})
+        env.pop("DLCOURSE_SEED", None)
+        env.update(self.env)
+        return env
+
+
+def _threads(n: int) -> Variant:
+    count = str(n)
+    return Variant(
+        f"{n} thread{'s' if n > 1 else ''}",
+        {"OMP_NUM_THREADS": count, "MKL_NUM_THREADS": count, "DLCOURSE_DEVICE": "cpu"},
+        pinned=False,
+    )
+
+
+def variants(cuda: bool | None = None) -> list[Variant]:
+    """The whole matrix; ``cuda`` (default: whether torch sees a GPU) adds the GPU column."""
+    if cuda is None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    found = [Variant("pinned"), *(_threads(n) for n in (1, 2, 4))]
+    found += [Variant(f"seed {k}", {"DLCOURSE_SEED": str(k)}) for k in range(1, 5)]
+    if cuda:
+        found.append(Variant("cuda", {"DLCOURSE_DEVICE": "cuda"}))
+    return found
+
+
+def variant(name: str) -> Variant:
+    """The variant called ``name`` (``"1 thread"``, ``"seed 3"``, ...; ``-`` for a space works)."""
+    wanted = name.replace("-", " ").strip()
+    for v in variants(cuda=True):
+        if v.name == wanted:
+            return v
+    names = ", ".join(v.name for v in variants(cuda=True))
+    raise ValueError(f"no variant {name!r}; there are: {names}")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one notebook did under one variant."""
+
+    notebook: str
+    variant: str
+    ok: bool
+    seconds: float
+    failure: str = ""  # where and what: the failing assert, or the error
+
+    @property
+    def cell_text(self) -> str:
+        return "ok" if self.ok else "FAIL"
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _failure(nb: object, exc: BaseException) -> str:
+    """``cell N: <the failing line> (<error>: <message>)`` from the executed notebook."""
+    for i, cell in enumerate(getattr(nb, "cells", [])):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") != "error":
+                continue
+            trace = _ANSI.sub("", "\n".join(out.get("traceback", [])))
+            arrows = re.findall(r"^-+> *\d+ (.*)$", trace, flags=re.MULTILINE)
+            line = arrows[-1].strip() if arrows else ""
+            message = f"{out.get('ename')}: {out.get('evalue')}".rstrip(": ")
+            return f"cell {i}: {line} ({message})" if line else f"cell {i}: {message}"
+    first = str(exc).strip().splitlines()
+    return first[-1] if first else type(exc).__name__
+
+
+def run_notebook(path: Path, v: Variant, *, timeout: float = 600.0) -> Outcome:
+    """Execute a copy of the notebook ``path`` under the variant ``v``; nothing is written back."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="dlcourse-robustness-") as scratch:
+        client = NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": scratch}}
+        )
+        try:
+            client.execute(env=v.environment())
+        except Exception as exc:  # a failing cell: CellExecutionError; a dead kernel: others
+            return Outcome(path.name, v.name, False, time.perf_counter() - start, _failure(nb, exc))
+    return Outcome(path.name, v.name, True, time.perf_counter() - start)
+
+
+def run_matrix(
+    paths: Sequence[Path] | None = None,
+    matrix: Sequence[Variant] | None = None,
+    *,
+    jobs: int = 1,
+    timeout: float = 600.0,
+    on_result: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Every notebook under every variant, ``jobs`` at a time; in notebook, then variant order."""
+    paths = list(course_notebooks() if paths is None else paths)
+    matrix = list(variants() if matrix is None else matrix)
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    tasks = [(p, v) for p in paths for v in matrix]
+
+    def one(task: tuple[Path, Variant]) -> Outcome:
+        outcome = run_notebook(*task, timeout=timeout)
+        if on_result is not None:
+            on_result(outcome)
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(one, tasks))
+
+
+def table(outcomes: Sequence[Outcome]) -> str:
+    """The matrix as a Markdown table (notebook x variant), then every failure in full."""
+    notebooks = list(dict.fromkeys(o.notebook for o in outcomes))
+    names = list(dict.fromkeys(o.variant for o in outcomes))
+    cell = {(o.notebook, o.variant): o for o in outcomes}
+    lines = [
+        "| notebook | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for nb in notebooks:
+        row = [
+            f"{cell[nb, n].cell_text} ({cell[nb, n].seconds:.0f} s)" if (nb, n) in cell else ""
+            for n in names
+        ]
+        lines.append(f"| {nb} | " + " | ".join(row) + " |")
+    failures = [o for o in outcomes if not o.ok]
+    if failures:
+        lines.append("")
+        lines.append("Failures:")
+        lines += [f"- {o.notebook}, {o.variant}: {o.failure}" for o in failures]
+    return "\n".join(lines)

@@ -1,0 +1,70 @@
+"""dlcourse.robustness: the notebooks' claims hold off CI's pinned settings.
+
+CI runs every notebook under two off-pinned variants (one thread, seed 3); the
+whole matrix is ``make robustness``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from dlcourse import robustness
+from dlcourse.notebooks import PINNED_ENV, course_notebooks
+
+
+def test_the_matrix() -> None:
+    names = [v.name for v in robustness.variants(cuda=False)]
+    assert names == ["pinned", "1 thread", "2 threads", "4 threads"] + [
+        f"seed {k}" for k in range(1, 5)
+    ]
+    assert robustness.variants(cuda=True)[-1].name == "cuda"
+    assert robustness.variant("seed-3").name == "seed 3"
+    with pytest.raises(ValueError, match="there are: pinned"):
+        robustness.variant("8 threads")
+
+
+def test_variant_environments() -> None:
+    base = {"PATH": "/bin", "DLCOURSE_SEED": "9", **PINNED_ENV}
+    one = robustness.variant("1 thread").environment(base)
+    assert one["OMP_NUM_THREADS"] == "1" and one["DLCOURSE_DEVICE"] == "cpu"
+    assert "MKL_CBWR" not in one and "ATEN_CPU_CAPABILITY" not in one  # nothing else pinned
+    assert "DLCOURSE_SEED" not in one and one["PATH"] == "/bin"
+    seeded = robustness.variant("seed 3").environment(base)
+    assert seeded["DLCOURSE_SEED"] == "3" and seeded["OMP_NUM_THREADS"] == "2"
+
+
+def _notebook(tmp_path: Path, *sources: str) -> Path:
+    path = tmp_path / "toy.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(s) for s in sources]), path)
+    return path
+
+
+@pytest.mark.slow
+def test_a_failing_assert_is_named_and_outputs_are_discarded(tmp_path: Path) -> None:
+    path = _notebook(
+        tmp_path,
+        "import dlcourse as dl\ndevice = dl.setup(seed=0)\nseed = dl.run_seed()",
+        "x = 1\nassert seed != 3, f'seed {seed}'",
+    )
+    before = path.read_bytes()
+    outcomes = robustness.run_matrix([path], [robustness.variant(n) for n in ("pinned", "seed 3")])
+    assert [o.ok for o in outcomes] == [True, False]
+    assert (
+        outcomes[1].failure == "cell 1: assert seed != 3, f'seed {seed}' (AssertionError: seed 3)"
+    )
+    assert path.read_bytes() == before  # a copy ran
+    text = robustness.table(outcomes)
+    assert "| toy.ipynb | ok (" in text and "FAIL" in text and "toy.ipynb, seed 3: cell 1" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["1 thread", "seed 3"])
+@pytest.mark.parametrize("path", course_notebooks(), ids=lambda p: p.name)
+def test_every_claim_holds_off_the_pinned_settings(path: Path, variant: str) -> None:
+    """What CI can afford of the matrix: every notebook, one thread and another seed."""
+    outcome = robustness.run_notebook(path, robustness.variant(variant))
+    assert outcome.ok, f"{path.name} under {variant}: {outcome.failure}"

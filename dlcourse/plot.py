@@ -264,12 +264,14 @@ def plot_landscape(
     resolution: int = 200,
     levels: int = 30,
     log: bool = False,
+    box: Sequence[tuple[float, float]] | None = None,
 ) -> Axes:
     """Draw a 1-D or 2-D :class:`~dlcourse.landscapes.Landscape`, its minima and optimisation paths.
 
     ``paths`` maps a label to a trajectory of shape ``(T, dim)``. Global minima are
     stars, local ones circles. ``log=True`` spaces 2-D contour levels
-    logarithmically (for valleys like Rosenbrock's).
+    logarithmically (for valleys like Rosenbrock's). ``box``, ``((x0, x1), (y0, y1))``,
+    draws another region than the landscape's own, e.g. one that holds every path.
     """
     import torch
 
@@ -288,7 +290,7 @@ def plot_landscape(
         ax.set_xlabel("x")
         ax.set_ylabel("f(x)")
     elif dim == 2:
-        (x0, x1), (y0, y1) = landscape.bounds
+        (x0, x1), (y0, y1) = landscape.bounds if box is None else box
         gx = torch.linspace(x0, x1, resolution, dtype=torch.float64)
         gy = torch.linspace(y0, y1, resolution, dtype=torch.float64)
         xx, yy = torch.meshgrid(gx, gy, indexing="xy")  # (R, R) each

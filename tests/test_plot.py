@@ -116,3 +116,27 @@ def test_decision_boundary_colours_the_plane() -> None:
     assert ax.collections  # the filled regions and the scatter
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         plot.decision_boundary(model, torch.zeros(3, 3), torch.zeros(3))
+
+
+def test_plot_landscape_can_draw_a_box_that_holds_the_paths() -> None:
+    import torch
+
+    from dlcourse.landscapes import ILL_CONDITIONED
+
+    path = torch.tensor([[10.0, 1.0], [9.0, -3.5]], dtype=torch.float64)
+    ax = plot.plot_landscape(ILL_CONDITIONED, paths={"p": path}, box=((-1, 11), (-4, 2)))
+    assert ax.get_xlim() == (-1, 11) and ax.get_ylim() == (-4, 2)
+
+
+def test_plot_path_in_time_marks_start_and_end() -> None:
+    import matplotlib.pyplot as plt
+    import torch
+
+    _, ax = plt.subplots()
+    path = torch.stack([torch.linspace(0, 1, 50), torch.linspace(1, 0, 50)], dim=1)
+    dots = plot.plot_path_in_time(ax, path, every=5)
+    assert len(dots.get_offsets()) == 10
+    labels = [line.get_label() for line in ax.lines]
+    assert labels == ["start", "end"]
+    assert tuple(ax.lines[0].get_xydata()[0]) == (0.0, 1.0)
+    assert tuple(ax.lines[1].get_xydata()[0]) == (1.0, 0.0)

@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import batches
+import batchnorm
 import fit_overhead
 import matmul
 import optimizers
@@ -32,6 +33,7 @@ def main() -> None:
     torch = __import__("torch")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
+        batchnorm.run(repeats=2 if quick else 30, device=torch.device(device))
         optimizers.run(
             repeats=1 if quick else 7, steps=2 if quick else 10, device=torch.device(device)
         )

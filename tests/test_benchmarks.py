@@ -24,4 +24,5 @@ def test_benchmarks_run_in_quick_mode() -> None:
     assert "Batches vs DataLoader, one epoch:" in out
     assert "fit() vs bare loop" in out
     assert "Adam     vs torch" in out
+    assert "BatchNorm2d vs nn.BatchNorm2d" in out
     assert out.count("ratio") >= 9

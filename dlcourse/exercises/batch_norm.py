@@ -1,0 +1,294 @@
+r"""Exercises of ``notebooks/04_batch_norm.ipynb``: batch normalisation's forward pass in
+training, its running statistics, and its closed-form backward (see :mod:`dlcourse.norm`)."""
+
+from __future__ import annotations
+
+import torch
+
+from dlcourse.exercises.engine import Exercise, Wrong
+
+EPS = 1e-5
+
+
+def _stats_case(gen: torch.Generator, n: int, c: int, dtype: torch.dtype, constant: bool = False):
+    x = 3 * torch.randn(n, c, generator=gen, dtype=torch.float64) + 2  # (N, C), not centred
+    if constant:  # a channel with almost no spread: eps decides how large its values get
+        x[:, 0] = 4.0 + 1e-4 * torch.randn(n, generator=gen, dtype=torch.float64)
+    return x.to(dtype)
+
+
+# --------------------------------------------------------------------------- the forward pass
+
+
+def batch_norm_forward(x, running_mean, running_var, weight, bias):
+    r"""Batch normalisation of ``x`` ``(N, C)`` in **training** mode: each channel normalised with
+    the batch's mean and *biased* variance, :math:`\hat x = (x - \mu)/\sqrt{\sigma^2 + \epsilon}`
+    with :math:`\epsilon = 10^{-5}`, then :math:`y = \gamma \hat x + \beta`. The running statistics
+    are for evaluation: in training they are not used."""
+    mean = x.mean(dim=0)  # (C,): over the batch
+    var = x.var(dim=0, correction=0)  # (C,): biased
+    x_hat = (x - mean) / torch.sqrt(var + EPS)  # (N, C)
+    return weight * x_hat + bias
+
+
+def _forward_cases(gen: torch.Generator) -> list[tuple[torch.Tensor, ...]]:
+    def case(n: int, c: int, dtype: torch.dtype = torch.float64, constant: bool = False):
+        x = _stats_case(gen, n, c, dtype, constant)
+        running_mean = torch.randn(c, generator=gen, dtype=torch.float64).to(dtype)
+        running_var = (torch.rand(c, generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+        weight = (torch.rand(c, generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+        bias = torch.randn(c, generator=gen, dtype=torch.float64).to(dtype)
+        return x, running_mean, running_var, weight, bias
+
+    return [
+        case(16, 4),
+        case(2, 3),  # the smallest batch that has a spread
+        case(8, 1),  # one channel
+        case(6, 3, constant=True),  # a channel with almost no spread
+        case(32, 5, torch.float32),
+    ]
+
+
+def _forward_unbiased(x, running_mean, running_var, weight, bias):
+    x_hat = (x - x.mean(0)) / torch.sqrt(x.var(0) + EPS)  # var() is unbiased by default
+    return weight * x_hat + bias
+
+
+def _forward_wrong_axis(x, running_mean, running_var, weight, bias):
+    mean = x.mean(dim=1, keepdim=True)  # each example over its features: layer norm
+    var = x.var(dim=1, keepdim=True, correction=0)
+    return weight * (x - mean) / torch.sqrt(var + EPS) + bias
+
+
+def _forward_eps_outside(x, running_mean, running_var, weight, bias):
+    return weight * (x - x.mean(0)) / (x.var(0, correction=0).sqrt() + EPS) + bias
+
+
+def _forward_running(x, running_mean, running_var, weight, bias):
+    return weight * (x - running_mean) / torch.sqrt(running_var + EPS) + bias
+
+
+def _forward_via_var_mean(x, running_mean, running_var, weight, bias):
+    var, mean = torch.var_mean(x, dim=0, unbiased=False)
+    return torch.addcmul(
+        bias - mean * weight * torch.rsqrt(var + EPS), x, weight * torch.rsqrt(var + EPS)
+    )
+
+
+BATCH_NORM_FORWARD = Exercise(
+    name="batch_norm_forward",
+    notebook=4,
+    task=(
+        "Write `batch_norm_forward(x, running_mean, running_var, weight, bias)`: batch "
+        "normalisation of `x` `(N, C)` in training mode. Normalise each channel (column) with the "
+        "batch's mean and biased variance and eps = 1e-5 inside the square root, then scale by "
+        "`weight` and shift by `bias` (both `(C,)`). Return `y`, `(N, C)`."
+    ),
+    reference=batch_norm_forward,
+    cases=_forward_cases,
+    grad=True,
+    wrong=(
+        Wrong(
+            _forward_unbiased,
+            "x.var() divides by N - 1 (unbiased). Batch norm normalises with the biased "
+            "variance, dividing by N: x.var(dim=0, correction=0). The unbiased one is for the "
+            "running estimate.",
+        ),
+        Wrong(
+            _forward_wrong_axis,
+            "The statistics run over the batch, dim=0, one mean per channel; over dim=1 each "
+            "example is normalised by its own features, which is layer normalisation.",
+        ),
+        Wrong(
+            _forward_eps_outside,
+            "eps goes inside the square root, sqrt(var + eps): outside it, a channel with almost "
+            "no spread is divided by a tiny number and its values blow up.",
+        ),
+        Wrong(
+            _forward_running,
+            "In training the batch's own statistics normalise; the running ones are estimates kept "
+            "for evaluation (model.eval()), not used here.",
+        ),
+    ),
+    hints=(
+        "One mean and one variance per channel: reduce over the batch, dim=0.",
+        "Use the biased variance, x.var(dim=0, correction=0), and eps = 1e-5 inside the square "
+        "root.",
+        "x_hat = (x - mean) / torch.sqrt(var + 1e-5); return weight * x_hat + bias.",
+    ),
+    alternatives=(_forward_via_var_mean,),
+)
+
+
+# --------------------------------------------------------------------------- the running statistics
+
+
+def running_stats_update(running_mean, running_var, x, momentum):
+    r"""The running estimates after one training batch ``x`` ``(N, C)``, torch's convention:
+    :math:`\hat\mu \leftarrow (1 - m)\hat\mu + m\,\mu` and the same for the variance with the
+    batch's *unbiased* variance. Returns ``(new_mean, new_var)`` (the inputs stay as they are)."""
+    new_mean = (1 - momentum) * running_mean + momentum * x.mean(dim=0)
+    new_var = (1 - momentum) * running_var + momentum * x.var(dim=0, correction=1)
+    return new_mean, new_var
+
+
+def _running_cases(gen: torch.Generator) -> list[tuple]:
+    def case(n: int, c: int, momentum: float, dtype: torch.dtype = torch.float64):
+        running_mean = torch.randn(c, generator=gen, dtype=torch.float64).to(dtype)
+        running_var = (torch.rand(c, generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+        return running_mean, running_var, _stats_case(gen, n, c, dtype), momentum
+
+    return [case(16, 4, 0.1), case(2, 3, 0.1), case(8, 1, 0.3), case(5, 2, 0.9, torch.float32)]
+
+
+def _running_reversed(running_mean, running_var, x, momentum):
+    return (
+        momentum * running_mean + (1 - momentum) * x.mean(0),
+        momentum * running_var + (1 - momentum) * x.var(0),
+    )
+
+
+def _running_biased(running_mean, running_var, x, momentum):
+    return (
+        (1 - momentum) * running_mean + momentum * x.mean(0),
+        (1 - momentum) * running_var + momentum * x.var(0, correction=0),
+    )
+
+
+def _running_replaced(running_mean, running_var, x, momentum):
+    return x.mean(0), x.var(0)
+
+
+def _running_lerp(running_mean, running_var, x, momentum):
+    return torch.lerp(running_mean, x.mean(0), momentum), torch.lerp(
+        running_var, x.var(0), momentum
+    )
+
+
+RUNNING_STATS_UPDATE = Exercise(
+    name="running_stats_update",
+    notebook=4,
+    task=(
+        "Write `running_stats_update(running_mean, running_var, x, momentum)`: the running "
+        "estimates after the training batch `x` `(N, C)`, in torch's convention: "
+        "new = (1 - momentum) * old + momentum * batch statistic, with the batch's *unbiased* "
+        "variance. Return `(new_mean, new_var)` without changing the inputs."
+    ),
+    reference=running_stats_update,
+    cases=_running_cases,
+    wrong=(
+        Wrong(
+            _running_reversed,
+            "torch's momentum is the weight of the *new* batch: new = (1 - momentum) * old + "
+            "momentum * batch (the reverse of momentum in an optimizer).",
+        ),
+        Wrong(
+            _running_biased,
+            "The running variance estimates the data's variance, so it takes the unbiased batch "
+            "variance, dividing by N - 1 (x.var(dim=0)), not the biased one used to normalise.",
+        ),
+        Wrong(
+            _running_replaced,
+            "A running estimate averages over many batches: keep (1 - momentum) of the old value "
+            "and add momentum times the batch's statistic.",
+        ),
+    ),
+    hints=(
+        "The batch's statistics: x.mean(dim=0) and the unbiased x.var(dim=0), one per channel.",
+        "momentum is the weight of the new batch: (1 - momentum) * old + momentum * new.",
+    ),
+    alternatives=(_running_lerp,),
+)
+
+
+# --------------------------------------------------------------------------- the backward pass
+
+
+def batch_norm_backward(grad_output, x_hat, inv_std, weight):
+    r"""The closed-form backward of batch normalisation in training, for ``(N, C)`` inputs.
+
+    Given :math:`g = \partial L / \partial y` ``(N, C)``, the normalised input :math:`\hat x`,
+    :math:`1/\sqrt{\sigma^2 + \epsilon}` ``(C,)`` and :math:`\gamma` ``(C,)``, returns
+    ``(grad_x, grad_weight, grad_bias)``:
+    :math:`\partial L/\partial x = \frac{\gamma}{N\sqrt{\sigma^2+\epsilon}}
+    (N g - \sum g - \hat x \sum g \hat x)`, :math:`\sum g \hat x` and :math:`\sum g`."""
+    n = grad_output.shape[0]
+    g_hat = grad_output * weight  # (N, C)
+    grad_x = inv_std / n * (n * g_hat - g_hat.sum(0) - x_hat * (g_hat * x_hat).sum(0))
+    return grad_x, (grad_output * x_hat).sum(0), grad_output.sum(0)
+
+
+def _backward_cases(gen: torch.Generator) -> list[tuple[torch.Tensor, ...]]:
+    def case(n: int, c: int, dtype: torch.dtype = torch.float64):
+        x = _stats_case(gen, n, c, dtype)
+        var, mean = torch.var_mean(x, dim=0, correction=0)
+        inv_std = torch.rsqrt(var + EPS)
+        x_hat = (x - mean) * inv_std
+        grad_output = torch.randn(n, c, generator=gen, dtype=torch.float64).to(dtype)
+        weight = (torch.rand(c, generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+        return grad_output, x_hat, inv_std, weight
+
+    return [case(16, 4), case(2, 3), case(8, 1), case(32, 5, torch.float32)]
+
+
+def _backward_no_mean_terms(grad_output, x_hat, inv_std, weight):
+    return grad_output * weight * inv_std, (grad_output * x_hat).sum(0), grad_output.sum(0)
+
+
+def _backward_wrong_n(grad_output, x_hat, inv_std, weight):
+    n = grad_output.shape[0] - 1  # N - 1, as if the variance were unbiased
+    g_hat = grad_output * weight
+    grad_x = inv_std / n * (n * g_hat - g_hat.sum(0) - x_hat * (g_hat * x_hat).sum(0))
+    return grad_x, (grad_output * x_hat).sum(0), grad_output.sum(0)
+
+
+def _backward_no_variance_term(grad_output, x_hat, inv_std, weight):
+    g_hat = grad_output * weight
+    return inv_std * (g_hat - g_hat.mean(0)), (grad_output * x_hat).sum(0), grad_output.sum(0)
+
+
+def _backward_means(grad_output, x_hat, inv_std, weight):
+    g_hat = grad_output * weight
+    grad_x = inv_std * (g_hat - g_hat.mean(0) - x_hat * (g_hat * x_hat).mean(0))
+    return grad_x, (grad_output * x_hat).sum(0), grad_output.sum(0)
+
+
+BATCH_NORM_BACKWARD = Exercise(
+    name="batch_norm_backward",
+    notebook=4,
+    task=(
+        "Write `batch_norm_backward(grad_output, x_hat, inv_std, weight)` for `(N, C)` inputs: "
+        "return `(grad_x, grad_weight, grad_bias)` by the closed form, "
+        "grad_x = weight * inv_std / N * (N g - sum(g) - x_hat * sum(g * x_hat)) with g = "
+        "grad_output (sums over the batch), grad_weight = sum(grad_output * x_hat), "
+        "grad_bias = sum(grad_output)."
+    ),
+    reference=batch_norm_backward,
+    cases=_backward_cases,
+    wrong=(
+        Wrong(
+            _backward_no_mean_terms,
+            "Each x_i moves the batch's mean and variance too, so the gradient has two more terms: "
+            "subtract sum(g_hat) and x_hat * sum(g_hat * x_hat), both divided by N.",
+        ),
+        Wrong(
+            _backward_wrong_n,
+            "N is the number of values each channel's statistics were taken over: the batch size "
+            "itself (the normalising variance is the biased one), not N - 1.",
+        ),
+        Wrong(
+            _backward_no_variance_term,
+            "You removed the mean's part but not the variance's: subtract x_hat * mean(g_hat * "
+            "x_hat) as well.",
+        ),
+    ),
+    hints=(
+        "Start from g_hat = grad_output * weight: the gradient with respect to x_hat.",
+        "grad_x = inv_std * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)), means over dim=0.",
+        "grad_weight and grad_bias are plain sums over the batch: (grad_output * x_hat).sum(0) and "
+        "grad_output.sum(0).",
+    ),
+    alternatives=(_backward_means,),
+)
+
+EXERCISES = (BATCH_NORM_FORWARD, RUNNING_STATS_UPDATE, BATCH_NORM_BACKWARD)

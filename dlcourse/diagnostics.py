@@ -242,22 +242,40 @@ class DepthProbeSettings:
     init: str = "Xavier, gain 1"  # one of dlcourse.init.PRESETS
     width: int = 64
     seed: int = 0
+    batch_norm: bool = False  # a BatchNorm1d between each Linear and its activation (notebook 04)
+    train_steps: int = 0  # plain SGD steps on the probe's batch before probing
+    lr: float = 0.1  # their learning rate
 
 
 def depth_probe(settings: DepthProbeSettings | None = None, **changes: Any) -> list[LayerStats]:
-    """Per-layer :class:`LayerStats` of a fresh deep MLP on random data.
+    """Per-layer :class:`LayerStats` of a deep MLP on random data.
 
     The network is :func:`dlcourse.models.deep_mlp` (``depth`` hidden layers of
-    ``width``) initialised by one of :data:`dlcourse.init.PRESETS`; the data are 512
-    standard normal inputs with random labels of 10 classes, one forward and one backward
-    pass. ``changes`` override some of the settings (``depth_probe(depth=8)``).
+    ``width``, with :class:`dlcourse.norm.BatchNorm1d` before each activation if
+    ``batch_norm``) initialised by one of :data:`dlcourse.init.PRESETS`; the data are 512
+    standard normal inputs with random labels of 10 classes. After ``train_steps`` plain SGD
+    steps at rate ``lr`` on them (0: the network as initialised), one forward and one
+    backward pass are probed, in training mode. ``changes`` override some of the settings
+    (``depth_probe(depth=8)``).
     """
+    from dlcourse.norm import BatchNorm1d
+
     s = replace(settings or DepthProbeSettings(), **changes)
     if s.init not in PRESETS:
         raise ValueError(f"unknown init {s.init!r}; choose one of {list(PRESETS)}")
+    if s.train_steps < 0 or not s.lr > 0:
+        raise ValueError(f"need train_steps >= 0 and lr > 0, got {s.train_steps}, {s.lr}")
     gen = torch.Generator().manual_seed(s.seed)
-    model = deep_mlp(s.width, s.width, s.depth, 10, s.activation)
+    model = deep_mlp(
+        s.width, s.width, s.depth, 10, s.activation, norm=BatchNorm1d if s.batch_norm else None
+    )
     initialize(model, **PRESETS[s.init], generator=gen)  # type: ignore[arg-type]
     x = torch.randn(512, s.width, generator=gen)  # (512, width)
     y = torch.randint(0, 10, (512,), generator=gen)  # (512,)
-    return probe(model, x, y, nn.CrossEntropyLoss())
+    loss_fn = nn.CrossEntropyLoss()
+    step = torch.optim.SGD(model.parameters(), lr=s.lr)
+    for _ in range(s.train_steps):
+        step.zero_grad()
+        loss_fn(model(x), y).backward()
+        step.step()
+    return probe(model, x, y, loss_fn)

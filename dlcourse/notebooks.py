@@ -285,6 +285,38 @@ def _format_with_ruff(path: Path) -> None:
     subprocess.run([ruff, "format", "--quiet", str(path)], check=True)
 
 
+def execute(
+    nb: Any, workdir: Path, *, timeout: float = 600.0, env: dict[str, str] | None = None
+) -> float:
+    """Run every cell of the nbformat notebook ``nb`` in a fresh kernel; return the seconds.
+
+    The kernel runs in ``workdir`` with the environment ``env`` (default: this process's),
+    and talks to this process over Unix sockets in a private temporary folder, not TCP
+    ports on localhost: two kernels started at once (a test run beside a regenerate) can
+    then never pick the same port, and none lingers when the run ends.
+    """
+    import tempfile
+
+    from nbclient import NotebookClient
+    from traitlets.config import Config
+
+    with tempfile.TemporaryDirectory(prefix="dlcourse-kernel-") as sockets:
+        config = Config()
+        if os.name == "posix":
+            config.KernelManager.transport = "ipc"
+            config.KernelManager.ip = os.path.join(sockets, "kernel")
+        client = NotebookClient(
+            nb,
+            config=config,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(workdir)}},
+        )
+        start = time.perf_counter()
+        client.execute(**({} if env is None else {"env": env}))
+        return time.perf_counter() - start
+
+
 @dataclass
 class RegenerateResult:
     path: Path
@@ -304,8 +336,8 @@ def regenerate(path: Path, *, timeout: float = 600.0, fmt: bool = True) -> Regen
     cell is marked ``# NBVAL_RAISES_EXCEPTION``.
     """
     try:
+        import nbclient  # noqa: F401  (execute needs it)
         import nbformat
-        from nbclient import NotebookClient
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise RuntimeError(
             "regenerating notebooks needs nbclient and nbformat: run `make regenerate`, "
@@ -322,24 +354,7 @@ def regenerate(path: Path, *, timeout: float = 600.0, fmt: bool = True) -> Regen
             cell.metadata.setdefault("tags", [])
             if "raises-exception" not in cell.metadata["tags"]:
                 cell.metadata["tags"].append("raises-exception")
-    saved = {k: os.environ.get(k) for k in PINNED_ENV}
-    os.environ.update(PINNED_ENV)
-    try:
-        client = NotebookClient(
-            nb,
-            timeout=timeout,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(path.parent)}},
-        )
-        start = time.perf_counter()
-        client.execute()
-        seconds = time.perf_counter() - start
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    seconds = execute(nb, path.parent, timeout=timeout, env={**os.environ, **PINNED_ENV})
     normalise(nb)
     text = nbformat.writes(nb) + "\n"
     write_bytes_atomically(path, text.encode("utf-8"))

@@ -23,6 +23,8 @@ def number(value: float, spec: str = ".2g", floor: float = 1e-12) -> str:
     """
     if not floor > 0:
         raise ValueError(f"floor must be positive, got {floor}")
+    if hasattr(value, "detach"):  # a tensor in autograd's graph: its number, without a warning
+        value = value.detach()
     value = float(value)
     if math.isfinite(value) and abs(value) < floor:
         return "< " + re.sub(r"e([+-])0*(\d)", r"e\1\2", f"{floor:g}").replace("e+", "e")

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlcourse.notebooks import PINNED_ENV, course_notebooks
+from dlcourse.notebooks import PINNED_ENV, course_notebooks, execute
 
 _LEARNER_KEEPS = ("DLCOURSE_PROGRESS", "DLCOURSE_HEADLESS")  # not pins: no effect on numbers
 
@@ -123,16 +123,12 @@ def _failure(nb: object, exc: BaseException) -> str:
 def run_notebook(path: Path, v: Variant, *, timeout: float = 600.0) -> Outcome:
     """Execute a copy of the notebook ``path`` under the variant ``v``; nothing is written back."""
     import nbformat
-    from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dlcourse-robustness-") as scratch:
-        client = NotebookClient(
-            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": scratch}}
-        )
         try:
-            client.execute(env=v.environment())
+            execute(nb, Path(scratch), timeout=timeout, env=v.environment())
         except Exception as exc:  # a failing cell: CellExecutionError; a dead kernel: others
             return Outcome(path.name, v.name, False, time.perf_counter() - start, _failure(nb, exc))
     return Outcome(path.name, v.name, True, time.perf_counter() - start)

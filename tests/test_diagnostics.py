@@ -194,3 +194,14 @@ def test_dead_units_names_each_layers_dead_units() -> None:
     assert masks["1"].float().mean().item() == pytest.approx(fraction)  # the same test
     with pytest.raises(ValueError, match="no ReLU layers"):
         diagnostics.dead_units(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), torch.randn(3, 2))
+
+
+def test_depth_probe_can_train_first_and_add_batch_norm() -> None:
+    plain = diagnostics.depth_probe(depth=6, activation="tanh", train_steps=30, lr=3.0)
+    normed = diagnostics.depth_probe(
+        depth=6, activation="tanh", train_steps=30, lr=3.0, batch_norm=True
+    )
+    assert len(plain) == len(normed) == 6
+    assert sum(s.saturated for s in normed) < sum(s.saturated for s in plain)
+    with pytest.raises(ValueError, match="train_steps >= 0"):
+        diagnostics.depth_probe(train_steps=-1)

@@ -400,20 +400,11 @@ def test_student_version_runs_and_every_check_says_not_attempted(
     path: Path, tmp_path: Path
 ) -> None:
     """Cells after an exercise must not need the learner's answer."""
-    from nbclient import NotebookClient
-
-    from dlcourse.notebooks import PINNED_ENV
+    from dlcourse.notebooks import PINNED_ENV, execute
 
     (written,) = student.write_student_versions([path], tmp_path)
     nb = nbformat.read(written, as_version=4)
-    saved = {k: os.environ.get(k) for k in PINNED_ENV}
-    os.environ.update(PINNED_ENV)
-    try:
-        NotebookClient(nb, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()  # fmt: skip
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    execute(nb, tmp_path, timeout=300, env={**os.environ, **PINNED_ENV})
     checks = 0
     for cell in nb.cells:
         if cell.cell_type != "code":

@@ -33,3 +33,14 @@ def test_non_finite_values_and_bad_floors() -> None:
     assert report.number(0.0, floor=1e20) == "< 1e20"
     with pytest.raises(ValueError, match="floor must be positive"):
         report.number(1.0, floor=0)
+
+
+def test_a_tensor_that_requires_grad_prints_without_a_warning() -> None:
+    import warnings
+
+    import torch
+
+    x = torch.tensor(0.5, requires_grad=True) * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert report.number(x) == "1" and report.number(x * 1e-20) == "< 1e-12"

@@ -10,7 +10,7 @@ from dlcourse import anneal, diagnostics, landscapes, widgets
 from dlcourse.course import NOTEBOOKS
 
 EXPLORERS = ["tangent_explorer", "descent_race_explorer", "depth_probe_explorer",
-             "optimizer_race_explorer"]  # fmt: skip
+             "optimizer_race_explorer", "batch_norm_probe_explorer"]  # fmt: skip
 
 
 def _controls(box) -> dict:
@@ -18,7 +18,7 @@ def _controls(box) -> dict:
 
 
 def test_one_demo_module_per_notebook_found_through_the_course_map() -> None:
-    assert widgets.widget_modules() == [f"dlcourse.widgets.{nb.slug}" for nb in NOTEBOOKS[:4]]
+    assert widgets.widget_modules() == [f"dlcourse.widgets.{nb.slug}" for nb in NOTEBOOKS[:5]]
     assert widgets.tangent_explorer is widgets.welcome.tangent_explorer  # dl.widgets.<demo>
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         widgets.nope  # noqa: B018
@@ -108,3 +108,15 @@ def test_every_slider_reads_out_its_own_value(explorer: str) -> None:
         for value in (s.value, s.min, s.max, s.min + s.step):
             shown = float(format(value, s.readout_format))
             assert shown == pytest.approx(value, abs=s.step / 100), (s.description, value, shown)
+
+
+def test_batch_norm_probe_explorer_switches_batch_norm() -> None:
+    box = widgets.batch_norm_probe_explorer()
+    controls = _controls(box)
+    assert controls["batch norm"].value is True
+    with_bn = box.result
+    assert "+ batch norm" in plt.gcf()._suptitle.get_text()
+    controls["batch norm"].value = False
+    without = box.result
+    saturated = [sum(s.saturated for s in stats) / len(stats) for stats in (with_bn, without)]
+    assert saturated[0] < 0.05 < 0.3 < saturated[1]  # trained at rate 3: tanh saturates without

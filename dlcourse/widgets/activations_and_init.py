@@ -52,7 +52,12 @@ def show_depth_probe(**settings: Any) -> list[LayerStats]:
         extra = f", saturated {sum(saturated) / len(saturated):.0%}"
     elif dead:
         extra = f", dead units {sum(dead) / len(dead):.0%}"
-    fig.suptitle(f"{depth} layers of {s.activation}, init {s.init}{extra}", fontsize="medium")
+    norm = " + batch norm" if s.batch_norm else ""
+    trained = f", after {s.train_steps} steps at rate {s.lr:g}" if s.train_steps else ""
+    fig.suptitle(
+        f"{depth} layers of {s.activation}{norm}, init {s.init}{trained}{extra}",
+        fontsize="medium",
+    )
     fig.tight_layout()
     plt.show()
     return stats

@@ -20,6 +20,7 @@ import ast
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -89,7 +90,8 @@ def stored_problems(nb: dict[str, Any]) -> list[str]:
 
     Checks that every non-empty code cell was executed, in order, counting from 1
     without gaps (a run top to bottom in a fresh kernel), and that no output is
-    an error (unless the cell is marked ``# NBVAL_RAISES_EXCEPTION``) or a warning.
+    an error (unless the cell is marked ``# NBVAL_RAISES_EXCEPTION``) or a warning, or a
+    checked output that prints a float's full repr.
     """
     problems = []
     counts = []
@@ -101,11 +103,22 @@ def stored_problems(nb: dict[str, Any]) -> list[str]:
             problems.append(f"code cell {i} was never executed")
         counts.append(count)
         expects_error = "# NBVAL_RAISES_EXCEPTION" in _source(cell).splitlines()
+        ignored = "# NBVAL_IGNORE_OUTPUT" in _source(cell).splitlines()
         for out in cell.get("outputs", []):
             kind = out.get("output_type")
             if kind == "error" and not expects_error:
                 problems.append(f"code cell {i} stores an error: {out.get('ename')}")
-            elif kind == "stream" and out.get("name") == "stderr":
+            if not ignored and kind in ("stream", "execute_result", "display_data"):
+                shown = "".join(out.get("text", "")) + "".join(
+                    out.get("data", {}).get("text/plain", "")
+                )
+                digits = re.search(r"\d\.\d{8,}", shown)
+                if digits:
+                    problems.append(
+                        f"code cell {i} prints {digits[0]}: a float's full repr, whose last digits "
+                        "change from machine to machine; print 2-3 significant figures"
+                    )
+            if kind == "stream" and out.get("name") == "stderr":
                 text = "".join(out.get("text", ""))
                 if "Warning" in text or "Traceback" in text:
                     first = text.strip().splitlines()[0][:120]

@@ -228,3 +228,15 @@ def test_shape_of_a_notebook(path: Path) -> None:
     text = "".join("".join(c["source"]) for c in nb["cells"])
     assert "assert " in text
     assert re.search(r"[\uac00-\ud7a3]", text), "the glossary's Korean terms are missing"
+
+
+def test_a_floats_full_repr_in_a_checked_output_is_a_problem() -> None:
+    nb = _executed(
+        "print({'acc': 0.8904494382022472})", "# NBVAL_IGNORE_OUTPUT\nprint(0.1234567891)"
+    )
+    for cell, text in zip(
+        nb["cells"], ("{'acc': 0.8904494382022472}\n", "0.1234567891\n"), strict=True
+    ):
+        cell["outputs"][0]["text"] = text
+    problems = notebooks.stored_problems(nb)
+    assert len(problems) == 1 and "code cell 0 prints 0.8904494382022472" in problems[0]

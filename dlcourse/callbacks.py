@@ -93,12 +93,19 @@ class Callback:
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved for ``patience`` epochs; restore the best weights.
+    """Stop once ``monitor`` has gone more than ``patience`` epochs without improving; restore
+    the best epoch's weights (조기 종료, notebook 05).
+
+    An epoch improves when its value beats the best so far by more than ``min_delta``.
+    ``patience`` counts the epochs without improvement that are tolerated, as torch's
+    ``ReduceLROnPlateau`` counts them: training stops after the ``patience + 1``-th in a row
+    (``patience=0``: at the first epoch that does not improve). Keras and Lightning stop one
+    epoch earlier for the same number.
 
     Args:
         monitor: an epoch series, e.g. ``'val_loss'`` or ``'val_accuracy'``.
         mode: ``'min'`` or ``'max'``: which direction is better.
-        patience: epochs without improvement before stopping.
+        patience: epochs without improvement tolerated before stopping.
         min_delta: the least change that counts as an improvement.
         restore_best: load the best epoch's weights into the model at the end.
     """

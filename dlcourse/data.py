@@ -388,6 +388,33 @@ def train_val_split(
     return x[train], y[train], x[val], y[val]
 
 
+def corrupt_labels(
+    y: torch.Tensor, fraction: float, *, num_classes: int | None = None, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label noise: a copy of ``y`` in which a random ``fraction`` of the labels is redrawn
+    uniformly from the ``num_classes`` classes (default: ``y.max() + 1``).
+
+    Returns ``(noisy, changed)``: the new labels, and a boolean mask of those that now
+    differ from the original (a redrawn label lands on the true class one time in
+    ``num_classes``, so ``changed`` holds about ``fraction * (1 - 1/num_classes)`` of them).
+    ``fraction=1`` gives wholly random labels (Zhang et al. 2017's experiment, notebook 05).
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction is the share of labels to redraw, in [0, 1]; got {fraction}")
+    if y.is_floating_point() or y.dim() != 1:
+        raise ValueError(
+            f"y must hold class indices, int64 of shape (N,); got {y.dtype} {tuple(y.shape)}"
+        )
+    classes = int(y.max()) + 1 if num_classes is None else num_classes
+    if classes < 2 or int(y.max()) >= classes or int(y.min()) < 0:
+        raise ValueError(f"labels must lie in 0..{classes - 1} with at least 2 classes")
+    gen = _generator(seed)
+    redrawn = torch.randperm(len(y), generator=gen)[: round(fraction * len(y))]  # which labels
+    noisy = y.clone()
+    noisy[redrawn.to(y.device)] = torch.randint(classes, (len(redrawn),), generator=gen).to(y)
+    return noisy, noisy != y
+
+
 def standardize(
     x_train: torch.Tensor, *others: torch.Tensor, min_std: float | None = None
 ) -> tuple[torch.Tensor, ...]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from torch import nn
 
 from dlcourse.activations import get as get_activation
+from dlcourse.regularization import Dropout
 
 NormFactory = Callable[[int], nn.Module]  # features -> a normalisation layer
 
@@ -41,7 +42,8 @@ def deep_mlp(
         Sequential(Linear, [norm], act, [Dropout], ..., Linear)
 
     The activation layers are the course's modules where there is one
-    (:mod:`dlcourse.activations`: their backward passes are the hand-written ones).
+    (:mod:`dlcourse.activations`: their backward passes are the hand-written ones); the
+    dropout layers are :class:`dlcourse.regularization.Dropout`.
     ``norm`` is any function of the number of features, e.g. ``nn.BatchNorm1d``.
     """
     if depth < 1 or width < 1:
@@ -61,6 +63,6 @@ def deep_mlp(
             layers.append(norm(width))
         layers.append(act.module())
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)

@@ -389,3 +389,32 @@ def test_standardize_errors() -> None:
         data.standardize(torch.rand(1, 3))
     with pytest.raises(ValueError, match="constant training split"):
         data.standardize(torch.zeros(10, 3))
+
+
+# --------------------------------------------------------------------------- label noise
+
+
+def test_corrupt_labels_redraws_the_asked_share() -> None:
+    y = torch.arange(10_000) % 10
+    noisy, changed = data.corrupt_labels(y, 0.3, seed=1)
+    assert torch.equal(changed, noisy != y) and noisy.dtype == y.dtype
+    assert abs(changed.double().mean().item() - 0.3 * 0.9) < 0.02  # 1 in 10 lands on the truth
+    assert torch.equal(noisy, data.corrupt_labels(y, 0.3, seed=1)[0])
+    assert not torch.equal(noisy, data.corrupt_labels(y, 0.3, seed=2)[0])
+    assert torch.equal(data.corrupt_labels(y, 0.0)[0], y)
+    shuffled, _ = data.corrupt_labels(y, 1.0, seed=0)  # Zhang et al.: wholly random labels
+    assert abs((shuffled == y).double().mean().item() - 0.1) < 0.02
+    assert int(shuffled.min()) == 0 and int(shuffled.max()) == 9
+
+
+@pytest.mark.parametrize(
+    ("y", "fraction", "match"),
+    [
+        (torch.arange(5), 1.5, r"in \[0, 1\]"),
+        (torch.rand(5), 0.1, "class indices"),
+        (torch.zeros(5, dtype=torch.long), 0.1, "at least 2 classes"),
+    ],
+)
+def test_corrupt_labels_rejects_bad_input(y, fraction, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        data.corrupt_labels(y, fraction)

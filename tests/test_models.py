@@ -8,6 +8,7 @@ from torch import nn
 
 from dlcourse import activations as A
 from dlcourse import models
+from dlcourse.regularization import Dropout
 
 
 def test_deep_mlp_is_built_from_the_courses_modules() -> None:
@@ -22,7 +23,7 @@ def test_deep_mlp_is_built_from_the_courses_modules() -> None:
 def test_deep_mlp_with_normalisation_and_dropout() -> None:
     model = models.deep_mlp(8, 16, 2, 3, "relu", norm=nn.BatchNorm1d, dropout=0.25)
     kinds = [type(m) for m in model]
-    assert kinds == [nn.Linear, nn.BatchNorm1d, A.ReLU, nn.Dropout] * 2 + [nn.Linear]
+    assert kinds == [nn.Linear, nn.BatchNorm1d, A.ReLU, Dropout] * 2 + [nn.Linear]
     assert model[1].num_features == 16 and model[3].p == 0.25
     model.train()
     assert model(torch.randn(5, 8)).shape == (5, 3)

@@ -10,7 +10,8 @@ from dlcourse import anneal, diagnostics, landscapes, widgets
 from dlcourse.course import NOTEBOOKS
 
 EXPLORERS = ["tangent_explorer", "descent_race_explorer", "depth_probe_explorer",
-             "optimizer_race_explorer", "batch_norm_probe_explorer"]  # fmt: skip
+             "optimizer_race_explorer", "batch_norm_probe_explorer",
+             "overfitting_explorer"]  # fmt: skip
 
 
 def _controls(box) -> dict:
@@ -18,7 +19,7 @@ def _controls(box) -> dict:
 
 
 def test_one_demo_module_per_notebook_found_through_the_course_map() -> None:
-    assert widgets.widget_modules() == [f"dlcourse.widgets.{nb.slug}" for nb in NOTEBOOKS[:5]]
+    assert widgets.widget_modules() == [f"dlcourse.widgets.{nb.slug}" for nb in NOTEBOOKS[:6]]
     assert widgets.tangent_explorer is widgets.welcome.tangent_explorer  # dl.widgets.<demo>
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         widgets.nope  # noqa: B018
@@ -120,3 +121,19 @@ def test_batch_norm_probe_explorer_switches_batch_norm() -> None:
     without = box.result
     saturated = [sum(s.saturated for s in stats) / len(stats) for stats in (with_bn, without)]
     assert saturated[0] < 0.05 < 0.3 < saturated[1]  # trained at rate 3: tanh saturates without
+
+
+def test_overfitting_explorer_draws_the_fit_and_both_errors() -> None:
+    box = widgets.overfitting_explorer()
+    controls = _controls(box)
+    plain = box.result
+    left, right = plt.gcf().axes
+    assert len(left.lines) == 3 and len(right.lines) == 3
+    assert plain["settings"].lam == 0 and plain["settings"].dropout == 0
+    # unregularised: the training error ends far below the validation error, which turned up
+    assert plain["train_loss"][-1] < 0.1 * plain["val_loss"][-1]
+    assert min(plain["val_loss"]) < 0.8 * plain["val_loss"][-1]
+    controls["lam"].value = "1e-2"
+    penalised = box.result
+    assert penalised["settings"].lam == 0.01
+    assert penalised["test_error"] < plain["test_error"]

@@ -12,7 +12,8 @@ What a check does, in order, for each input case:
    tensors, and an in-place edit of an input is caught);
 2. runs ``fn`` with a time limit, with forbidden calls blocked; a
    ``NotImplementedError`` means "not attempted yet";
-3. insists on plain ``torch.Tensor`` results (no subclasses, no NumPy arrays,
+3. insists on plain ``torch.Tensor`` results (a whole number where the reference gives an
+   ``int``; no subclasses, no NumPy arrays,
    no objects with a home-made ``__eq__``);
 4. compares shape (naming the likely cause), dtype, device, NaN/inf, then
    values in float64 on the CPU with tolerances for the reference's dtype;
@@ -33,6 +34,7 @@ from __future__ import annotations
 import inspect
 import linecache
 import math
+import numbers
 import os
 import signal
 import tempfile
@@ -256,8 +258,33 @@ def _index_text(flat: int, shape: torch.Size) -> str:
     return f" at index {tuple(reversed(index))}"
 
 
-def _compare(expected: torch.Tensor, actual: Any, what: str, input_devices: set) -> str | None:
+def _compare_int(expected: int, actual: Any, what: str) -> str | None:
+    """Why ``actual`` is not the whole number ``expected`` (an index, a count); None when equal.
+
+    A Python int, a NumPy integer or a 0-d integer tensor is accepted; a float is not (an
+    epoch or an index has no fraction)."""
+    integer_tensor = (
+        isinstance(actual, torch.Tensor) and not actual.is_floating_point() and actual.dim() == 0
+    )
+    numpy_integer = type(actual).__module__ == "numpy" and isinstance(actual, numbers.Integral)
+    if integer_tensor or numpy_integer:
+        actual = int(actual)
+    if isinstance(actual, bool) or not isinstance(actual, int):
+        got = (
+            f"a tensor of shape {tuple(actual.shape)} and dtype {actual.dtype}"
+            if isinstance(actual, torch.Tensor)
+            else f"a {type(actual).__name__} ({actual!r})"
+        )
+        return f"{what} should be a whole number (an int), got {got}."
+    if actual != expected:
+        return f"{what} is {actual}, expected {expected}."
+    return None
+
+
+def _compare(expected: Any, actual: Any, what: str, input_devices: set) -> str | None:
     """Why ``actual`` is not ``expected``; None when they agree."""
+    if isinstance(expected, int) and not isinstance(expected, bool):
+        return _compare_int(expected, actual, what)
     rejected = _reject_non_tensor(actual, what)
     if rejected:
         return rejected

@@ -58,29 +58,26 @@ def _dropout_by_p(x, p, training, generator):
     return x * keep / p
 
 
+def _kept_and_scaled(x, p, keep):
+    """The known-wrong variants' shared tail: apply a boolean mask, inverted scaling."""
+    return x * 0.0 if p == 1 else x * keep.to(x.dtype) / (1 - p)
+
+
 def _dropout_always(x, p, training, generator):
-    if p == 1:
-        return x * 0.0
-    keep = (torch.rand(x.shape, generator=generator) >= p).to(x.dtype)
-    return x * keep / (1 - p)
+    return _kept_and_scaled(x, p, torch.rand(x.shape, generator=generator) >= p)  # eval too
 
 
 def _dropout_one_mask(x, p, training, generator):
     if not training:
         return x
-    if p == 1:
-        return x * 0.0
-    keep = (torch.rand(x.shape[1:], generator=generator) >= p).to(x.dtype)  # (D,): shared
-    return x * keep / (1 - p)
+    shared = torch.rand(x.shape[1:], generator=generator) >= p  # (D,): one row for every example
+    return _kept_and_scaled(x, p, shared)
 
 
 def _dropout_other_convention(x, p, training, generator):
     if not training:
         return x
-    if p == 1:
-        return x * 0.0
-    keep = (torch.rand(x.shape, generator=generator) < 1 - p).to(x.dtype)
-    return x * keep / (1 - p)
+    return _kept_and_scaled(x, p, torch.rand(x.shape, generator=generator) < 1 - p)
 
 
 def _dropout_where(x, p, training, generator):

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import batches
 import batchnorm
+import conv
 import fit_overhead
 import matmul
 import optimizers
@@ -34,6 +35,7 @@ def main() -> None:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for device in devices:
         batchnorm.run(repeats=2 if quick else 30, device=torch.device(device))
+        conv.run(repeats=2 if quick else 30, device=torch.device(device))
         optimizers.run(
             repeats=1 if quick else 7, steps=2 if quick else 10, device=torch.device(device)
         )

@@ -3,7 +3,7 @@
 First used in ``notebooks/02_activations_and_init.ipynb``. Every notebook that
 builds a network of more than a line or two takes it from here, so a model is
 written once and a learner finds it in one place: the deep MLP of notebooks
-02-05 now; the convolutional and recurrent networks of 06-07 join it.
+02-05, the LeNet-like CNN of notebook 06; the recurrent networks of 07 join them.
 
 Builders return plain ``nn.Sequential`` (or ``nn.Module``) networks with torch's
 default initialisation; set the weights by a named scheme with
@@ -12,11 +12,12 @@ default initialisation; set the weights by a named scheme with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from torch import nn
 
 from dlcourse.activations import get as get_activation
+from dlcourse.conv import AvgPool2d, Conv2d, MaxPool2d, conv_output_size
 from dlcourse.regularization import Dropout
 
 NormFactory = Callable[[int], nn.Module]  # features -> a normalisation layer
@@ -65,4 +66,62 @@ def deep_mlp(
         if dropout > 0:
             layers.append(Dropout(dropout))
     layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)
+
+
+def lenet(
+    in_channels: int = 1,
+    num_classes: int = 10,
+    image_size: int | tuple[int, int] = 8,
+    channels: Sequence[int] = (8, 16),
+    kernel_size: int = 3,
+    hidden: int | None = 32,
+    activation: str = "relu",
+    pool: str = "max",
+) -> nn.Sequential:
+    """A LeNet-like CNN (LeCun et al. 1998) from the course's layers: for each entry of
+    ``channels`` a convolution (``kernel_size``, zero padding that keeps the size), the
+    activation and a 2x2 pooling (``"max"`` or ``"avg"``), then the fully connected part::
+
+        Sequential(Conv2d, act, Pool, ..., Flatten, Linear(features, hidden), act,
+                   Linear(hidden, num_classes))
+
+    (``hidden=None``: one ``Linear`` straight to the classes). ``image_size`` (int or
+    ``(height, width)``) sets the number of features the fully connected part receives;
+    each pooling halves height and width (rounded down), and an image too small for the
+    number of poolings is an error that says so. Input ``(N, in_channels, H, W)``.
+    """
+    if pool not in ("max", "avg"):
+        raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")
+    if not channels or min(channels) < 1:
+        raise ValueError(
+            f"channels must be positive numbers of maps, one per stage, got {channels!r}"
+        )
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(
+            f"kernel_size must be odd (so that padding {kernel_size}//2 keeps the size), got "
+            f"{kernel_size}"
+        )
+    height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+    act = get_activation(activation)
+    pool_cls = MaxPool2d if pool == "max" else AvgPool2d
+    layers: list[nn.Module] = []
+    maps = in_channels
+    for stage, out in enumerate(channels):
+        if min(height, width) < 2:
+            raise ValueError(
+                f"an image of {image_size} is down to {height}x{width} before stage {stage + 1} "
+                f"of {len(channels)}: each stage's pooling halves it; use fewer channels "
+                "entries or larger images"
+            )
+        layers += [Conv2d(maps, out, kernel_size, padding=kernel_size // 2), act.module()]
+        layers.append(pool_cls(2))
+        height, width = conv_output_size(height, 2, 2), conv_output_size(width, 2, 2)
+        maps = out
+    features = maps * height * width
+    layers.append(nn.Flatten())
+    if hidden is None:
+        layers.append(nn.Linear(features, num_classes))
+    else:
+        layers += [nn.Linear(features, hidden), act.module(), nn.Linear(hidden, num_classes)]
     return nn.Sequential(*layers)

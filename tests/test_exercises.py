@@ -82,7 +82,9 @@ def test_cases_cover_edge_cases_and_are_seeded(ex: engine.Exercise) -> None:
             else:
                 assert torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
     sizes = {t.shape[0] for case in cases for t in case if isinstance(t, torch.Tensor) and t.dim()}
-    assert 1 in sizes, "a batch of one is the classic edge case"
+    # an exercise on sizes, not tensors (06's output_size): a first argument of 1
+    sizes |= {case[0] for case in cases if type(case[0]) is int}
+    assert 1 in sizes, "a batch of one (or a size of one) is the classic edge case"
 
 
 @pytest.mark.parametrize("ex", ALL, ids=IDS)

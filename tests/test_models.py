@@ -48,3 +48,50 @@ def test_deep_mlp_bad_arguments(kwargs: dict, error: type, message: str) -> None
     args = {"in_features": 4, "width": 4, "depth": 2, "out_features": 2, **kwargs}
     with pytest.raises(error, match=message):
         models.deep_mlp(**args)
+
+
+# --------------------------------------------------------------------------- lenet
+
+
+def test_lenet_shapes_and_layers() -> None:
+    from dlcourse import conv
+    from dlcourse.models import lenet
+
+    net = lenet()
+    assert net(torch.zeros(5, 1, 8, 8)).shape == (5, 10)
+    kinds = [type(m) for m in net]
+    assert kinds.count(conv.Conv2d) == 2 and kinds.count(conv.MaxPool2d) == 2
+    # 8x8 -> pool -> 4x4 -> pool -> 2x2, 16 maps: 64 features into the dense part
+    assert net[7].in_features == 16 * 2 * 2
+    big = lenet(
+        3, 5, image_size=(28, 20), channels=(6, 16, 32), kernel_size=5, hidden=None, pool="avg"
+    )
+    assert big(torch.zeros(2, 3, 28, 20)).shape == (2, 5)
+    assert sum(isinstance(m, conv.AvgPool2d) for m in big) == 3
+    assert big[-1].in_features == 32 * 3 * 2  # 28 -> 14 -> 7 -> 3, 20 -> 10 -> 5 -> 2
+
+
+def test_lenet_matches_a_torch_copy() -> None:
+    from dlcourse.models import lenet
+
+    torch.manual_seed(0)
+    ours = lenet()
+    theirs = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10),
+    )  # fmt: skip
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 1, 8, 8)
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_lenet_errors() -> None:
+    from dlcourse.models import lenet
+
+    with pytest.raises(ValueError, match="down to 1x1 before stage 4"):
+        lenet(image_size=8, channels=(4, 4, 4, 4))
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        lenet(kernel_size=4)
+    with pytest.raises(ValueError, match="pool must be 'max' or 'avg'"):
+        lenet(pool="min")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pytest
+import torch
 
 from dlcourse import anneal, diagnostics, landscapes, widgets
 from dlcourse.course import NOTEBOOKS
 
 EXPLORERS = ["tangent_explorer", "descent_race_explorer", "depth_probe_explorer",
              "optimizer_race_explorer", "batch_norm_probe_explorer",
-             "overfitting_explorer"]  # fmt: skip
+             "overfitting_explorer", "feature_map_explorer"]  # fmt: skip
 
 
 def _controls(box) -> dict:
@@ -19,7 +20,7 @@ def _controls(box) -> dict:
 
 
 def test_one_demo_module_per_notebook_found_through_the_course_map() -> None:
-    assert widgets.widget_modules() == [f"dlcourse.widgets.{nb.slug}" for nb in NOTEBOOKS[:6]]
+    assert widgets.widget_modules() == [f"dlcourse.widgets.{nb.slug}" for nb in NOTEBOOKS[:7]]
     assert widgets.tangent_explorer is widgets.welcome.tangent_explorer  # dl.widgets.<demo>
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         widgets.nope  # noqa: B018
@@ -137,3 +138,23 @@ def test_overfitting_explorer_draws_the_fit_and_both_errors() -> None:
     penalised = box.result
     assert penalised["settings"].lam == 0.01
     assert penalised["test_error"] < plain["test_error"]
+
+
+def test_feature_map_explorer_draws_the_maps_and_their_shapes() -> None:
+    box = widgets.feature_map_explorer()
+    controls = _controls(box)
+    run = box.result
+    assert run["shapes"] == ((8, 8), (8, 8), (8, 8))  # 3x3 kernel, padding 1, no pooling
+    assert len(plt.gcf().axes) == 4
+    assert "feature map (8, 8)" in plt.gcf().axes[2].get_title()
+    controls["padding"].value = 0
+    assert box.result["shapes"][1] == (6, 6)  # without padding the map shrinks by k - 1
+    controls["stride"].value = 2
+    assert box.result["shapes"][1] == (3, 3)
+    controls["pool"].value = "max"
+    assert box.result["shapes"][2] == (1, 1)
+    controls["stride"].value, controls["padding"].value = 1, 1
+    assert box.result["shapes"] == ((8, 8), (8, 8), (4, 4))  # pooling halves height and width
+    torch.testing.assert_close(
+        box.result["pooled"], torch.nn.functional.max_pool2d(box.result["feature_map"][None], 2)[0]
+    )

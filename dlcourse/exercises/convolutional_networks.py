@@ -1,0 +1,387 @@
+r"""Exercises of ``notebooks/06_convolutional_networks.ipynb``: the output-size formula, a
+single-channel convolution, and max pooling forward and backward (see :mod:`dlcourse.conv`)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dlcourse.exercises.engine import Exercise, Wrong
+
+# --------------------------------------------------------------------------- the output size
+
+
+def output_size(size, kernel_size, stride, padding):
+    r"""How many positions a window of ``kernel_size`` takes along ``size`` inputs padded with
+    ``padding`` zeros on each side and moved by ``stride``:
+    :math:`\lfloor (\text{size} + 2p - k) / s \rfloor + 1`."""
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+def _size_cases(gen: torch.Generator) -> list[tuple]:
+    fixed = [
+        (28, 5, 1, 2),  # "same"
+        (28, 5, 1, 0),  # shrinks by k - 1
+        (8, 2, 2, 0),  # a 2x2 pooling halves
+        (7, 3, 2, 0),  # odd size, divides exactly
+        (8, 3, 2, 1),  # stride 2 leaves a position out: floor
+        (13, 4, 3, 1),
+        (5, 5, 1, 0),  # the kernel as large as the input: one position
+        (1, 3, 1, 1),  # a single pixel, padded
+    ]
+    drawn = []
+    for _ in range(4):
+        k, s, p = (int(v) for v in torch.randint(1, 4, (3,), generator=gen))
+        size = int(torch.randint(k, 30, (1,), generator=gen))
+        drawn.append((size, k, s, p - 1))
+    return fixed + drawn
+
+
+def _size_padding_once(size, kernel_size, stride, padding):
+    return (size + padding - kernel_size) // stride + 1
+
+
+def _size_no_floor(size, kernel_size, stride, padding):
+    return (size + 2 * padding - kernel_size) / stride + 1
+
+
+def _size_no_stride(size, kernel_size, stride, padding):
+    return size + 2 * padding - kernel_size + 1
+
+
+def _size_ceil(size, kernel_size, stride, padding):
+    return -(-(size + 2 * padding - kernel_size) // stride) + 1
+
+
+def _size_loop(size, kernel_size, stride, padding):
+    positions, start = 0, 0
+    while start + kernel_size <= size + 2 * padding:  # slide the window until it falls off
+        positions += 1
+        start += stride
+    return positions
+
+
+OUTPUT_SIZE = Exercise(
+    name="output_size",
+    notebook=6,
+    task=(
+        "Write `output_size(size, kernel_size, stride, padding)`: the number of positions a "
+        "window of `kernel_size` takes along `size` input positions that are padded with "
+        "`padding` zeros on each side, the window moving by `stride` each step and never "
+        "hanging over the edge. Return an int."
+    ),
+    reference=output_size,
+    cases=_size_cases,
+    wrong=(
+        Wrong(
+            _size_padding_once,
+            "The padding goes on both sides: the padded length is size + 2 * padding.",
+        ),
+        Wrong(
+            _size_no_floor,
+            "A window either fits or it does not: when the stride does not divide the distance "
+            "exactly, the last partial step is dropped. Use floor division, //, so the answer is "
+            "a whole number.",
+        ),
+        Wrong(
+            _size_no_stride,
+            "The window moves `stride` positions each step, so the number of steps is the "
+            "distance it can travel divided by the stride.",
+        ),
+        Wrong(
+            _size_ceil,
+            "Rounding up counts a last window that hangs over the edge of the padded input; "
+            "round down (//) instead.",
+        ),
+    ),
+    hints=(
+        "Count the window's possible start positions: the first is 0, the last must leave room "
+        "for the whole window inside the padded input.",
+        "The padded input has size + 2 * padding positions; a window starting at t covers t to "
+        "t + kernel_size - 1.",
+        "(size + 2 * padding - kernel_size) // stride steps, plus the first position.",
+    ),
+    alternatives=(_size_loop,),
+)
+
+
+# --------------------------------------------------------------------------- a convolution
+
+
+def conv2d_single(x, kernel, bias, stride, padding):
+    r"""Convolve one single-channel image ``x`` ``(H, W)`` with ``kernel`` ``(kH, kW)`` as deep
+    learning does (cross-correlation: the kernel is not flipped), after ``padding`` zeros on
+    every side, moving by ``stride``, plus the number ``bias``:
+    ``out[i, j] = bias + sum_{u, v} kernel[u, v] * xp[i * stride + u, j * stride + v]``."""
+    kh, kw = kernel.shape
+    xp = torch.zeros(
+        (x.shape[0] + 2 * padding, x.shape[1] + 2 * padding), dtype=x.dtype, device=x.device
+    )
+    xp[padding : padding + x.shape[0], padding : padding + x.shape[1]] = x
+    ho = (xp.shape[0] - kh) // stride + 1
+    wo = (xp.shape[1] - kw) // stride + 1
+    out = torch.empty((ho, wo), dtype=x.dtype, device=x.device)
+    for i in range(ho):
+        for j in range(wo):
+            window = xp[i * stride : i * stride + kh, j * stride : j * stride + kw]
+            out[i, j] = (window * kernel).sum() + bias
+    return out
+
+
+def _conv_cases(gen: torch.Generator) -> list[tuple]:
+    def case(h, w, kh, kw, bias, stride, padding, dtype=torch.float64):
+        x = torch.randn(h, w, generator=gen, dtype=torch.float64).to(dtype)
+        k = torch.randn(kh, kw, generator=gen, dtype=torch.float64).to(dtype)
+        return x, k, bias, stride, padding
+
+    return [
+        case(6, 6, 3, 3, 0.0, 1, 0),
+        case(6, 7, 3, 3, 0.5, 1, 1),  # "same" for a 3x3 kernel
+        case(8, 8, 3, 3, -1.0, 2, 1),
+        case(7, 5, 2, 3, 0.25, 1, 0),  # not square, kernel not square (so flipping shows)
+        case(9, 9, 3, 3, 0.0, 3, 0),
+        case(5, 5, 5, 5, 1.0, 1, 0),  # one output
+        case(4, 6, 1, 1, 0.0, 1, 0),  # a 1x1 kernel
+        case(1, 6, 1, 3, 0.5, 1, 0),  # an image of one row
+        case(8, 8, 3, 3, 0.1, 2, 2, torch.float32),
+    ]
+
+
+def _conv_flipped(x, kernel, bias, stride, padding):
+    return conv2d_single(x, kernel.flip(0, 1), bias, stride, padding)  # true convolution
+
+
+def _conv_padding_short(x, kernel, bias, stride, padding):
+    if padding == 0:
+        return conv2d_single(x, kernel, bias, stride, padding) + 0.0
+    xp = torch.zeros((x.shape[0] + padding, x.shape[1] + padding), dtype=x.dtype)
+    xp[padding:, padding:] = x  # zeros on the top and left only
+    return conv2d_single(xp, kernel, bias, stride, 0)
+
+
+def _conv_padding_more(x, kernel, bias, stride, padding):
+    return conv2d_single(x, kernel, bias, stride, padding + 1)
+
+
+def _conv_no_stride(x, kernel, bias, stride, padding):
+    return conv2d_single(x, kernel, bias, 1, padding)
+
+
+def _conv_bias_per_row(x, kernel, bias, stride, padding):
+    # the bias added inside the loop over the kernel's rows: kH times
+    return conv2d_single(x, kernel, bias * kernel.shape[0], stride, padding)
+
+
+def _conv_unfold(x, kernel, bias, stride, padding):
+    kh, kw = kernel.shape
+    cols = F.unfold(x[None, None], (kh, kw), padding=padding, stride=stride)  # (1, kH kW, L)
+    ho = (x.shape[0] + 2 * padding - kh) // stride + 1
+    return (kernel.reshape(1, -1) @ cols[0] + bias).reshape(ho, -1)
+
+
+CONV2D_SINGLE = Exercise(
+    name="conv2d_single",
+    notebook=6,
+    task=(
+        "Write `conv2d_single(x, kernel, bias, stride, padding)` for one image `x` `(H, W)`, a "
+        "`kernel` `(kH, kW)`, a number `bias`, and ints `stride` and `padding`: add `padding` "
+        "zeros on every side of `x` (call the result `xp`), then `out[i, j] = bias + "
+        "sum over u, v of kernel[u, v] * xp[i * stride + u, j * stride + v]` for every "
+        "position where the kernel fits. Do not flip the kernel (deep learning's convolution is "
+        "a cross-correlation). Return `out` `(Ho, Wo)`, without calling torch's convolutions."
+    ),
+    reference=conv2d_single,
+    cases=_conv_cases,
+    grad=True,
+    forbidden=(F.conv2d, torch.conv2d, F.conv1d, torch.conv1d),
+    wrong=(
+        Wrong(
+            _conv_flipped,
+            "Your kernel is flipped (the textbook convolution). Deep learning's convolution "
+            "multiplies kernel[u, v] with xp[i * stride + u, j * stride + v]: the kernel as "
+            "it is, top-left with top-left.",
+        ),
+        Wrong(
+            _conv_padding_short,
+            "The padding goes on all four sides, `padding` zeros each: xp has shape "
+            "(H + 2 * padding, W + 2 * padding), with x at xp[padding:padding + H, "
+            "padding:padding + W].",
+        ),
+        Wrong(
+            _conv_padding_more,
+            "One row and column of zeros too many on each side: pad by exactly `padding`.",
+        ),
+        Wrong(
+            _conv_no_stride,
+            "The window moves `stride` positions at a time: output (i, j) starts at row "
+            "i * stride and column j * stride, and there are (H + 2p - kH) // stride + 1 rows.",
+        ),
+        Wrong(
+            _conv_bias_per_row,
+            "The bias is added once per output value, after the sum over the whole window, "
+            "not once per kernel row.",
+        ),
+    ),
+    hints=(
+        "Make xp with torch.zeros and copy x into its middle; then compute the output size "
+        "with your output_size formula.",
+        "Two loops over the output positions (i, j); the window is xp[i * stride : i * stride "
+        "+ kH, j * stride : j * stride + kW].",
+        "out[i, j] = (window * kernel).sum() + bias; build out with dtype=x.dtype.",
+    ),
+    alternatives=(_conv_unfold,),
+)
+
+
+# --------------------------------------------------------------------------- max pooling
+
+
+def max_pool_forward_backward(x, grad_output, kernel_size, stride):
+    r"""Max pooling of one map ``x`` ``(H, W)`` with square windows of ``kernel_size`` moved by
+    ``stride`` (no padding), and its backward pass. Returns ``(out, grad_x)``: ``out[i, j]``
+    the largest value of window ``(i, j)``; ``grad_x`` the gradient with respect to ``x`` given
+    ``grad_output`` ``(Ho, Wo)``: each output's gradient goes to the position of its window's
+    largest value (the first in row-major order when several tie), added up where windows
+    overlap."""
+    k, s = kernel_size, stride
+    ho, wo = (x.shape[0] - k) // s + 1, (x.shape[1] - k) // s + 1
+    out = torch.empty((ho, wo), dtype=x.dtype, device=x.device)
+    grad_x = torch.zeros_like(x)
+    for i in range(ho):
+        for j in range(wo):
+            window = x[i * s : i * s + k, j * s : j * s + k]
+            place = int(window.reshape(-1).argmax())  # the first largest
+            u, v = divmod(place, k)
+            out[i, j] = window[u, v]
+            grad_x[i * s + u, j * s + v] += grad_output[i, j]
+    return out, grad_x
+
+
+def _pool_cases(gen: torch.Generator) -> list[tuple]:
+    def case(h, w, k, s, ties=False, dtype=torch.float64):
+        if ties:  # few distinct values: windows with several largest
+            x = torch.randint(0, 3, (h, w), generator=gen).to(dtype)
+        else:
+            x = torch.randn(h, w, generator=gen, dtype=torch.float64).to(dtype)
+        ho, wo = (h - k) // s + 1, (w - k) // s + 1
+        g = torch.randn(ho, wo, generator=gen, dtype=torch.float64).to(dtype)
+        return x, g, k, s
+
+    return [
+        case(4, 4, 2, 2),
+        case(6, 8, 2, 2),
+        case(7, 7, 3, 2),  # overlapping windows
+        case(5, 5, 3, 1),  # overlapping a lot
+        case(5, 7, 2, 2),  # odd sizes: the last row and column are left out
+        case(6, 6, 2, 2, ties=True),
+        case(6, 6, 3, 1, ties=True),
+        case(2, 2, 2, 2),  # one window
+        case(1, 5, 1, 1),  # one row, 1x1 windows: the identity
+        case(8, 8, 2, 2, dtype=torch.float32),
+    ]
+
+
+def _pool_spread(x, grad_output, kernel_size, stride):
+    out, _ = max_pool_forward_backward(x, grad_output, kernel_size, stride)
+    _, grad_avg = _pool_average(x, grad_output, kernel_size, stride)
+    return out, grad_avg
+
+
+def _pool_average(x, grad_output, kernel_size, stride):
+    k, s = kernel_size, stride
+    ho, wo = (x.shape[0] - k) // s + 1, (x.shape[1] - k) // s + 1
+    out = torch.empty((ho, wo), dtype=x.dtype)
+    grad_x = torch.zeros_like(x)
+    for i in range(ho):
+        for j in range(wo):
+            out[i, j] = x[i * s : i * s + k, j * s : j * s + k].mean()
+            grad_x[i * s : i * s + k, j * s : j * s + k] += grad_output[i, j] / (k * k)
+    return out, grad_x
+
+
+def _pool_overwrite(x, grad_output, kernel_size, stride):
+    k, s = kernel_size, stride
+    out, _ = max_pool_forward_backward(x, grad_output, k, s)
+    grad_x = torch.zeros_like(x)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            window = x[i * s : i * s + k, j * s : j * s + k]
+            u, v = divmod(int(window.reshape(-1).argmax()), k)
+            grad_x[i * s + u, j * s + v] = grad_output[i, j]  # = where windows overlap: lost
+    return out, grad_x
+
+
+def _pool_every_max(x, grad_output, kernel_size, stride):
+    k, s = kernel_size, stride
+    out, _ = max_pool_forward_backward(x, grad_output, k, s)
+    grad_x = torch.zeros_like(x)
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            window = x[i * s : i * s + k, j * s : j * s + k]
+            mask = (window == window.max()).to(x.dtype)  # every tied maximum
+            grad_x[i * s : i * s + k, j * s : j * s + k] += mask * grad_output[i, j]
+    return out, grad_x
+
+
+def _pool_vectorised(x, grad_output, kernel_size, stride):
+    k, s = kernel_size, stride
+    windows = x.unfold(0, k, s).unfold(1, k, s)  # (Ho, Wo, k, k), a view
+    ho, wo = windows.shape[:2]
+    out, place = windows.reshape(ho, wo, k * k).max(dim=-1)
+    rows = torch.arange(ho).view(-1, 1) * s + place // k
+    cols = torch.arange(wo) * s + place % k
+    grad_x = torch.zeros(x.numel(), dtype=x.dtype)
+    grad_x.index_add_(0, (rows * x.shape[1] + cols).reshape(-1), grad_output.reshape(-1))
+    return out, grad_x.view_as(x)
+
+
+MAX_POOL_FORWARD_BACKWARD = Exercise(
+    name="max_pool_forward_backward",
+    notebook=6,
+    task=(
+        "Write `max_pool_forward_backward(x, grad_output, kernel_size, stride)` for one map `x` "
+        "`(H, W)`: square windows of `kernel_size`, moved by `stride`, no padding. Return "
+        "`(out, grad_x)`: `out[i, j]` is the largest value of window (i, j), and `grad_x` "
+        "(the shape of `x`) the gradient of the loss with respect to `x` when `grad_output` "
+        "`(Ho, Wo)` is its gradient with respect to `out`: each `grad_output[i, j]` goes to the "
+        "position of window (i, j)'s largest value (the first in row-major order if several "
+        "tie, as torch does), added up where windows overlap."
+    ),
+    reference=max_pool_forward_backward,
+    cases=_pool_cases,
+    forbidden=(F.max_pool2d, torch.max_pool2d, F.max_unpool2d),
+    wrong=(
+        Wrong(
+            _pool_spread,
+            "The gradient of a maximum goes to the one input that is the maximum: the others "
+            "did not affect the output, so their gradient is 0. Spreading it over the window is "
+            "average pooling's backward.",
+        ),
+        Wrong(
+            _pool_average,
+            "That is average pooling: take each window's largest value (window.max()), and "
+            "send the gradient to where it is.",
+        ),
+        Wrong(
+            _pool_overwrite,
+            "Where windows overlap (stride < kernel_size) one input can be the maximum of "
+            "several windows; its gradient is the sum of theirs. Add (+=) instead of assigning.",
+        ),
+        Wrong(
+            _pool_every_max,
+            "When several values tie for the maximum, the gradient goes to one of them only, "
+            "the first in row-major order (argmax of the flattened window), as torch does: "
+            "the output's gradient is not multiplied.",
+        ),
+    ),
+    hints=(
+        "Loop over the output positions; take each window, its largest value and where it is.",
+        "window.reshape(-1).argmax() gives the first largest position p in the window; "
+        "u, v = divmod(p, kernel_size) are its row and column there.",
+        "grad_x[i * stride + u, j * stride + v] += grad_output[i, j], starting from "
+        "torch.zeros_like(x).",
+    ),
+    alternatives=(_pool_vectorised,),
+)
+
+EXERCISES = (OUTPUT_SIZE, CONV2D_SINGLE, MAX_POOL_FORWARD_BACKWARD)

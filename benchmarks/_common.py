@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -33,3 +34,16 @@ def report(name: str, ours: float, reference: float, *, target: str) -> None:
         f"{name}: ours {ours * 1e3:.2f} ms, reference {reference * 1e3:.2f} ms, "
         f"ratio {reference / ours:.2f}x faster ({ours / reference:.2f}x the time); target {target}"
     )
+
+
+def run_on_every_device(run: Callable[..., None], description: str, repeats: int = 30) -> None:
+    """A script's command line: ``--repeats``, then ``run(repeats, device)`` on the CPU and on
+    CUDA when there is a GPU."""
+    import torch
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    args = parser.parse_args()
+    run(args.repeats, torch.device("cpu"))
+    if torch.cuda.is_available():
+        run(args.repeats, torch.device("cuda"))

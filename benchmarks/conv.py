@@ -10,11 +10,9 @@ cuDNN on a GPU).
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as F
-from _common import paired_seconds, report
+from _common import paired_seconds, report, run_on_every_device
 
 from dlcourse import conv
 
@@ -69,9 +67,4 @@ def run(repeats: int, device: torch.device) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
-    args = parser.parse_args()
-    run(args.repeats, torch.device("cpu"))
-    if torch.cuda.is_available():
-        run(args.repeats, torch.device("cuda"))
+    run_on_every_device(run, __doc__.splitlines()[0])

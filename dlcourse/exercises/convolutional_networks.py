@@ -287,39 +287,39 @@ def _pool_spread(x, grad_output, kernel_size, stride):
     return out, grad_avg
 
 
-def _pool_average(x, grad_output, kernel_size, stride):
-    k, s = kernel_size, stride
+def _pool_windows(x, k, s):
+    """``(i, j, rows, cols)`` for every window of the wrong variants below."""
     ho, wo = (x.shape[0] - k) // s + 1, (x.shape[1] - k) // s + 1
-    out = torch.empty((ho, wo), dtype=x.dtype)
-    grad_x = torch.zeros_like(x)
     for i in range(ho):
         for j in range(wo):
-            out[i, j] = x[i * s : i * s + k, j * s : j * s + k].mean()
-            grad_x[i * s : i * s + k, j * s : j * s + k] += grad_output[i, j] / (k * k)
+            yield i, j, slice(i * s, i * s + k), slice(j * s, j * s + k)
+
+
+def _pool_average(x, grad_output, kernel_size, stride):
+    k, s = kernel_size, stride
+    out = torch.empty(((x.shape[0] - k) // s + 1, (x.shape[1] - k) // s + 1), dtype=x.dtype)
+    grad_x = torch.zeros_like(x)
+    for i, j, rows, cols in _pool_windows(x, k, s):
+        out[i, j] = x[rows, cols].mean()
+        grad_x[rows, cols] += grad_output[i, j] / (k * k)
     return out, grad_x
 
 
 def _pool_overwrite(x, grad_output, kernel_size, stride):
-    k, s = kernel_size, stride
-    out, _ = max_pool_forward_backward(x, grad_output, k, s)
+    out, _ = max_pool_forward_backward(x, grad_output, kernel_size, stride)
     grad_x = torch.zeros_like(x)
-    for i in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            window = x[i * s : i * s + k, j * s : j * s + k]
-            u, v = divmod(int(window.reshape(-1).argmax()), k)
-            grad_x[i * s + u, j * s + v] = grad_output[i, j]  # = where windows overlap: lost
+    for i, j, rows, cols in _pool_windows(x, kernel_size, stride):
+        u, v = divmod(int(x[rows, cols].reshape(-1).argmax()), kernel_size)
+        grad_x[rows.start + u, cols.start + v] = grad_output[i, j]  # = : overlaps are lost
     return out, grad_x
 
 
 def _pool_every_max(x, grad_output, kernel_size, stride):
-    k, s = kernel_size, stride
-    out, _ = max_pool_forward_backward(x, grad_output, k, s)
+    out, _ = max_pool_forward_backward(x, grad_output, kernel_size, stride)
     grad_x = torch.zeros_like(x)
-    for i in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            window = x[i * s : i * s + k, j * s : j * s + k]
-            mask = (window == window.max()).to(x.dtype)  # every tied maximum
-            grad_x[i * s : i * s + k, j * s : j * s + k] += mask * grad_output[i, j]
+    for i, j, rows, cols in _pool_windows(x, kernel_size, stride):
+        window = x[rows, cols]
+        grad_x[rows, cols] += (window == window.max()).to(x.dtype) * grad_output[i, j]  # all ties
     return out, grad_x
 
 

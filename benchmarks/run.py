@@ -18,6 +18,7 @@ import conv
 import fit_overhead
 import matmul
 import optimizers
+import rnn
 
 
 def main() -> None:
@@ -36,6 +37,7 @@ def main() -> None:
     for device in devices:
         batchnorm.run(repeats=2 if quick else 30, device=torch.device(device))
         conv.run(repeats=2 if quick else 30, device=torch.device(device))
+        rnn.run(repeats=1 if quick else 10, device=torch.device(device))
         optimizers.run(
             repeats=1 if quick else 7, steps=2 if quick else 10, device=torch.device(device)
         )

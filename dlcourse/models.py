@@ -3,7 +3,8 @@
 First used in ``notebooks/02_activations_and_init.ipynb``. Every notebook that
 builds a network of more than a line or two takes it from here, so a model is
 written once and a learner finds it in one place: the deep MLP of notebooks
-02-05, the LeNet-like CNN of notebook 06; the recurrent networks of 07 join them.
+02-05, the LeNet-like CNN of notebook 06, and the sequence models of notebook 07, one per
+input/output shape (:mod:`dlcourse.sequences`).
 
 Builders return plain ``nn.Sequential`` (or ``nn.Module``) networks with torch's
 default initialisation; set the weights by a named scheme with
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import nn
 
+from dlcourse import rnn
 from dlcourse.activations import get as get_activation
 from dlcourse.conv import AvgPool2d, Conv2d, MaxPool2d, conv_output_size
 from dlcourse.regularization import Dropout
@@ -125,3 +128,127 @@ def lenet(
     else:
         layers += [nn.Linear(features, hidden), act.module(), nn.Linear(hidden, num_classes)]
     return nn.Sequential(*layers)
+
+
+# --------------------------------------------------------------------------- sequence models
+
+
+def _final_state(kind: str, state, directions: int) -> torch.Tensor:
+    """The top layer's last hidden state, both directions side by side: ``(N, D H)``."""
+    h_n = state[0] if kind == "lstm" else state  # (layers D, N, H)
+    return torch.cat(list(h_n[-directions:]), dim=1)
+
+
+class SequenceClassifier(nn.Module):
+    """m:1: read a sequence ``(N, L, input_size)``, classify it from the top layer's last hidden
+    state (a bidirectional layer's two directions side by side). Returns scores ``(N,
+    num_classes)``."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_classes: int,
+        kind: str = "lstm",
+        num_layers: int = 1,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self.rnn = rnn.layer(
+            kind, input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional
+        )
+        self.out = nn.Linear(hidden_size * self.rnn.num_directions, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, state = self.rnn(x)
+        return self.out(_final_state(self.kind, state, self.rnn.num_directions))
+
+
+class SequenceTagger(nn.Module):
+    """m:n synchronised: a label for every step of ``(N, L, input_size)``. Returns scores ``(N,
+    num_classes, L)``, classes second as ``nn.CrossEntropyLoss`` wants them."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_classes: int,
+        kind: str = "lstm",
+        num_layers: int = 1,
+        bidirectional: bool = False,
+    ) -> None:
+        super().__init__()
+        self.rnn = rnn.layer(
+            kind, input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional
+        )
+        self.out = nn.Linear(hidden_size * self.rnn.num_directions, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)  # (N, L, D H)
+        return self.out(out).transpose(1, 2)  # (N, C, L)
+
+
+class _Decoder(nn.Module):
+    """Writes ``length`` symbols from a starting state, one step at a time, each step's input
+    the one-hot of the symbol it wrote before (zeros at the start), as at test time."""
+
+    def __init__(self, kind: str, hidden_size: int, num_classes: int, length: int) -> None:
+        super().__init__()
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ValueError(f"length must be a positive int, got {length!r}")
+        self.kind, self.length, self.num_classes = kind, length, num_classes
+        self.cell = rnn.CELLS[kind](num_classes, hidden_size)
+        self.out = nn.Linear(hidden_size, num_classes)
+
+    def forward(self, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        symbol = h.new_zeros(h.shape[0], self.num_classes)  # (N, C): "begin"
+        scores = []
+        for _ in range(self.length):
+            if self.kind == "lstm":
+                h, c = self.cell(symbol, (h, c))
+            else:
+                h = self.cell(symbol, h)
+            step = self.out(h)  # (N, C)
+            scores.append(step)
+            symbol = nn.functional.one_hot(step.argmax(1), self.num_classes).to(h.dtype)
+        return torch.stack(scores, dim=2)  # (N, C, length)
+
+
+class SequenceGenerator(nn.Module):
+    """1:m: from one vector ``(N, in_features)``, a sequence of ``length`` symbols. The vector
+    sets the starting hidden state (as an image's features start a caption); a decoder writes
+    the symbols. Returns scores ``(N, num_classes, length)``."""
+
+    def __init__(
+        self, in_features: int, hidden_size: int, num_classes: int, length: int, kind: str = "lstm"
+    ) -> None:
+        super().__init__()
+        self.start = nn.Linear(in_features, hidden_size)
+        self.decoder = _Decoder(kind, hidden_size, num_classes, length)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.start(v))  # (N, H)
+        return self.decoder(h, torch.zeros_like(h))
+
+
+class EncoderDecoder(nn.Module):
+    """m:n with another output length (Sutskever, Vinyals, Le 2014; Cho et al. 2014): an encoder
+    reads the whole input ``(N, L, input_size)``; its last state starts a decoder that writes
+    ``length`` symbols. Returns scores ``(N, num_classes, length)``. (Trained here without
+    teacher forcing: the decoder always reads its own previous output.)"""
+
+    def __init__(
+        self, input_size: int, hidden_size: int, num_classes: int, length: int, kind: str = "lstm"
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self.encoder = rnn.layer(kind, input_size, hidden_size)
+        self.decoder = _Decoder(kind, hidden_size, num_classes, length)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, state = self.encoder(x)
+        if self.kind == "lstm":
+            h, c = state
+            return self.decoder(h[-1], c[-1])
+        return self.decoder(state[-1], None)

@@ -95,3 +95,47 @@ def test_lenet_errors() -> None:
         lenet(kernel_size=4)
     with pytest.raises(ValueError, match="pool must be 'max' or 'avg'"):
         lenet(pool="min")
+
+
+# --------------------------------------------------------------------------- sequence models
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_sequence_models_shapes(kind) -> None:
+    from dlcourse import rnn
+
+    x = torch.randn(5, 7, 4)  # (N, L, features), batch first
+    cls = models.SequenceClassifier(4, 6, 3, kind, num_layers=2, bidirectional=True)
+    assert isinstance(cls.rnn, rnn.LAYERS[kind]) and cls(x).shape == (5, 3)
+    assert models.SequenceTagger(4, 6, 3, kind)(x).shape == (5, 3, 7)  # classes second
+    assert models.SequenceGenerator(10, 6, 3, 9, kind)(torch.randn(5, 10)).shape == (5, 3, 9)
+    assert models.EncoderDecoder(4, 6, 3, 11, kind)(x).shape == (5, 3, 11)
+
+
+def test_sequence_classifier_reads_both_directions_final_states() -> None:
+    torch.manual_seed(0)
+    model = models.SequenceClassifier(2, 3, 2, "gru", bidirectional=True)
+    x = torch.randn(4, 6, 2)
+    out, h_n = model.rnn(x)
+    forward_last, backward_first = out[:, -1, :3], out[:, 0, 3:]
+    torch.testing.assert_close(
+        torch.cat([forward_last, backward_first], 1), torch.cat(list(h_n), 1)
+    )
+    torch.testing.assert_close(model(x), model.out(torch.cat(list(h_n), 1)))
+
+
+def test_decoder_feeds_back_its_own_output() -> None:
+    torch.manual_seed(0)
+    gen = models.SequenceGenerator(3, 5, 4, 6, "lstm")
+    v = torch.randn(2, 3)
+    scores = gen(v)
+    h = torch.tanh(gen.start(v))
+    c = torch.zeros_like(h)
+    symbol = torch.zeros(2, 4)  # "begin"
+    for t in range(6):  # replayed by hand: each step reads the one-hot of the last argmax
+        h, c = gen.decoder.cell(symbol, (h, c))
+        step = gen.decoder.out(h)
+        torch.testing.assert_close(step, scores[:, :, t])
+        symbol = nn.functional.one_hot(step.argmax(1), 4).float()
+    with pytest.raises(ValueError, match="length must be a positive int"):
+        models.SequenceGenerator(3, 5, 4, 0)

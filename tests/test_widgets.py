@@ -12,7 +12,8 @@ from dlcourse.course import NOTEBOOKS
 
 EXPLORERS = ["tangent_explorer", "descent_race_explorer", "depth_probe_explorer",
              "optimizer_race_explorer", "batch_norm_probe_explorer",
-             "overfitting_explorer", "feature_map_explorer"]  # fmt: skip
+             "overfitting_explorer", "feature_map_explorer",
+             "gradient_flow_explorer"]  # fmt: skip
 
 
 def _controls(box) -> dict:
@@ -20,7 +21,7 @@ def _controls(box) -> dict:
 
 
 def test_one_demo_module_per_notebook_found_through_the_course_map() -> None:
-    assert widgets.widget_modules() == [f"dlcourse.widgets.{nb.slug}" for nb in NOTEBOOKS[:7]]
+    assert widgets.widget_modules() == [f"dlcourse.widgets.{nb.slug}" for nb in NOTEBOOKS]
     assert widgets.tangent_explorer is widgets.welcome.tangent_explorer  # dl.widgets.<demo>
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         widgets.nope  # noqa: B018
@@ -158,3 +159,19 @@ def test_feature_map_explorer_draws_the_maps_and_their_shapes() -> None:
     torch.testing.assert_close(
         box.result["pooled"], torch.nn.functional.max_pool2d(box.result["feature_map"][None], 2)[0]
     )
+
+
+def test_gradient_flow_explorer_shows_vanishing_exploding_and_the_cell_path() -> None:
+    box = widgets.gradient_flow_explorer()
+    controls = _controls(box)
+    assert box.result["ratio"] < 1e-6  # torch's initialisation: the gradient vanishes
+    assert len(plt.gcf().axes[0].lines) == 1
+    controls["scale"].value = "2.0"
+    assert box.result["ratio"] > 100  # every direction stretched by 2: it explodes
+    controls["kind"].value, controls["scale"].value = "lstm", "torch's default"
+    assert len(plt.gcf().axes[0].lines) == 2  # the hidden and the cell state
+    closed = box.result["ratio"]
+    controls["forget_bias"].value = 3.0
+    assert box.result["ratio"] > 1e6 * closed  # an open forget gate keeps the far gradient
+    controls["length"].value = 10
+    assert len(box.result["hidden"]) == 10

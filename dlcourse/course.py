@@ -228,7 +228,19 @@ NOTEBOOKS: tuple[Notebook, ...] = (
         "07_recurrent_networks.ipynb",
         "Recurrent networks, BPTT, LSTM and GRU, sequence tasks",
         ("C5.1", "C5.2", "C5.3", "C5.4", "C5.5", "C5.6"),
-        ("rnn", "data", "train"),
+        (
+            "env",
+            "rnn",
+            "sequences",
+            "models",
+            "data",
+            "train",
+            "optim",
+            "plot",
+            "report",
+            "exercises",
+            "widgets",
+        ),
     ),
 )
 

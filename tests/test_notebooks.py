@@ -212,6 +212,8 @@ def test_header_names_exactly_the_modules_the_code_uses(path: Path) -> None:
     nb = json.loads(path.read_text(encoding="utf-8"))
     code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     names = set(re.findall(r"\bdl\.(\w+)", code)) | set(re.findall(r"from dlcourse\.(\w+)", code))
+    for imported in re.findall(r"^from dlcourse import (.+)$", code, flags=re.MULTILINE):
+        names |= {part.split(" as ")[0].strip() for part in imported.split(",")}  # seq, ...
     used = {dlcourse._EXPORTS.get(name, name) for name in names}  # dl.setup lives in env
     assert used & set(dlcourse._SUBMODULES) == set(entry.modules)
 

@@ -139,10 +139,9 @@ def _final_state(kind: str, state, directions: int) -> torch.Tensor:
     return torch.cat(list(h_n[-directions:]), dim=1)
 
 
-class SequenceClassifier(nn.Module):
-    """m:1: read a sequence ``(N, L, input_size)``, classify it from the top layer's last hidden
-    state (a bidirectional layer's two directions side by side). Returns scores ``(N,
-    num_classes)``."""
+class _RecurrentHead(nn.Module):
+    """A recurrent layer (batch first) and a linear layer on its states: what the classifier
+    and the tagger share."""
 
     def __init__(
         self,
@@ -160,29 +159,22 @@ class SequenceClassifier(nn.Module):
         )
         self.out = nn.Linear(hidden_size * self.rnn.num_directions, num_classes)
 
+
+class SequenceClassifier(_RecurrentHead):
+    """m:1: read a sequence ``(N, L, input_size)``, classify it from the top layer's last hidden
+    state (a bidirectional layer's two directions side by side). Returns scores ``(N,
+    num_classes)``. Arguments: ``input_size, hidden_size, num_classes, kind='lstm',
+    num_layers=1, bidirectional=False``."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, state = self.rnn(x)
         return self.out(_final_state(self.kind, state, self.rnn.num_directions))
 
 
-class SequenceTagger(nn.Module):
+class SequenceTagger(_RecurrentHead):
     """m:n synchronised: a label for every step of ``(N, L, input_size)``. Returns scores ``(N,
-    num_classes, L)``, classes second as ``nn.CrossEntropyLoss`` wants them."""
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_classes: int,
-        kind: str = "lstm",
-        num_layers: int = 1,
-        bidirectional: bool = False,
-    ) -> None:
-        super().__init__()
-        self.rnn = rnn.layer(
-            kind, input_size, hidden_size, num_layers=num_layers, bidirectional=bidirectional
-        )
-        self.out = nn.Linear(hidden_size * self.rnn.num_directions, num_classes)
+    num_classes, L)``, classes second as ``nn.CrossEntropyLoss`` wants them. Arguments as
+    :class:`SequenceClassifier`."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)  # (N, L, D H)

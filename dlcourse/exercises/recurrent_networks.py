@@ -40,36 +40,29 @@ def _lstm_cases(gen: torch.Generator) -> list[tuple]:
     ]
 
 
-def _lstm_gate_order(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
-    i, f, o, g = gates.chunk(4, dim=1)  # i, f, o, g: not torch's order
-    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-    c_new = f * c + i * g
-    return o * torch.tanh(c_new), c_new
+def _lstm_variant(x, h, c, w_ih, w_hh, b_ih, b_hh, *, order="ifgo", candidate=torch.tanh,
+                  forget_hidden=False, squash_cell=True):  # fmt: skip
+    """An LSTM step with one thing changed, for the known-wrong variants below."""
+    blocks = dict(zip(order, (x @ w_ih.T + b_ih + h @ w_hh.T + b_hh).chunk(4, dim=1), strict=True))
+    i, f, o = torch.sigmoid(blocks["i"]), torch.sigmoid(blocks["f"]), torch.sigmoid(blocks["o"])
+    c_new = f * (h if forget_hidden else c) + i * candidate(blocks["g"])
+    return o * (torch.tanh(c_new) if squash_cell else c_new), c_new
 
 
-def _lstm_sigmoid_candidate(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
-    i, f, g, o = gates.chunk(4, dim=1)
-    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.sigmoid(g), torch.sigmoid(o)
-    c_new = f * c + i * g
-    return o * torch.tanh(c_new), c_new
+def _lstm_gate_order(*args):
+    return _lstm_variant(*args, order="ifog")  # i, f, o, g: not torch's order
 
 
-def _lstm_forget_on_h(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
-    i, f, g, o = gates.chunk(4, dim=1)
-    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-    c_new = f * h + i * g  # forgets part of the hidden state instead of the cell state
-    return o * torch.tanh(c_new), c_new
+def _lstm_sigmoid_candidate(*args):
+    return _lstm_variant(*args, candidate=torch.sigmoid)
 
 
-def _lstm_no_tanh_on_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
-    i, f, g, o = gates.chunk(4, dim=1)
-    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-    c_new = f * c + i * g
-    return o * c_new, c_new
+def _lstm_forget_on_h(*args):
+    return _lstm_variant(*args, forget_hidden=True)  # forgets part of h instead of c
+
+
+def _lstm_no_tanh_on_cell(*args):
+    return _lstm_variant(*args, squash_cell=False)
 
 
 def _lstm_with_linear(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):

@@ -3,9 +3,9 @@
 A batch of 64 sequences of 100 steps, 64 input features, 128 hidden units, float32: the
 layer's forward pass, then the backward pass for the input and every weight. Ours is
 ``dlcourse.rnn`` (the input projections of all steps in one matrix product, the recurrence
-step by step; the LSTM's back-propagation through time written out in ``LSTMFunction``, the
-GRU and the RNN left to autograd); the reference ``torch.nn`` (oneDNN's fused RNN kernels on
-the CPU, cuDNN on a GPU).
+step by step; the LSTM's and the GRU's back-propagation through time written out in
+``LSTMFunction`` and ``GRUFunction``, the RNN's left to autograd); the reference ``torch.nn``
+(oneDNN's fused RNN kernels on the CPU, cuDNN on a GPU).
 """
 
 from __future__ import annotations

@@ -52,6 +52,9 @@ it before. The update gate does the work of LSTM's forget and input gates togeth
 **Fast enough to use.** The input's contribution to every gate, :math:`W_{i\cdot} x_t + b`, does
 not depend on the previous step, so :class:`RNN`, :class:`LSTM` and :class:`GRU` compute it for
 all steps in one matrix product before the loop; only the recurrent product runs step by step.
+The LSTM's and the GRU's back-propagation through time is written out (:class:`LSTMFunction`,
+:class:`GRUFunction`); the step functions above, run under autograd, are the reference the
+tests compare them with, and what :meth:`LSTM.gates` uses.
 
 Drop-in compatible: the layers have ``nn.RNN``'s, ``nn.LSTM``'s and ``nn.GRU``'s constructors
 (``input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional``), call
@@ -76,6 +79,7 @@ __all__ = [
     "LSTM",
     "RNN",
     "GRUCell",
+    "GRUFunction",
     "LSTMCell",
     "LSTMFunction",
     "RNNCell",
@@ -209,6 +213,77 @@ class LSTMFunction(torch.autograd.Function):
         flat = grad_a.view(-1, four_h)
         grad_w = flat.t() @ hs[:-1].reshape(-1, hidden) if ctx.needs_input_grad[3] else None
         return grad_a.view(length, batch, four_h), dh, dc, grad_w
+
+
+class GRUFunction(torch.autograd.Function):
+    r"""One GRU layer in one direction, with back-propagation through time written out.
+
+    ``forward(x_parts, h0, weight_hh, bias_hh)``: ``x_parts`` ``(L, N, 3H)`` the input's part
+    of every step's gates (with ``bias_ih``), ``h0`` ``(N, H)``, ``bias_hh`` ``(3H,)`` or None
+    (it stays separate: the reset gate multiplies the recurrent part *with* its bias). Returns
+    every step's hidden state ``(L, N, H)``. With :math:`\delta` the gradient reaching
+    :math:`h_t`, the backward of :math:`h_t = n_t + z_t (h_{t-1} - n_t)` is
+
+    .. math::
+
+        \delta a^n &= \delta (1 - z)(1 - n^2), \quad
+        \delta a^z = \delta (h_{t-1} - n)\, z (1 - z), \quad
+        \delta a^r = \delta a^n\, (W_{hn} h_{t-1} + b_{hn})\, r (1 - r),\\
+        \delta h_{t-1} &= \delta\, z + [\delta a^r, \delta a^z, r\, \delta a^n]\, W_{hh} ,
+
+    where every factor after :math:`\delta` is known from the forward, so it is computed for
+    all steps at once before the loop, and each step is three operations.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x_parts, h0, weight_hh, bias_hh):
+        length, batch, three_h = x_parts.shape
+        hidden = three_h // 3
+        hs = x_parts.new_empty((length + 1, batch, hidden))  # h_0 ... h_L
+        gates = x_parts.new_empty((length, batch, 3, hidden))  # activated r, z, n
+        hn_parts = x_parts.new_empty((length, batch, hidden))  # W_hn h_{t-1} + b_hn
+        hs[0] = h0
+        w_t = weight_hh.t()
+        for t in range(length):
+            gh = hs[t] @ w_t if bias_hh is None else torch.addmm(bias_hh, hs[t], w_t)  # (N, 3H)
+            g = gates[t]
+            torch.add(
+                x_parts[t, :, : 2 * hidden], gh[:, : 2 * hidden], out=g[:, :2].view(batch, -1)
+            )
+            g[:, :2].sigmoid_()  # r, z
+            hn_parts[t] = gh[:, 2 * hidden :]
+            r, z = g[:, 0], g[:, 1]
+            torch.addcmul(x_parts[t, :, 2 * hidden :], r, hn_parts[t], out=g[:, 2]).tanh_()  # n
+            torch.lerp(g[:, 2], hs[t], z, out=hs[t + 1])  # n + z (h_{t-1} - n)
+        ctx.save_for_backward(hs, gates, hn_parts, weight_hh)
+        ctx.has_bias = bias_hh is not None
+        return hs[1:]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_out):
+        hs, gates, hn_parts, weight_hh = ctx.saved_tensors
+        length, batch, _, hidden = gates.shape
+        r, z, n = gates.unbind(2)  # (L, N, H) each
+        # factors for all steps: d a = delta * factor, for the input part and the recurrent part
+        to_n = (1 - z) * (1 - n * n)
+        to_input = torch.stack(
+            [to_n * hn_parts * r * (1 - r), (hs[:-1] - n) * z * (1 - z), to_n], 2
+        )
+        to_recurrent = to_input.clone()
+        to_recurrent[:, :, 2] *= r  # the reset gate scales the recurrent part of n
+        grad_x = torch.empty_like(to_input)  # (L, N, 3, H)
+        grad_h = torch.empty_like(to_input)
+        dh = torch.zeros_like(hs[0])
+        for t in reversed(range(length)):
+            dh.add_(grad_out[t])
+            torch.mul(dh.unsqueeze(1), to_input[t], out=grad_x[t])
+            torch.mul(dh.unsqueeze(1), to_recurrent[t], out=grad_h[t])
+            dh = torch.addmm(dh * z[t], grad_h[t].view(batch, -1), weight_hh)  # to h_{t-1}
+        flat_h = grad_h.view(-1, 3 * hidden)
+        grad_w = flat_h.t() @ hs[:-1].reshape(-1, hidden) if ctx.needs_input_grad[2] else None
+        grad_b = flat_h.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        return grad_x.view(length, batch, 3 * hidden), dh, grad_w, grad_b
 
 
 # --------------------------------------------------------------------------- checks
@@ -628,6 +703,10 @@ class GRU(_RNNBase):
     def _step(self, x_part, h, c, w_hh, b_hh):
         h, gates = gru_step(x_part, h, w_hh, b_hh)
         return h, None, gates
+
+    def _direction(self, x_parts, h, c, w_hh, b_hh):
+        out = GRUFunction.apply(x_parts, h, w_hh, b_hh)
+        return out, out[-1], None
 
     def forward(
         self, input: torch.Tensor, hx: torch.Tensor | None = None

@@ -236,3 +236,19 @@ def test_gradient_flow_vanishes_explodes_and_keeps():
     assert opened > 1e4 * closed  # the cell state's path, with the forget gate open
     with pytest.raises(ValueError, match="kind must be 'rnn' or 'lstm'"):
         rnn.gradient_flow(kind="gru")
+
+
+def test_fused_gru_gradcheck_and_equals_the_loop():
+    torch.manual_seed(0)
+    layer = rnn.GRU(3, 4, num_layers=2, bidirectional=True).double()
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    fused, h = layer(x)
+    loop_out, loop_h, _, _ = layer._forward(x, None, None, True)  # the step-by-step path
+    torch.testing.assert_close(fused, loop_out, **TOL)
+    torch.testing.assert_close(h, loop_h, **TOL)
+    xp = torch.randn(5, 2, 9, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(9, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(9, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(rnn.GRUFunction.apply, (xp, h0, w, b))
+    assert torch.autograd.gradcheck(rnn.GRUFunction.apply, (xp, h0, w, None))

@@ -156,38 +156,36 @@ def _gru_cases(gen: torch.Generator) -> list[tuple]:
     ]
 
 
-def _gru_reversed(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
-    xr, xz, xn = (x @ weight_ih.T + bias_ih).chunk(3, dim=1)
-    hr, hz, hn = (h @ weight_hh.T + bias_hh).chunk(3, dim=1)
-    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-    n = torch.tanh(xn + r * hn)
-    return z * n + (1 - z) * h  # the interpolation the other way round
+def _gru_variant(x, h, w_ih, w_hh, b_ih, b_hh, *, order="rzn", reversed_mix=False,
+                 reset="recurrent"):  # fmt: skip
+    """A GRU step with one thing changed, for the known-wrong variants below."""
+    xs = dict(zip(order, (x @ w_ih.T + b_ih).chunk(3, dim=1), strict=True))
+    hs = dict(zip(order, (h @ w_hh.T + b_hh).chunk(3, dim=1), strict=True))
+    r, z = torch.sigmoid(xs["r"] + hs["r"]), torch.sigmoid(xs["z"] + hs["z"])
+    if reset == "recurrent":  # torch's form
+        n = torch.tanh(xs["n"] + r * hs["n"])
+    elif reset == "input":
+        n = torch.tanh(r * xs["n"] + hs["n"])
+    else:  # "before": Cho et al.'s form, the reset applied to h before the product
+        hidden = h.shape[1]
+        n = torch.tanh(xs["n"] + (r * h) @ w_hh[2 * hidden :].T + b_hh[2 * hidden :])
+    return z * n + (1 - z) * h if reversed_mix else (1 - z) * n + z * h
 
 
-def _gru_reset_before(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
-    hidden = h.shape[1]
-    xr, xz, xn = (x @ weight_ih.T + bias_ih).chunk(3, dim=1)
-    hr, hz, _ = (h @ weight_hh.T + bias_hh).chunk(3, dim=1)
-    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-    w_hn, b_hn = weight_hh[2 * hidden :], bias_hh[2 * hidden :]
-    n = torch.tanh(xn + (r * h) @ w_hn.T + b_hn)  # Cho et al.'s form, not torch's
-    return (1 - z) * n + z * h
+def _gru_reversed(*args):
+    return _gru_variant(*args, reversed_mix=True)  # the interpolation the other way round
 
 
-def _gru_reset_on_input(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
-    xr, xz, xn = (x @ weight_ih.T + bias_ih).chunk(3, dim=1)
-    hr, hz, hn = (h @ weight_hh.T + bias_hh).chunk(3, dim=1)
-    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-    n = torch.tanh(r * xn + hn)
-    return (1 - z) * n + z * h
+def _gru_reset_before(*args):
+    return _gru_variant(*args, reset="before")
 
 
-def _gru_swapped(x, h, weight_ih, weight_hh, bias_ih, bias_hh):
-    xz, xr, xn = (x @ weight_ih.T + bias_ih).chunk(3, dim=1)  # z first: not torch's order
-    hz, hr, hn = (h @ weight_hh.T + bias_hh).chunk(3, dim=1)
-    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
-    n = torch.tanh(xn + r * hn)
-    return (1 - z) * n + z * h
+def _gru_reset_on_input(*args):
+    return _gru_variant(*args, reset="input")
+
+
+def _gru_swapped(*args):
+    return _gru_variant(*args, order="zrn")  # z first: not torch's order
 
 
 def _gru_lerp(x, h, weight_ih, weight_hh, bias_ih, bias_hh):

@@ -130,6 +130,34 @@ class CheckResult:
         self._shown = True
 
 
+@dataclass
+class Attempt:
+    """What the learner's function did on one input.
+
+    ``kind``: ``returned`` (``value`` holds the results, ``args_after`` the tensor arguments
+    after the call, ``None`` for the others), ``not attempted``, ``timeout``, ``forbidden``
+    (``detail``: the function called), ``raised`` (``detail``: the learner's traceback) or
+    ``exited`` (``sys.exit`` and friends, seen only in a grading process). Class grading builds
+    these from what a separate process sends back, so a check and a grade judge the same way.
+    """
+
+    kind: str
+    value: tuple[Any, ...] = ()
+    args_after: tuple[Any, ...] = ()
+    detail: str = ""
+
+
+@dataclass
+class GradAttempt:
+    """The learner's gradients on one input, in float64. ``kind``: ``ok`` (``grads``: one per
+    floating-point tensor input, in order), ``failed`` (``detail``: the error) or
+    ``not connected`` (a result is not part of autograd's graph)."""
+
+    kind: str
+    grads: tuple[Any, ...] = ()
+    detail: str = ""
+
+
 # --------------------------------------------------------------------------- the learner's code
 
 
@@ -202,26 +230,48 @@ def _is_plain_tensor(value: Any) -> bool:
     return type(value) is torch.Tensor
 
 
+@dataclass(frozen=True)
+class NotPlain:
+    """A value that is not plain data, described (a grading process sends this back instead of
+    the object itself, which the grader never loads)."""
+
+    module: str
+    name: str
+    tensor_subclass: bool = False
+    text: str = ""  # repr, shortened
+
+    @classmethod
+    def of(cls, value: Any) -> NotPlain:
+        kind = type(value)
+        if isinstance(value, torch.Tensor):
+            return cls(kind.__module__, kind.__name__, True)
+        try:
+            text = repr(value)
+        except Exception:  # a learner's __repr__ may raise
+            text = f"<{kind.__name__}>"
+        return cls(kind.__module__, kind.__name__, False, text[:80])
+
+
 def _reject_non_tensor(value: Any, what: str) -> str | None:
     if _is_plain_tensor(value):
         return None
-    kind = type(value)
-    if isinstance(value, torch.Tensor):
+    info = value if isinstance(value, NotPlain) else NotPlain.of(value)
+    if info.tensor_subclass:
         return (
-            f"{what} is a {kind.__name__}, a subclass of torch.Tensor. Return a plain tensor, "
+            f"{what} is a {info.name}, a subclass of torch.Tensor. Return a plain tensor, "
             "computed with torch operations."
         )
-    if kind.__module__ == "numpy":
+    if info.module == "numpy":
         return (
-            f"{what} is a NumPy {kind.__name__}, but a torch.Tensor is asked for: compute it with "
+            f"{what} is a NumPy {info.name}, but a torch.Tensor is asked for: compute it with "
             "torch operations (torch.from_numpy converts, but loses the gradient)."
         )
-    if isinstance(value, int | float | bool):
+    if info.module == "builtins" and info.name in ("int", "float", "bool"):
         return (
-            f"{what} is a Python {kind.__name__}, but a torch.Tensor is asked for: .item() and "
+            f"{what} is a Python {info.name}, but a torch.Tensor is asked for: .item() and "
             "float() leave the tensor world; keep the result as a tensor."
         )
-    return f"{what} is a {kind.__module__}.{kind.__name__}, not a torch.Tensor."
+    return f"{what} is a {info.module}.{info.name}, not a torch.Tensor."
 
 
 def _shape_cause(expected: torch.Size, actual: torch.Size) -> str:
@@ -270,11 +320,12 @@ def _compare_int(expected: int, actual: Any, what: str) -> str | None:
     if integer_tensor or numpy_integer:
         actual = int(actual)
     if isinstance(actual, bool) or not isinstance(actual, int):
-        got = (
-            f"a tensor of shape {tuple(actual.shape)} and dtype {actual.dtype}"
-            if isinstance(actual, torch.Tensor)
-            else f"a {type(actual).__name__} ({actual!r})"
-        )
+        if isinstance(actual, torch.Tensor):
+            got = f"a tensor of shape {tuple(actual.shape)} and dtype {actual.dtype}"
+        elif isinstance(actual, NotPlain):
+            got = f"a {actual.name} ({actual.text})"
+        else:
+            got = f"a {type(actual).__name__} ({actual!r})"
         return f"{what} should be a whole number (an int), got {got}."
     if actual != expected:
         return f"{what} is {actual}, expected {expected}."
@@ -369,6 +420,7 @@ class Exercise:
         hints: progressive hints, from a nudge to nearly the answer.
         alternatives: other correct implementations (the tests check they pass).
         timeout: seconds one call of the learner's function may take.
+        points: what a pass is worth in class grading (``dlcourse grade --points`` changes it).
     """
 
     name: str
@@ -382,12 +434,15 @@ class Exercise:
     hints: tuple[str, ...] = ()
     alternatives: tuple[Callable[..., Any], ...] = ()
     timeout: float = 10.0
+    points: float = 1.0
     seed: int = 0
     _hints_shown: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.wrong) < 3:
             raise ValueError(f"exercise {self.name!r} needs at least 3 known-wrong variants")
+        if not (math.isfinite(self.points) and self.points >= 0):
+            raise ValueError(f"exercise {self.name!r}: points must be >= 0, got {self.points!r}")
 
     # -- the learner's side
 
@@ -451,14 +506,144 @@ class Exercise:
 
     # -- the engine
 
-    def _cases(self) -> list[Case]:
-        return [_as_tuple(c) for c in self.cases(torch.Generator().manual_seed(self.seed))]
+    def _cases(self, seed: int | None = None) -> list[Case]:
+        """The input cases: the fixed ones of the self-check, or those of another ``seed``
+        (class grading adds randomised ones, so answers cannot be hard-coded)."""
+        gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        return [_as_tuple(c) for c in self.cases(gen)]
 
     def _run(self, fn: Callable[..., Any], args: Case) -> Any:
         call = (lambda: fn(*args)) if not self.forbidden else (lambda: _forbid_call(fn, args, self))
         return _call_with_limit(call, self.timeout)
 
-    def _check(self, fn: Callable[..., Any], device: torch.device | None = None) -> CheckResult:
+    # The learner's side (a grading process runs these) ...
+
+    def _attempt(self, fn: Callable[..., Any], args: Case) -> Attempt:
+        """Call ``fn`` on ``args`` (the learner's own copies), with the time limit and the
+        forbidden calls blocked; say what happened."""
+        try:
+            got = self._run(fn, args)
+        except NotImplementedError:
+            return Attempt("not attempted")
+        except _Timeout:
+            return Attempt("timeout")
+        except _Forbidden as exc:
+            return Attempt("forbidden", detail=exc.name)
+        except Exception as exc:
+            return Attempt("raised", detail=_learner_traceback(exc))
+        after = tuple(a if isinstance(a, torch.Tensor) else None for a in args)
+        return Attempt("returned", got if isinstance(got, tuple) else (got,), after)
+
+    def _grad_attempt(self, fn: Callable[..., Any], args: Case) -> GradAttempt:
+        """The gradients of ``fn``'s results, weighted by fixed random weights, with respect to
+        each floating-point tensor input, all in float64."""
+        my_args = _float64_leaves(args)
+        try:
+            my_out = _as_tuple(self._run(fn, my_args))
+        except (_Timeout, _Forbidden, Exception) as exc:
+            return GradAttempt("failed", detail=repr(exc))
+        if any(not (isinstance(o, torch.Tensor) and o.requires_grad) for o in my_out):
+            return GradAttempt("not connected")
+        weights = _grad_weights([o.shape for o in my_out])
+        my_loss = sum((o.to("cpu") * w).sum() for o, w in zip(my_out, weights, strict=True))
+        leaves = [a for a in my_args if isinstance(a, torch.Tensor) and a.requires_grad]
+        grads = torch.autograd.grad(my_loss, leaves, allow_unused=True)
+        grads = tuple(
+            torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads, strict=True)
+        )
+        return GradAttempt("ok", grads)
+
+    # ... and the judge's (never runs the learner's code).
+
+    def _verdict(
+        self,
+        label: str,
+        args: Case,
+        params: list[str],
+        attempt: Attempt,
+        devices: set | None = None,
+    ) -> CheckResult | None:
+        """Why ``attempt`` on input ``args`` (called ``label``, e.g. "input 2") is not right;
+        None when it is. ``devices``: where the learner's inputs were."""
+        name = self.name
+        if attempt.kind == "not attempted":
+            return CheckResult(
+                name, "not attempted", "replace the `raise NotImplementedError` with your code."
+            )
+        if attempt.kind == "timeout":
+            return CheckResult(
+                name, "timeout",
+                f"your function took more than {self.timeout:g} s on {label} and was "
+                "stopped. Is there a loop that never ends?",
+            )  # fmt: skip
+        if attempt.kind == "forbidden":
+            return CheckResult(
+                name, "fail",
+                f"your function calls {attempt.detail}, which this exercise asks you to do "
+                "without: build it from simpler operations.",
+            )  # fmt: skip
+        if attempt.kind in ("raised", "exited"):
+            return CheckResult(
+                name, "error",
+                f"your function raised an error on {label} "
+                f"({_describe_args(args, params)}):\n{attempt.detail}",
+            )  # fmt: skip
+        for a, original in zip(attempt.args_after, args, strict=True):
+            if isinstance(a, torch.Tensor) and not torch.equal(a.cpu(), original):
+                return CheckResult(
+                    name, "fail",
+                    "your function changed its input in place (an operation ending in _, or "
+                    "an assignment into x[...]). Compute a new tensor instead.",
+                )  # fmt: skip
+        expected = _as_tuple(self.reference(*_clone(args)))
+        if len(attempt.value) != len(expected):
+            return CheckResult(
+                name, "fail",
+                f"your function returned {len(attempt.value)} value(s), expected {len(expected)}.",
+            )  # fmt: skip
+        for j, (want, have) in enumerate(zip(expected, attempt.value, strict=True)):
+            what = "your result" if len(expected) == 1 else f"result {j + 1} of {len(expected)}"
+            problem = _compare(want, have, what, devices or set())
+            if problem:
+                return CheckResult(
+                    name, "fail", f"on {label} ({_describe_args(args, params)}): {problem}"
+                )
+        return None
+
+    def _grad_verdict(self, args: Case, params: list[str], attempt: GradAttempt) -> str | None:
+        """Why the learner's gradients are not the reference's; None when they agree."""
+        if attempt.kind == "failed":
+            return f"in float64 (for the gradient check) your function failed: {attempt.detail}"
+        if attempt.kind == "not connected":
+            return (
+                "your result is not connected to the inputs in autograd's graph, so no gradient "
+                "flows back: did you use .detach(), .item(), .numpy(), torch.no_grad() or build "
+                "a new tensor with torch.tensor(...)?"
+            )
+        ref_args = _float64_leaves(args)
+        ref_out = _as_tuple(self.reference(*ref_args))
+        weights = _grad_weights([o.shape for o in ref_out])
+        ref_loss = sum((o.to("cpu") * w).sum() for o, w in zip(ref_out, weights, strict=True))
+        inputs = [
+            i for i, a in enumerate(ref_args) if isinstance(a, torch.Tensor) and a.requires_grad
+        ]
+        ref_grads = torch.autograd.grad(ref_loss, [ref_args[i] for i in inputs], allow_unused=True)
+        if len(attempt.grads) != len(inputs):
+            return f"{len(attempt.grads)} gradients came back, expected {len(inputs)}."
+        for i, want, have in zip(inputs, ref_grads, attempt.grads, strict=True):
+            want = torch.zeros_like(ref_args[i]) if want is None else want
+            problem = _compare(want, have, f"the gradient with respect to `{params[i]}`", set())
+            if problem:
+                return problem + " (the values themselves match: the backward pass differs)"
+        return None
+
+    def _check(
+        self,
+        fn: Callable[..., Any],
+        device: torch.device | None = None,
+        cases: list[Case] | None = None,
+        label: str = "input",
+    ) -> CheckResult:
         name = self.name
         device = device or torch.device("cpu")
         if not callable(fn):
@@ -466,113 +651,54 @@ class Exercise:
                 name, "error", f"check needs your function, got a {type(fn).__name__}"
             )
         params = _param_names(fn, self.reference)
-        cases = self._cases()
+        cases = self._cases() if cases is None else cases
         for i, args in enumerate(cases):
-            expected = _as_tuple(self.reference(*_clone(args)))
             learner_args = _to_device(_clone(args), device)
-            try:
-                got = self._run(fn, learner_args)
-            except NotImplementedError:
-                return CheckResult(
-                    name, "not attempted", "replace the `raise NotImplementedError` with your code."
-                )
-            except _Timeout:
-                return CheckResult(
-                    name, "timeout",
-                    f"your function took more than {self.timeout:g} s on input {i + 1} and was "
-                    "stopped. Is there a loop that never ends?",
-                )  # fmt: skip
-            except _Forbidden as exc:
-                return CheckResult(
-                    name, "fail",
-                    f"your function calls {exc.name}, which this exercise asks you to do "
-                    "without: build it from simpler operations.",
-                )  # fmt: skip
-            except Exception as exc:
-                return CheckResult(
-                    name, "error",
-                    f"your function raised an error on input {i + 1} "
-                    f"({_describe_args(args, params)}):\n{_learner_traceback(exc)}",
-                )  # fmt: skip
-            for a, original in zip(learner_args, args, strict=True):
-                if isinstance(a, torch.Tensor) and not torch.equal(a.cpu(), original):
-                    return CheckResult(
-                        name, "fail",
-                        "your function changed its input in place (an operation ending in _, or "
-                        "an assignment into x[...]). Compute a new tensor instead.",
-                    )  # fmt: skip
-            got_tuple = got if isinstance(got, tuple) else (got,)
-            if len(got_tuple) != len(expected):
-                return CheckResult(
-                    name, "fail",
-                    f"your function returned {len(got_tuple)} value(s), expected {len(expected)}.",
-                )  # fmt: skip
+            attempt = self._attempt(fn, learner_args)
             devices = {a.device for a in learner_args if isinstance(a, torch.Tensor)}
-            for j, (want, have) in enumerate(zip(expected, got_tuple, strict=True)):
-                what = "your result" if len(expected) == 1 else f"result {j + 1} of {len(expected)}"
-                problem = _compare(want, have, what, devices)
-                if problem:
-                    return CheckResult(
-                        name,
-                        "fail",
-                        f"on input {i + 1} ({_describe_args(args, params)}): {problem}",
-                    )
+            failure = self._verdict(f"{label} {i + 1}", args, params, attempt, devices)
+            if failure:
+                return failure
             if self.grad:
-                problem = self._check_grad(fn, args, params)
+                problem = self._grad_verdict(args, params, self._grad_attempt(fn, args))
                 if problem:
-                    return CheckResult(name, "fail", f"on input {i + 1}: {problem}")
+                    return CheckResult(name, "fail", f"on {label} {i + 1}: {problem}")
         return CheckResult(name, "pass", f"all {len(cases)} inputs match, edge cases included.")
 
-    def _check_grad(self, fn: Callable[..., Any], args: Case, params: list[str]) -> str | None:
-        """Compare gradients w.r.t. each floating-point tensor input, in float64."""
-
-        def prepared() -> Case:
-            return tuple(
-                a.detach().to(torch.float64).clone().requires_grad_(True)
-                if isinstance(a, torch.Tensor) and a.is_floating_point()
-                else _clone(a)
-                for a in args
-            )
-
-        ref_args, my_args = prepared(), prepared()
-        ref_out = _as_tuple(self.reference(*ref_args))
-        try:
-            my_out = _as_tuple(self._run(fn, my_args))
-        except (_Timeout, _Forbidden, Exception) as exc:
-            return f"in float64 (for the gradient check) your function failed: {exc!r}"
-        gen = torch.Generator().manual_seed(1)
-        weights = [torch.randn(o.shape, generator=gen, dtype=torch.float64) for o in ref_out]
-        ref_loss = sum((o.to("cpu") * w).sum() for o, w in zip(ref_out, weights, strict=True))
-        if any(not (isinstance(o, torch.Tensor) and o.requires_grad) for o in my_out):
-            return (
-                "your result is not connected to the inputs in autograd's graph, so no gradient "
-                "flows back: did you use .detach(), .item(), .numpy(), torch.no_grad() or build "
-                "a new tensor with torch.tensor(...)?"
-            )
-        my_loss = sum((o.to("cpu") * w).sum() for o, w in zip(my_out, weights, strict=True))
-        inputs = [
-            i for i, a in enumerate(ref_args) if isinstance(a, torch.Tensor) and a.requires_grad
-        ]
-        ref_grads = torch.autograd.grad(ref_loss, [ref_args[i] for i in inputs], allow_unused=True)
-        my_grads = torch.autograd.grad(my_loss, [my_args[i] for i in inputs], allow_unused=True)
-        for i, want, have in zip(inputs, ref_grads, my_grads, strict=True):
-            want = torch.zeros_like(ref_args[i]) if want is None else want
-            have = torch.zeros_like(my_args[i]) if have is None else have
-            problem = _compare(want, have, f"the gradient with respect to `{params[i]}`", set())
-            if problem:
-                return problem + " (the values themselves match: the backward pass differs)"
-        return None
-
-    def diagnose(self, message: str, device: torch.device | None = None) -> str:
+    def diagnose(
+        self,
+        message: str,
+        device: torch.device | None = None,
+        cases: list[Case] | None = None,
+        label: str = "input",
+    ) -> str:
         """The hint of the known-wrong variant that fails with exactly this message, if any.
 
         The same mistake gives the same failure on the same seeded inputs, down to the
-        numbers in the message, so an exact match identifies it.
+        numbers in the message, so an exact match identifies it. ``cases`` and ``label``:
+        the inputs the message is about, when not the fixed ones (class grading).
         """
         for wrong in self.wrong:
-            if self._check(wrong.fn, device).message == message:
+            if self._check(wrong.fn, device, cases, label).message == message:
                 return wrong.hint
         return ""
+
+
+def _float64_leaves(args: Case) -> Case:
+    """Copies of ``args``: floating-point tensors in float64, requiring grad."""
+    return tuple(
+        a.detach().to(torch.float64).clone().requires_grad_(True)
+        if isinstance(a, torch.Tensor) and a.is_floating_point()
+        else _clone(a)
+        for a in args
+    )
+
+
+def _grad_weights(shapes: list[torch.Size]) -> list[torch.Tensor]:
+    """Fixed random weights, one per result, that turn the results into one number to
+    differentiate (the same for the learner's results and the reference's)."""
+    gen = torch.Generator().manual_seed(1)
+    return [torch.randn(shape, generator=gen, dtype=torch.float64) for shape in shapes]
 
 
 def _forbid_call(fn: Callable[..., Any], args: Case, ex: Exercise) -> Any:

@@ -20,6 +20,11 @@ dlcourse robustness [NOTEBOOK ...] [--variants V,V] [--jobs N]
 dlcourse student [NOTEBOOK ...] [--out DIR] [--keep-outputs]
     Write student versions (handouts): solution regions replaced by stubs,
     outputs cleared.
+dlcourse grade SUBMISSION ... [--out grades.csv] [--report DIR] [--timeout S]
+               [--memory MB] [--jobs N] [--seed N] [--points NAME=P ...]
+    Grade learners' notebooks (files, or folders of them): each notebook's
+    exercise cells run in a separate, limited process; a CSV, a feedback page
+    per learner and a summary come out. See dlcourse/exercises/grading.py.
 """
 
 from __future__ import annotations
@@ -172,6 +177,47 @@ def _progress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _points(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=POINTS (e.g. adam_step=2), got {text!r}"
+        ) from None
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from dlcourse.exercises.grading import GradingError, feedback_markdown, grade_class
+
+    try:
+        result = grade_class(
+            args.submissions,
+            out=args.out,
+            report=args.report,
+            timeout=args.timeout,
+            memory=args.memory,
+            jobs=args.jobs,
+            seed=args.seed,
+            points=dict(args.points),
+            progress=lambda line: print(line, flush=True),
+        )
+    except GradingError as exc:
+        print(f"dlcourse grade: {exc}", file=sys.stderr)
+        return 1
+    learners = {run.submission.learner for run in result.runs}
+    if len(learners) == 1:  # one learner checking their own work: the feedback itself
+        print()
+        print(feedback_markdown(learners.pop(), result.runs))
+    print()
+    print(result.summary)
+    if args.out:
+        print(f"Grades: {args.out}")
+    if args.report:
+        print(f"Feedback pages: {args.report}/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dlcourse.workspace import WORKSPACE_DIR
 
@@ -249,6 +295,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the stored outputs but the exercise and check cells' (as in work/)",
     )
     stu.set_defaults(func=_student)
+
+    from dlcourse.exercises import grading
+
+    gra = sub.add_parser(
+        "grade",
+        help="grade learners' notebooks: isolated, limited, a CSV and feedback pages",
+        description="Grade learners' notebooks. Each notebook's exercise cells run in a separate "
+        "process with limits on time, memory, processes, output and files; the learner's "
+        "functions run on the self-check's inputs and on randomised ones (--seed), and the "
+        "results are judged here, with the same messages as ex.check(). The learner's name is "
+        "the file's (alice.ipynb), or its folder's when the file keeps its course name "
+        "(alice/01_gradient_descent.ipynb).",
+    )
+    gra.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks or folders")
+    gra.add_argument("--out", default=None, help="write the grades as CSV here")
+    gra.add_argument("--report", default=None, help="write a feedback page per learner here")
+    gra.add_argument(
+        "--timeout",
+        type=float,
+        default=grading.TIMEOUT_S,
+        help=f"seconds one notebook may run (default {grading.TIMEOUT_S:g})",
+    )
+    gra.add_argument(
+        "--memory",
+        type=int,
+        default=grading.MEMORY_MB,
+        help=f"megabytes of memory one notebook may use (default {grading.MEMORY_MB})",
+    )
+    gra.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
+    gra.add_argument(
+        "--seed", type=int, default=None, help="seed of the randomised inputs (default: new)"
+    )
+    gra.add_argument(
+        "--points",
+        type=_points,
+        action="append",
+        default=[],
+        metavar="NAME=P",
+        help="points for an exercise, replacing its own (repeat for several)",
+    )
+    gra.set_defaults(func=_grade)
     return parser
 
 

@@ -112,7 +112,7 @@ def test_reset_keeps_the_old_copy_as_a_backup(course: tuple[Path, Path]) -> None
     assert fresh == mine and backup is not None and backup.parent == work / "backups"
     assert backup.read_text(encoding="utf-8") == '{"my": "attempt"}'
     expected = student.student_notebook(
-        json.loads(SOURCES[1].read_text(encoding="utf-8")), keep_outputs=True
+        json.loads(SOURCES[1].read_text(encoding="utf-8")), SOURCES[1].name, keep_outputs=True
     )
     assert json.loads(fresh.read_text(encoding="utf-8")) == expected
     _, second = workspace.reset("01_gradient_descent", work, notebooks)  # same second: no clash

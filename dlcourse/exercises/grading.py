@@ -109,7 +109,13 @@ class Grade:
 
     def row(self) -> dict[str, Any]:
         message = self.message + (f"\nHint: {self.hint}" if self.hint else "")
-        values = {**asdict(self), "message": message, "seconds": f"{self.seconds:.3f}"}
+        values = {
+            **asdict(self),
+            "message": message,
+            "points": f"{self.points:g}",
+            "max_points": f"{self.max_points:g}",
+            "seconds": f"{self.seconds:.3f}",
+        }
         return {k: values[k] for k in COLUMNS}
 
 
@@ -258,20 +264,16 @@ def _find_cell(cells: list[Any], ex: Exercise) -> tuple[int | None, str]:
     """The index of the learner's cell for ``ex`` (None when there is none) and, when there is
     none, why."""
     fn = _function(ex)
-    code = [
-        i
-        for i, c in enumerate(cells)
-        if isinstance(c, dict)
-        and c.get("cell_type") == "code"
-        and fn in _defined_functions(_source(c))
-    ]
-    marked = [i for i in code if ex.name in _marked(cells[i])]
-    if marked or code:
-        return (marked or code)[-1], ""
+    code = [i for i, c in enumerate(cells) if isinstance(c, dict) and c.get("cell_type") == "code"]
+    defining = [i for i in code if fn in _defined_functions(_source(cells[i]))]
+    marked = [i for i in code if {ex.name, fn} & _marked(cells[i])]
+    # The learner's latest definition; else the marked cell (it may bind the name otherwise).
+    if defining or marked:
+        return (defining or marked)[-1], ""
     other = [
         i
         for i, c in enumerate(cells)
-        if isinstance(c, dict) and (ex.name in _marked(c) or f"def {fn}(" in _source(c))
+        if isinstance(c, dict) and ({ex.name, fn} & _marked(c) or f"def {fn}(" in _source(c))
     ]
     if other:
         kind = cells[other[-1]].get("cell_type", "unknown")
@@ -709,6 +711,17 @@ def _run_and_judge(
 
         spec["package_parent"] = str(Path(dlcourse.__file__).resolve().parent.parent)
         (job / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+        # The inputs' tensors as the grader made them: the process makes the cases again (some
+        # hold functions), but a matrix product on another thread count may differ in the last
+        # bit, and the in-place check compares bit for bit.
+        tensors = {
+            ex.name: [
+                [[a if isinstance(a, torch.Tensor) else None for a in case] for case in cases]
+                for _, cases in sets_of[ex.name]
+            ]
+            for ex in exercises
+        }
+        torch.save(tensors, job / "inputs.pt")
         end = _run_process(job, settings)
         run.output = end.output
         _judge_results(exercises, cells, job, end, sets_of, settings, results, seconds, run)
@@ -775,9 +788,9 @@ def _judge_results(
             continue
         try:
             record = _load_result(path)
-            result = _judge(ex, record, sets_of[ex.name], settings)
             took = record.get("seconds")
             seconds[ex.name] = took if type(took) is float and 0 <= took < 1e6 else 0.0
+            result = _judge(ex, record, sets_of[ex.name], settings)
         except _NotPlainData as exc:
             result = CheckResult(
                 ex.name, "fail",

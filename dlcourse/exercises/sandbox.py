@@ -360,6 +360,18 @@ def _run_cell(source: str, label: str, namespace: dict[str, Any], timeout: float
     return {"kind": "ok", "detail": ""}
 
 
+def _with_tensors(cases: list[tuple], given: list[list[Any]]) -> list[tuple]:
+    """``cases`` with their tensor arguments replaced by the grader's (``given``)."""
+    if len(cases) != len(given):
+        raise RuntimeError("the grader's inputs and this process's differ in number")
+    out = []
+    for case, tensors in zip(cases, given, strict=True):
+        if len(case) != len(tensors):
+            raise RuntimeError("the grader's inputs and this process's differ in shape")
+        out.append(tuple(a if t is None else t for a, t in zip(case, tensors, strict=True)))
+    return out
+
+
 def main(job_dir: str) -> int:
     job = Path(job_dir)
     spec = json.loads((job / "spec.json").read_text(encoding="utf-8"))
@@ -376,9 +388,13 @@ def main(job_dir: str) -> int:
 
     # Every input, before any learner code runs.
     plan = []
+    tensors = torch.load(job / "inputs.pt", weights_only=True)
     for item in spec["exercises"]:
         ex = get(item["name"])
-        sets = [(s["label"], ex._cases(s["seed"])) for s in item["sets"]]
+        sets = [
+            (s["label"], _with_tensors(ex._cases(s["seed"]), given))
+            for s, given in zip(item["sets"], tensors[ex.name], strict=True)
+        ]
         plan.append((ex, item["function"], sets))
 
     fence = _Fence(str(job), _read_roots(spec["package_parent"]))

@@ -14,6 +14,12 @@ indentation, ``raise NotImplementedError("...")``, and clears execution counts.
 Cells after an exercise use the package's implementation, so a student notebook
 runs top to bottom, each check saying "not attempted yet".
 
+Marks, for class grading (:mod:`dlcourse.exercises.grading`): each exercise
+cell's metadata says whose functions it holds (``{"dlcourse": {"exercise":
+["pairwise_sq_dists"]}}``), and the notebook's metadata which course notebook
+it is (``{"dlcourse": {"notebook": "00_welcome.ipynb"}}``); JupyterLab keeps
+both when the learner edits and saves.
+
 Outputs: a handout (``dlcourse student``) has them all cleared. A learner's own
 copy (``keep_outputs=True``, what :mod:`dlcourse.workspace` writes) keeps the
 stored outputs, so the notebook still reads like a book before it is run, except
@@ -94,9 +100,14 @@ def student_notebook(
     """
     nb = copy.deepcopy(nb)
     learners = learners_functions(nb)
+    if re.fullmatch(r"\d\d_\w+\.ipynb", name):
+        nb.setdefault("metadata", {})["dlcourse"] = {"notebook": name}
     for i, cell in enumerate(nb.get("cells", [])):
         source = _source(cell)
         if cell.get("cell_type") == "code":
+            if _is_exercise(source):
+                defined = sorted(re.findall(r"^def (\w+)\(", source, flags=re.MULTILINE))
+                cell.setdefault("metadata", {})["dlcourse"] = {"exercise": defined}
             cell["source"] = strip_solutions(source, f"{name}, cell {i}")
             cell["execution_count"] = None
             theirs = _is_exercise(source) or checks_learners_function(source, learners)

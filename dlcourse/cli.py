@@ -178,7 +178,7 @@ def _progress(args: argparse.Namespace) -> int:
 
 
 def _points(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
+    name, _, value = text.partition("=")
     try:
         return name.strip(), float(value)
     except ValueError:

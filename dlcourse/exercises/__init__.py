@@ -13,37 +13,34 @@ A notebook's exercises live in the module named after it, without its number
 for 02, ``optimizers.py`` for 03. Each defines ``EXERCISES``;
 :func:`all_exercises`, the registry the tests run over, finds them through the
 course map, so a new notebook's exercises need no list edited.
+
+Class grading (:mod:`dlcourse.exercises.grading`, ``dlcourse grade``) runs learners' notebooks in
+a separate, limited process and judges them with the same messages::
+
+    grades = dl.exercises.grade(["submissions/"], out="grades.csv", jobs=2)
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+from typing import Any
 
-from dlcourse.course import NOTEBOOKS
 from dlcourse.exercises.engine import CheckResult, Exercise, Wrong
+from dlcourse.exercises.registry import all_exercises, exercise_modules, get
 
-__all__ = ["CheckResult", "Exercise", "Wrong", "all_exercises", "exercise_modules", "get"]
-
-
-def exercise_modules() -> list[str]:
-    """The modules of exercises that exist, in course order (``dlcourse.exercises.welcome``...)."""
-    names = (f"{__name__}.{nb.slug}" for nb in NOTEBOOKS)
-    return [name for name in names if importlib.util.find_spec(name) is not None]
-
-
-def all_exercises() -> list[Exercise]:
-    """Every exercise of the course, in notebook order."""
-    found = []
-    for name in exercise_modules():
-        found.extend(importlib.import_module(name).EXERCISES)
-    return found
+__all__ = [
+    "CheckResult",
+    "Exercise",
+    "Wrong",
+    "all_exercises",
+    "exercise_modules",
+    "get",
+    "grade",
+]
 
 
-def get(name: str) -> Exercise:
-    """The exercise called ``name``."""
-    exercises = all_exercises()
-    for ex in exercises:
-        if ex.name == name:
-            return ex
-    raise KeyError(f"no exercise {name!r}; there are: {', '.join(e.name for e in exercises)}")
+def grade(submissions: list, **settings: Any) -> list:
+    """Grade learners' notebooks: :func:`dlcourse.exercises.grading.grade` (the records, one
+    :class:`~dlcourse.exercises.grading.Grade` per learner, notebook and exercise)."""
+    from dlcourse.exercises.grading import grade as grade_notebooks
+
+    return grade_notebooks(submissions, **settings)

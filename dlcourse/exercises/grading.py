@@ -197,7 +197,7 @@ def find_submissions(paths: Iterable[str | Path]) -> list[Submission]:
 
 
 def _exercises_of(nb: Notebook) -> list[Exercise]:
-    from dlcourse.exercises import all_exercises
+    from dlcourse.exercises.registry import all_exercises
 
     return [ex for ex in all_exercises() if ex.notebook == nb.number]
 
@@ -295,7 +295,10 @@ def _static_problem(source: str, ex: Exercise) -> str | None:
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
-        return f"your cell has a syntax error on line {exc.lineno}: {exc.msg}. Run it in JupyterLab to see where."
+        return (
+            f"your cell has a syntax error on line {exc.lineno}: {exc.msg}. Run it in JupyterLab "
+            "to see where."
+        )
     except ValueError as exc:  # null bytes
         return f"your cell cannot be read as Python: {exc}"
     forbidden = {getattr(f, "__name__", "") for f in ex.forbidden} - {""}
@@ -308,13 +311,7 @@ def _static_problem(source: str, ex: Exercise) -> str | None:
         if isinstance(node, ast.ImportFrom) and any(a.name in forbidden for a in node.names):
             names = ", ".join(a.name for a in node.names if a.name in forbidden)
             return f"your cell imports {names}, which this exercise asks you to do without."
-        package = (
-            (isinstance(node, ast.Import) and any(a.name.split(".")[0] == "dlcourse" for a in node.names))
-            or (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "dlcourse")
-            or (isinstance(node, ast.Name) and node.id == "dl")
-            or (isinstance(node, ast.Constant) and isinstance(node.value, str) and "dlcourse" in node.value)
-        )  # fmt: skip
-        if package:
+        if _uses_the_package(node):
             return (
                 "your cell uses the dlcourse package, whose implementation is the answer: "
                 "write the function with torch alone (grading runs your cell without the package)."
@@ -322,20 +319,35 @@ def _static_problem(source: str, ex: Exercise) -> str | None:
     return None
 
 
+def _uses_the_package(node: ast.AST) -> bool:
+    """Whether ``node`` imports ``dlcourse``, names the notebooks' alias ``dl``, or spells the
+    package's name in a string (``sys.modules["dlcourse..."]``, ``__import__``)."""
+    if isinstance(node, ast.Import):
+        return any(a.name.split(".")[0] == "dlcourse" for a in node.names)
+    if isinstance(node, ast.ImportFrom):
+        return (node.module or "").split(".")[0] == "dlcourse"
+    if isinstance(node, ast.Name):
+        return node.id == "dl"
+    return (
+        isinstance(node, ast.Constant) and isinstance(node.value, str) and "dlcourse" in node.value
+    )
+
+
 # --------------------------------------------------------------------------- the process
 
 
-_SIGNALS = {
-    signal.SIGSEGV: "crashed with a segmentation fault (a bad memory access)",
-    signal.SIGABRT: "aborted (os.abort(), or a failed check inside a C library)",
-    signal.SIGKILL: "was killed by the system (out of memory?)",
-    signal.SIGBUS: "crashed with a bus error (a bad memory access)",
-    signal.SIGFPE: "crashed with a floating-point exception",
-    signal.SIGILL: "crashed with an illegal instruction",
+# What a process killed by a signal did, by the signal's name (not every platform has each).
+_SIGNAL_TEXT = {
+    "SIGSEGV": "crashed with a segmentation fault (a bad memory access)",
+    "SIGABRT": "aborted (os.abort(), or a failed check inside a C library)",
+    "SIGKILL": "was killed by the system (out of memory?)",
+    "SIGBUS": "crashed with a bus error (a bad memory access)",
+    "SIGFPE": "crashed with a floating-point exception",
+    "SIGILL": "crashed with an illegal instruction",
+    "SIGXCPU": "used up its CPU time",
+    "SIGXFSZ": "wrote a file too large",
 }
-for _name, _text in (("SIGXCPU", "used up its CPU time"), ("SIGXFSZ", "wrote a file too large")):
-    if hasattr(signal, _name):
-        _SIGNALS[getattr(signal, _name)] = _text
+_SIGNALS = {getattr(signal, n): text for n, text in _SIGNAL_TEXT.items() if hasattr(signal, n)}
 
 
 def _minimal_env(work: Path) -> dict[str, str]:
@@ -376,11 +388,9 @@ class _ProcessEnd:
 
 def _run_process(job: Path, settings: _Settings) -> _ProcessEnd:
     """Run the grading process for the job in ``job``; stop it at the limits."""
-    import dlcourse
-
-    package_parent = str(Path(dlcourse.__file__).resolve().parent.parent)
     from dlcourse.exercises.sandbox import BOOT
 
+    package_parent = json.loads((job / "spec.json").read_text(encoding="utf-8"))["package_parent"]
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-I", "-c", BOOT, str(job), package_parent],
@@ -397,11 +407,7 @@ def _run_process(job: Path, settings: _Settings) -> _ProcessEnd:
     def read() -> None:
         total = 0
         assert proc.stdout is not None
-        while (
-            chunk := proc.stdout.read1(1 << 16)
-            if hasattr(proc.stdout, "read1")
-            else proc.stdout.read(1 << 16)
-        ):
+        while chunk := proc.stdout.read1(1 << 16):
             total += len(chunk)
             if len(kept) < 8192:
                 kept.extend(chunk[: 8192 - len(kept)])
@@ -555,7 +561,8 @@ def _judge(
     return CheckResult(
         ex.name,
         "pass",
-        f"all {total} inputs match (the self-check's and {total - len(sets[0][1])} randomised ones).",
+        f"all {total} inputs match (the self-check's and {total - len(sets[0][1])} "
+        "randomised ones).",
     )
 
 
@@ -671,11 +678,13 @@ def _run_and_judge(
     run: _Run,
 ) -> None:
     """Run the cells of ``exercises`` in a grading process; judge what came back."""
+    import dlcourse
+
+    # The self-check's fixed inputs (seed None), then inputs from this run's seed.
+    seeds = {ex.name: [("input", None), ("randomised input", _exercise_seed(settings.seed, ex))]
+             for ex in exercises}  # fmt: skip
     sets_of = {
-        ex.name: [
-            ("input", settings.cases_of(ex, None)),
-            ("randomised input", settings.cases_of(ex, _exercise_seed(settings.seed, ex))),
-        ]
+        ex.name: [(label, settings.cases_of(ex, seed)) for label, seed in seeds[ex.name]]
         for ex in exercises
     }
     job = Path(tempfile.mkdtemp(prefix="dlcourse-grade-"))
@@ -683,9 +692,9 @@ def _run_and_judge(
         (job / "work").mkdir()
         (job / "results").mkdir()
         spec = {
-            "package_parent": "",
+            "package_parent": str(Path(dlcourse.__file__).resolve().parent.parent),
             "limits": {
-                "cpu_s": int(math.ceil(settings.timeout)) + 5,
+                "cpu_s": math.ceil(settings.timeout) + 5,
                 "memory_mb": settings.memory_mb,
                 "file_mb": RESULT_LIMIT_MB,
                 "extra_tasks": EXTRA_TASKS,
@@ -699,17 +708,11 @@ def _run_and_judge(
                 {
                     "name": ex.name,
                     "function": _function(ex),
-                    "sets": [
-                        {"label": "input", "seed": None},
-                        {"label": "randomised input", "seed": _exercise_seed(settings.seed, ex)},
-                    ],
+                    "sets": [{"label": label, "seed": seed} for label, seed in seeds[ex.name]],
                 }
                 for ex in exercises
             ],
         }
-        import dlcourse
-
-        spec["package_parent"] = str(Path(dlcourse.__file__).resolve().parent.parent)
         (job / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
         # The inputs' tensors as the grader made them: the process makes the cases again (some
         # hold functions), but a matrix product on another thread count may differ in the last
@@ -884,7 +887,7 @@ def grade_class(
         raise GradingError(
             f"memory must be at least 512 (MB): torch alone needs about that much; got {memory!r}"
         )
-    from dlcourse.exercises import all_exercises
+    from dlcourse.exercises.registry import all_exercises
 
     names = {ex.name for ex in all_exercises()}
     for name, value in (points or {}).items():
@@ -906,7 +909,8 @@ def grade_class(
                 got = sum(g.points for g in run.grades)
                 worth = sum(g.max_points for g in run.grades)
                 progress(
-                    f"{run.submission.learner}: {run.submission.path.name}: {got:g}/{worth:g} points ({run.seconds:.1f} s)"
+                    f"{run.submission.learner}: {run.submission.path.name}: {got:g}/{worth:g} "
+                    f"points ({run.seconds:.1f} s)"
                 )
     grades = [g for run in runs for g in run.grades]
     if out is not None:
@@ -953,7 +957,8 @@ def feedback_markdown(learner: str, runs: Sequence[_Run]) -> str:
         lines += [f"## {title}", "", "| exercise | result | points |", "|---|---|---|"]
         for g in run.grades:
             lines.append(
-                f"| `{g.exercise}` | {mark.get(g.status, g.status)} | {g.points:g} / {g.max_points:g} |"
+                f"| `{g.exercise}` | {mark.get(g.status, g.status)} "
+                f"| {g.points:g} / {g.max_points:g} |"
             )
         lines.append("")
         for g in run.grades:

@@ -31,6 +31,7 @@ a seed the learner does not know.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import linecache
@@ -86,8 +87,10 @@ _REFUSED = {
     "ctypes.addressof": "read raw memory (ctypes)",
     "sys._current_frames": "inspect the grader's frames",
 }
-_WRITES = {"os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate",
-           "os.symlink", "os.link", "os.utime", "shutil.rmtree", "shutil.copyfile", "shutil.move"}  # fmt: skip
+_WRITES = {
+    *("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate"),
+    *("os.symlink", "os.link", "os.utime", "shutil.rmtree", "shutil.copyfile", "shutil.move"),
+}
 _READS = {"os.listdir", "os.scandir", "glob.glob", "os.chdir"}
 
 
@@ -114,12 +117,10 @@ def _set_limits(limits: dict[str, int]) -> None:
         which = getattr(resource, name, None)
         if which is None:
             continue
-        soft, hard = resource.getrlimit(which)
+        _, hard = resource.getrlimit(which)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        try:
+        with contextlib.suppress(ValueError, OSError):  # macOS refuses RLIMIT_AS: others apply
             resource.setrlimit(which, (value, value))
-        except (ValueError, OSError):  # macOS refuses some (RLIMIT_AS): the rest still apply
-            pass
 
 
 def _tasks_of_user() -> int | None:
@@ -283,9 +284,9 @@ def _plain(value: Any) -> Any:
         return value.detach().cpu().clone()
     if kind in (int, float, bool, str) or value is None:
         return value
-    if kind.__module__ == "numpy" and hasattr(value, "dtype") and value.dtype.kind in "iu":
-        if getattr(value, "ndim", 1) == 0:
-            return int(value)
+    numpy_integer = kind.__module__ == "numpy" and getattr(value, "ndim", 1) == 0
+    if numpy_integer and getattr(getattr(value, "dtype", None), "kind", "") in ("i", "u"):
+        return int(value)
     info = NotPlain.of(value)
     return {"not plain": [info.module, info.name, info.tensor_subclass, info.text]}
 
@@ -383,8 +384,8 @@ def main(job_dir: str) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from dlcourse.exercises import get
     from dlcourse.exercises.engine import Attempt, _clone
+    from dlcourse.exercises.registry import get
 
     # Every input, before any learner code runs.
     plan = []

@@ -55,9 +55,32 @@ def _solution_source(stem: str, fn: str) -> str:
 
 
 def _renamed(fn: Any, name: str) -> str:
-    """The source of a module-level function, renamed to the exercise's function name."""
+    """The source of a module-level function, renamed to the exercise's function name, after
+    the module's own helpers it calls (a learner's cell holds everything it needs)."""
+    helpers: dict[str, str] = {}
+
+    def names(code: Any) -> set[str]:  # the global names a function uses, comprehensions included
+        found = set(code.co_names)
+        for const in code.co_consts:
+            if inspect.iscode(const):
+                found |= names(const)
+        return found
+
+    def collect(f: Any) -> None:
+        for name in sorted(names(f.__code__)):
+            value = f.__globals__.get(name)
+            if name in helpers or value is None:
+                continue
+            if inspect.isfunction(value) and value.__module__ == fn.__module__:
+                helpers[name] = textwrap.dedent(inspect.getsource(value))
+                collect(value)
+            elif type(value) in (int, float, str, tuple):  # a module constant, such as EPS
+                helpers[name] = f"{name} = {value!r}"
+
+    collect(fn)
     source = textwrap.dedent(inspect.getsource(fn))
-    return re.sub(rf"^def {fn.__name__}\(", f"def {name}(", source, count=1, flags=re.MULTILINE)
+    source = re.sub(rf"^def {fn.__name__}\(", f"def {name}(", source, count=1, flags=re.MULTILINE)
+    return "\n\n".join([*reversed(helpers.values()), source])
 
 
 def _write(path: Path, nb: dict[str, Any] | str | bytes) -> Path:
@@ -553,4 +576,44 @@ def test_the_grade_command_prints_feedback_for_one_learner(tmp_path: Path) -> No
     assert [(r["exercise"], r["points"], r["max_points"]) for r in rows] == [
         ("mse_gradient", "2", "2"),
         ("pairwise_sq_dists", "1", "1"),
+    ]
+
+
+# --------------------------------------------------------------------------- randomised inputs
+
+
+ALL = exercises.all_exercises()
+
+
+@pytest.mark.parametrize("ex", ALL, ids=[ex.name for ex in ALL])
+def test_randomised_inputs_reject_no_correct_answer(ex: engine.Exercise) -> None:
+    """Over many grading seeds, the reference and the other correct implementations pass on the
+    randomised inputs (no false rejection), and the inputs do change with the seed."""
+    seeds = [grading._exercise_seed(run, ex) for run in range(12)]
+    for seed in seeds:
+        cases = ex._cases(seed)
+        for fn in (ex.reference, *ex.alternatives):
+            result = ex._check(fn, cases=cases, label="randomised input")
+            assert result.passed, (seed, fn.__name__, result.message)
+    first, second = ex._cases(seeds[0]), ex._cases(seeds[1])
+    tensors = lambda cases: [a for case in cases for a in case if isinstance(a, torch.Tensor)]  # noqa: E731
+    if tensors(first):
+        assert any(
+            not torch.equal(a, b) for a, b in zip(tensors(first), tensors(second), strict=True)
+        )
+
+
+@pytest.mark.slow
+def test_every_notebooks_solutions_and_alternatives_pass_grading(tmp_path: Path) -> None:
+    for path in course_notebooks():
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        _write(tmp_path / "solutions" / path.name, nb)  # the solution notebook itself
+        theirs = student.student_notebook(nb, path.name)
+        for ex in [e for e in ALL if e.notebook == int(path.stem[:2])]:
+            _exercise_cell(theirs, ex.name)["source"] = _renamed(ex.alternatives[0], ex.name)
+        _write(tmp_path / "alternatives" / path.name, theirs)
+    grades = grading.grade([tmp_path], jobs=2, seed=11)
+    assert len(grades) == 2 * len(ALL)
+    assert [g.status for g in grades] == ["pass"] * len(grades), [
+        (g.learner, g.exercise, g.message) for g in grades if g.status != "pass"
     ]

@@ -1,0 +1,291 @@
+"""The course in a real browser: every notebook run in JupyterLab, and the course website.
+
+Chromium (a system one, see tests/_browser.py) opens each notebook in a JupyterLab server of this
+environment, runs all its cells, and checks what a learner would see: no error output, every
+figure drawn, the exercise feedback boxes, a widget that answers its slider, Korean text in a real
+font. Then it reads the website ``make site`` builds: no broken internal link or anchor, every
+image present, the maths typeset. Screenshots go to build/browser/ for a person to look at.
+
+Run alone with ``make test-browser``. Without Chromium these tests are skipped with the command
+that installs it (``make test-browser`` fails instead).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dlcourse.notebooks import course_notebooks
+from tests import _browser
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+NOTEBOOKS = course_notebooks()
+RUN_TIMEOUT_MS = 300_000  # a notebook's cells; each runs in 60 s under nbval
+CHECK_BOX = "border-left:4px solid"  # the exercise feedback box (CheckResult._repr_html_)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = _browser.find_browser()
+    has_playwright = importlib.util.find_spec("playwright") is not None
+    if executable is None or not has_playwright:
+        missing = _browser.INSTALL_HINT if executable is None else "pip install playwright"
+        if os.environ.get("DLCOURSE_REQUIRE_BROWSER"):
+            pytest.fail(f"no browser to test with: {missing}")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=executable, args=args)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[tuple[str, str]]:
+    """JupyterLab over copies of the notebooks (its autosave never touches the stored ones)."""
+    root = tmp_path_factory.mktemp("lab-root")
+    for path in NOTEBOOKS:
+        shutil.copy2(path, root / path.name)
+    with _browser.jupyterlab(root, tmp_path_factory.mktemp("lab-home")) as server:
+        yield server
+
+
+def _stored(path: Path) -> dict[str, int]:
+    """What the stored notebook shows: figures and feedback boxes outside widgets."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    figures = boxes = 0
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            figures += "image/png" in data
+            boxes += "".join(data.get("text/html", "")).count(CHECK_BOX)
+    return {"figures": figures, "boxes": boxes}
+
+
+def _menu(page: Any, menu: str, command: str) -> None:
+    page.click(f"li.lm-MenuBar-item:has-text('{menu}')")
+    page.click(f"li.lm-Menu-item[data-command='{command}']")
+
+
+# Per code cell: its number, first line, and what its outputs show.
+CELLS_JS = (
+    """
+() => [...document.querySelectorAll('.jp-Notebook .jp-Cell')].map((cell, index) => {
+  const outputs = [...cell.querySelectorAll('.jp-OutputArea-output')];
+  const inWidget = (el) => el.closest('.jupyter-widgets, .widget-output') !== null;
+  return {
+    index: index + 1,
+    code: cell.classList.contains('jp-CodeCell'),
+    prompt: cell.querySelector('.jp-InputPrompt')?.textContent ?? '',
+    first: (cell.querySelector('.jp-InputArea .cm-line')?.textContent ?? '').slice(0, 80),
+    errors: outputs.filter(o => o.getAttribute('data-mime-type') === 'application/vnd.jupyter.stderr')
+                   .map(o => o.innerText.slice(0, 600)),
+    images: [...cell.querySelectorAll('.jp-OutputArea-output img')].filter(i => !inWidget(i))
+                   .map(i => i.complete ? i.naturalWidth : 0),
+    boxes: [...cell.querySelectorAll('.jp-OutputArea-output div')]
+                   .filter(d => (d.getAttribute('style') || '').includes('%s')).length,
+  };
+})
+"""
+    % CHECK_BOX
+)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_a_notebook_runs_in_jupyterlab_and_shows_what_it_should(
+    path: Path, browser: Any, lab: tuple[str, str]
+) -> None:
+    base, token = lab
+    name = path.name
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        start = time.monotonic()
+        page.goto(f"{base}/lab/tree/{name}?token={token}")
+        page.wait_for_selector(
+            ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000
+        )
+        _menu(page, "Edit", "editmenu:clear-all")  # stored numbers would look like a finished run
+        _menu(page, "Run", "runmenu:run-all")
+        page.wait_for_function(  # queued cells show [*]; an error clears the rest of the queue
+            "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+            ".some(p => p.textContent.includes('*'))",
+            timeout=60_000,
+        )
+        page.wait_for_function(
+            "() => ![...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+            ".some(p => p.textContent.includes('*'))",
+            timeout=RUN_TIMEOUT_MS,
+            polling=500,
+        )
+        ran = time.monotonic() - start
+        cells = page.evaluate(CELLS_JS)
+        code = [c for c in cells if c["code"]]
+
+        errors = [f"cell {c['index']} ({c['first']!r}): {e}" for c in cells for e in c["errors"]]
+        assert not errors, f"{name}: error output:\n" + "\n".join(errors)
+        not_run = [
+            f"cell {c['index']} ({c['first']!r})" for c in code if not re.search(r"\d", c["prompt"])
+        ]
+        assert not not_run, f"{name}: cells that did not run: {', '.join(not_run)}"
+        blank = [f"cell {c['index']} ({c['first']!r})" for c in cells if 0 in c["images"]]
+        assert not blank, f"{name}: figures that did not load: {', '.join(blank)}"
+        stored = _stored(path)
+        figures = sum(len(c["images"]) for c in cells)
+        assert figures == stored["figures"], (
+            f"{name}: {figures} figures drawn, the stored notebook has {stored['figures']}"
+        )
+        boxes = sum(c["boxes"] for c in cells)
+        assert boxes == stored["boxes"] > 0, (
+            f"{name}: {boxes} exercise feedback boxes shown, the stored notebook has {stored['boxes']}"
+        )
+
+        # One widget answers: its first slider to the end, and its output is drawn anew.
+        widget = page.locator(".widget-interact").first
+        output = widget.locator(".widget-output").first
+        before = output.inner_html()
+        widget.locator(".noUi-handle").first.focus()
+        page.keyboard.press("End")
+        try:
+            page.wait_for_function(
+                "([el, before]) => el.innerHTML !== before && !el.querySelector('img:not([src])')",
+                arg=[output.element_handle(), before],
+                timeout=30_000,
+            )
+        except Exception as exc:  # Playwright's TimeoutError
+            raise AssertionError(
+                f"{name}: the widget's output did not change when its slider moved"
+            ) from exc
+
+        if re.search("[\uac00-\ud7a3]", path.read_text(encoding="utf-8")):  # Hangul in it
+            glyphs = page.evaluate(_browser.KOREAN_GLYPHS_JS)
+            assert glyphs["inked"] > 0 and not glyphs["same"], (
+                f"{name}: Korean text renders as empty boxes: no CJK font ({_browser.INSTALL_HINT})"
+            )
+
+        _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        widget.scroll_into_view_if_needed()
+        page.screenshot(path=str(_browser.SCREENSHOTS / f"{path.stem}.png"))
+        print(
+            f"{name}: ran in {ran:.0f} s; {len(code)} code cells, {figures} figures, {boxes} feedback boxes"
+        )
+    finally:
+        page.close()
+
+
+# --------------------------------------------------------------------------- the website
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[str]:
+    pytest.importorskip("sphinx")
+    pytest.importorskip("myst_nb")
+    build = _load_site_builder()
+    front = build.build(tmp_path_factory.mktemp("site") / "site")
+    with _browser.static_site(front.parent) as url:
+        yield url
+
+
+def _load_site_builder() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "site_build", _browser.ROOT / "docs" / "site" / "build.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_website_has_no_broken_link_and_shows_its_images_and_maths(
+    browser: Any, site: str
+) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    failed: list[str] = []
+    page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+    todo, seen, anchors = ["/index.html"], set(), []
+    pages_with_maths = images = 0
+    other_files: set[str] = set()
+    try:
+        while todo:
+            path = todo.pop(0)
+            if path in seen:
+                continue
+            seen.add(path)
+            page.goto(site + path)
+            page.wait_for_load_state("load")
+            for src, width in page.evaluate(
+                "() => [...document.images].map(i => [i.getAttribute('src'), i.complete ? i.naturalWidth : 0])"
+            ):
+                images += 1
+                assert width > 0, f"{path}: image {src} did not load"
+            if page.locator(".math").count():
+                pages_with_maths += 1
+                page.wait_for_function(
+                    "() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                    timeout=30_000,
+                )
+                page.evaluate("() => MathJax.startup.promise")
+                typeset = page.locator("mjx-container").count()
+                errors = page.locator("mjx-merror, [data-mjx-error]").count()
+                raw = page.evaluate(
+                    "() => [...document.querySelectorAll('.math')].filter(m => "
+                    "!m.querySelector('mjx-container') && m.tagName !== 'MJX-CONTAINER').length"
+                )
+                assert typeset > 0 and errors == 0 and raw == 0, (
+                    f"{path}: maths not typeset ({typeset} typeset, {errors} errors, "
+                    f"{raw} left as TeX)"
+                )
+            for href in page.evaluate(
+                "() => [...document.querySelectorAll('a[href]')].map(a => a.href)"
+            ):
+                url = urllib.parse.urlsplit(href)
+                if f"{url.scheme}://{url.netloc}" != site:
+                    continue  # external: papers, the learner's own JupyterLab
+                target = url.path if url.path != "/" else "/index.html"
+                if url.fragment:
+                    anchors.append((path, target, url.fragment))
+                if target.endswith(".html"):
+                    todo.append(target)
+                else:
+                    other_files.add(target)
+            if path == "/index.html":
+                _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(_browser.SCREENSHOTS / "site-index.png"))
+            if path.endswith("01_gradient_descent.html"):
+                page.screenshot(path=str(_browser.SCREENSHOTS / "site-01_gradient_descent.png"))
+        for target in sorted(other_files):
+            status = page.request.get(site + target).status
+            assert status == 200, f"a link to {target} answers {status}"
+        broken = []
+        by_target: dict[str, set[tuple[str, str]]] = {}
+        for source, target, fragment in anchors:
+            by_target.setdefault(target, set()).add((source, fragment))
+        for target, links in sorted(by_target.items()):
+            page.goto(site + target)
+            ids = set(page.evaluate(
+                "() => [...document.querySelectorAll('[id], [name]')].map(e => e.id || e.getAttribute('name'))"
+            ))  # fmt: skip
+            broken += [f"{source} -> {target}#{fragment}" for source, fragment in links
+                       if urllib.parse.unquote(fragment) not in ids]  # fmt: skip
+        assert not broken, "links to anchors that do not exist:\n" + "\n".join(sorted(set(broken)))
+        assert not failed, "requests that failed:\n" + "\n".join(sorted(set(failed)))
+    finally:
+        page.close()
+    notebook_pages = [p for p in seen if p.startswith("/notebooks/")]
+    assert len(notebook_pages) == len(NOTEBOOKS), sorted(seen)
+    assert {"/docs/glossary.html", "/docs/course-map.html", "/docs/instructor-guide.html"} <= seen
+    assert {f"/{p.name}" for p in NOTEBOOKS} <= other_files  # every notebook downloadable
+    assert pages_with_maths >= 7 and images >= 20
+    print(f"site: {len(seen)} pages, {images} images, maths on {pages_with_maths} pages, "
+          f"{len(anchors)} anchor links checked")  # fmt: skip

@@ -5,6 +5,8 @@
 #
 #   make lab-solutions  open the solution notebooks (notebooks/) in JupyterLab, for instructors and authors
 #   make test-fast   unit tests only, without the slow ones and without nbval
+#   make test-browser  every notebook run in JupyterLab in a real Chromium, and the website checked
+#   make site        build the course website from the stored notebooks into build/site/
 #   make regenerate  re-execute notebooks in place under the pinned CI settings (NB=notebooks/00_welcome.ipynb for one)
 #   make robustness  run copies of the notebooks with 1/2/4 threads, seeds 1-4 (and CUDA): do the claims hold?
 #   make docs        rewrite docs/course-map.md and docs/glossary.md from dlcourse/course.py
@@ -35,10 +37,10 @@ PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 # Extra arguments for JupyterLab, e.g. LAB_FLAGS="--no-browser --port 8899".
 LAB_FLAGS ?=
 
-.PHONY: help lab lab-solutions test test-fast lint format regenerate robustness docs bench doctor lock clean
+.PHONY: help lab lab-solutions test test-fast test-browser site lint format regenerate robustness docs bench doctor lock clean
 
 help:
-	@sed -n '2,21p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,23p' Makefile | sed 's/^# \{0,1\}//'
 
 # Your own copies of the notebooks, in work/ (made once, never overwritten; `dlcourse reset NN`
 # gives a fresh one). notebooks/ holds the solutions, which JupyterLab opens read-only here.
@@ -56,6 +58,15 @@ test: $(VENV)/.installed
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not slow" tests $(PYTEST_ARGS)
+
+# The browser tests alone (make test runs them too, when Chromium is there). Screenshots of every
+# notebook and of the website go to build/browser/. Needs Chromium and a CJK font (see below).
+test-browser: $(VENV)/.installed
+	DLCOURSE_REQUIRE_BROWSER=1 $(PY) -m pytest -m browser tests/test_browser.py -v $(PYTEST_ARGS)
+
+# The course website, from the stored notebooks (nothing is run): open build/site/index.html.
+site: $(VENV)/.installed
+	$(PY) docs/site/build.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -93,7 +104,7 @@ $(VENV)/.created:
 # One environment serves both the course and its tests (the test extra is small), installed at
 # the exact versions of the lock, so that every machine reproduces the stored outputs.
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.created
-	$(PY) -m pip install --quiet $(PIP_CONSTRAINTS) -e '.[lab,test]'
+	$(PY) -m pip install --quiet $(PIP_CONSTRAINTS) -e '.[lab,test,site,browser]'
 	@touch $@
 
 # The lock: every package `make lab` and `make test` install, pinned for every platform and
@@ -101,7 +112,7 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.created
 lock: $(VENV)/.created
 	$(PY) -m pip install --quiet uv
 	printf '%s\n' '$(LOCK_TORCH)' | $(BIN)/uv pip compile pyproject.toml - --extra lab \
-	  --extra test --universal --python-version 3.10 --custom-compile-command "make lock" \
+	  --extra test --extra site --extra browser --universal --python-version 3.10 --custom-compile-command "make lock" \
 	  --quiet -o constraints.txt
 
 clean:

@@ -80,10 +80,12 @@ def _menu(page: Any, menu: str, command: str) -> None:
     page.click(f"li.lm-Menu-item[data-command='{command}']")
 
 
-# Per code cell: its number, first line, and what its outputs show.
-CELLS_JS = (
-    """
-() => [...document.querySelectorAll('.jp-Notebook .jp-Cell')].map((cell, index) => {
+# The notebook on show (panels of other notebooks may stay in the page, hidden).
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+
+# Per cell of the notebook on show: its number, first line, and what its outputs show.
+CELLS_JS = """
+([panel, box]) => [...document.querySelectorAll(panel + ' .jp-Cell')].map((cell, index) => {
   const outputs = [...cell.querySelectorAll('.jp-OutputArea-output')];
   const inWidget = (el) => el.closest('.jupyter-widgets, .widget-output') !== null;
   return {
@@ -96,12 +98,10 @@ CELLS_JS = (
     images: [...cell.querySelectorAll('.jp-OutputArea-output img')].filter(i => !inWidget(i))
                    .map(i => i.complete ? i.naturalWidth : 0),
     boxes: [...cell.querySelectorAll('.jp-OutputArea-output div')]
-                   .filter(d => (d.getAttribute('style') || '').includes('%s')).length,
+                   .filter(d => (d.getAttribute('style') || '').includes(box)).length,
   };
 })
 """
-    % CHECK_BOX
-)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -113,25 +113,28 @@ def test_a_notebook_runs_in_jupyterlab_and_shows_what_it_should(
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         start = time.monotonic()
-        page.goto(f"{base}/lab/tree/{name}?token={token}")
+        # A workspace of its own, reset: no notebook opened earlier is restored beside it.
+        page.goto(f"{base}/lab/workspaces/{path.stem}/tree/{name}?token={token}&reset")
         page.wait_for_selector(
             ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000
         )
         _menu(page, "Edit", "editmenu:clear-all")  # stored numbers would look like a finished run
         _menu(page, "Run", "runmenu:run-all")
         page.wait_for_function(  # queued cells show [*]; an error clears the rest of the queue
-            "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+            "(panel) => [...document.querySelectorAll(panel + ' .jp-CodeCell .jp-InputPrompt')]"
             ".some(p => p.textContent.includes('*'))",
+            arg=PANEL,
             timeout=60_000,
         )
         page.wait_for_function(
-            "() => ![...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+            "(panel) => ![...document.querySelectorAll(panel + ' .jp-CodeCell .jp-InputPrompt')]"
             ".some(p => p.textContent.includes('*'))",
+            arg=PANEL,
             timeout=RUN_TIMEOUT_MS,
             polling=500,
         )
         ran = time.monotonic() - start
-        cells = page.evaluate(CELLS_JS)
+        cells = page.evaluate(CELLS_JS, [PANEL, CHECK_BOX])
         code = [c for c in cells if c["code"]]
 
         errors = [f"cell {c['index']} ({c['first']!r}): {e}" for c in cells for e in c["errors"]]
@@ -153,7 +156,7 @@ def test_a_notebook_runs_in_jupyterlab_and_shows_what_it_should(
         )
 
         # One widget answers: its first slider to the end, and its output is drawn anew.
-        widget = page.locator(".widget-interact").first
+        widget = page.locator(f"{PANEL} .widget-interact").first
         output = widget.locator(".widget-output").first
         before = output.inner_html()
         widget.locator(".noUi-handle").first.focus()

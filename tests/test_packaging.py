@@ -147,7 +147,7 @@ def test_make_installs_from_the_lock_by_default() -> None:
     assert "CONSTRAINTS ?= constraints.txt\n" in makefile
     install = re.search(r"^\$\(VENV\)/\.installed: (.*)\n\t(.*)$", makefile, flags=re.MULTILINE)
     assert install and "$(CONSTRAINTS)" in install[1]  # a new lock reinstalls
-    assert "$(PIP_CONSTRAINTS) -e '.[lab,test]'" in install[2]
+    assert "$(PIP_CONSTRAINTS) -e '.[lab,test,site,browser]'" in install[2]
     assert "PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))" in makefile
 
 

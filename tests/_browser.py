@@ -91,8 +91,8 @@ def jupyterlab(root: Path, home: Path) -> Iterator[tuple[str, str]]:
         JUPYTER_RUNTIME_DIR=str(home / "runtime"),
         DLCOURSE_PROGRESS="off",
     )
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-               f"--port={port}", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}"]  # fmt: skip
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1"]
+    command += [f"--port={port}", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
     log = open(home / "jupyterlab.log", "wb")  # noqa: SIM115 (closed below)
@@ -125,7 +125,7 @@ def static_site(folder: Path) -> Iterator[str]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

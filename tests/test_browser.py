@@ -85,7 +85,7 @@ PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
 # Per cell of the notebook on show: its number, first line, and what its outputs show.
 CELLS_JS = """
-([panel, box]) => [...document.querySelectorAll(panel + ' .jp-Cell')].map((cell, index) => {
+([panel, box, STDERR]) => [...document.querySelectorAll(panel + ' .jp-Cell')].map((cell, index) => {
   const outputs = [...cell.querySelectorAll('.jp-OutputArea-output')];
   const inWidget = (el) => el.closest('.jupyter-widgets, .widget-output') !== null;
   return {
@@ -93,7 +93,7 @@ CELLS_JS = """
     code: cell.classList.contains('jp-CodeCell'),
     prompt: cell.querySelector('.jp-InputPrompt')?.textContent ?? '',
     first: (cell.querySelector('.jp-InputArea .cm-line')?.textContent ?? '').slice(0, 80),
-    errors: outputs.filter(o => o.getAttribute('data-mime-type') === 'application/vnd.jupyter.stderr')
+    errors: outputs.filter(o => o.getAttribute('data-mime-type') === STDERR)
                    .map(o => o.innerText.slice(0, 600)),
     images: [...cell.querySelectorAll('.jp-OutputArea-output img')].filter(i => !inWidget(i))
                    .map(i => i.complete ? i.naturalWidth : 0),
@@ -134,7 +134,7 @@ def test_a_notebook_runs_in_jupyterlab_and_shows_what_it_should(
             polling=500,
         )
         ran = time.monotonic() - start
-        cells = page.evaluate(CELLS_JS, [PANEL, CHECK_BOX])
+        cells = page.evaluate(CELLS_JS, [PANEL, CHECK_BOX, "application/vnd.jupyter.stderr"])
         code = [c for c in cells if c["code"]]
 
         errors = [f"cell {c['index']} ({c['first']!r}): {e}" for c in cells for e in c["errors"]]
@@ -152,7 +152,8 @@ def test_a_notebook_runs_in_jupyterlab_and_shows_what_it_should(
         )
         boxes = sum(c["boxes"] for c in cells)
         assert boxes == stored["boxes"] > 0, (
-            f"{name}: {boxes} exercise feedback boxes shown, the stored notebook has {stored['boxes']}"
+            f"{name}: {boxes} exercise feedback boxes shown, the stored notebook has "
+            f"{stored['boxes']}"
         )
 
         # One widget answers: its first slider to the end, and its output is drawn anew.
@@ -181,9 +182,13 @@ def test_a_notebook_runs_in_jupyterlab_and_shows_what_it_should(
         _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         widget.scroll_into_view_if_needed()
         page.screenshot(path=str(_browser.SCREENSHOTS / f"{path.stem}.png"))
-        print(
-            f"{name}: ran in {ran:.0f} s; {len(code)} code cells, {figures} figures, {boxes} feedback boxes"
-        )
+        print(f"{name}: ran in {ran:.0f} s; {len(code)} code cells, {figures} figures, "
+              f"{boxes} feedback boxes")  # fmt: skip
+    except BaseException:
+        # What the browser showed when it failed, for a person to look at.
+        _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(_browser.SCREENSHOTS / f"{path.stem}-FAILED.png"))
+        raise
     finally:
         page.close()
 
@@ -228,7 +233,8 @@ def test_the_website_has_no_broken_link_and_shows_its_images_and_maths(
             page.goto(site + path)
             page.wait_for_load_state("load")
             for src, width in page.evaluate(
-                "() => [...document.images].map(i => [i.getAttribute('src'), i.complete ? i.naturalWidth : 0])"
+                "() => [...document.images]"
+                ".map(i => [i.getAttribute('src'), i.complete ? i.naturalWidth : 0])"
             ):
                 images += 1
                 assert width > 0, f"{path}: image {src} did not load"
@@ -277,7 +283,8 @@ def test_the_website_has_no_broken_link_and_shows_its_images_and_maths(
         for target, links in sorted(by_target.items()):
             page.goto(site + target)
             ids = set(page.evaluate(
-                "() => [...document.querySelectorAll('[id], [name]')].map(e => e.id || e.getAttribute('name'))"
+                "() => [...document.querySelectorAll('[id], [name]')]"
+                ".map(e => e.id || e.getAttribute('name'))"
             ))  # fmt: skip
             broken += [f"{source} -> {target}#{fragment}" for source, fragment in links
                        if urllib.parse.unquote(fragment) not in ids]  # fmt: skip

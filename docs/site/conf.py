@@ -42,6 +42,8 @@ html_show_sourcelink = False
 # The notebooks themselves, beside their pages, for "download the notebook".
 html_extra_path = [str(ROOT / "notebooks")]
 # MathJax 3, served from the site itself: one self-contained file (SVG output needs no fonts).
-html_static_path = [str(Path(mathjax.__file__).parent / "static" / "mathjax" / "es5" / "tex-svg.js")]
+html_static_path = [
+    str(Path(mathjax.__file__).parent / "static" / "mathjax" / "es5" / "tex-svg.js")
+]
 mathjax_path = "tex-svg.js"
 html_context = {"lab_url": "http://localhost:8888/lab/tree/work/"}

@@ -566,28 +566,25 @@ class Exercise:
         """Why ``attempt`` on input ``args`` (called ``label``, e.g. "input 2") is not right;
         None when it is. ``devices``: where the learner's inputs were."""
         name = self.name
-        if attempt.kind == "not attempted":
-            return CheckResult(
-                name, "not attempted", "replace the `raise NotImplementedError` with your code."
-            )
-        if attempt.kind == "timeout":
-            return CheckResult(
-                name, "timeout",
-                f"your function took more than {self.timeout:g} s on {label} and was "
-                "stopped. Is there a loop that never ends?",
-            )  # fmt: skip
-        if attempt.kind == "forbidden":
-            return CheckResult(
-                name, "fail",
-                f"your function calls {attempt.detail}, which this exercise asks you to do "
-                "without: build it from simpler operations.",
-            )  # fmt: skip
-        if attempt.kind in ("raised", "exited"):
-            return CheckResult(
-                name, "error",
-                f"your function raised an error on {label} "
-                f"({_describe_args(args, params)}):\n{attempt.detail}",
-            )  # fmt: skip
+        if attempt.kind != "returned":
+            raised = f"your function raised an error on {label} ({_describe_args(args, params)}):"
+            status, message = {
+                "not attempted": (
+                    "not attempted",
+                    "replace the `raise NotImplementedError` with your code.",
+                ),
+                "timeout": (
+                    "timeout",
+                    f"your function took more than {self.timeout:g} s on {label} and was "
+                    "stopped. Is there a loop that never ends?",
+                ),
+                "forbidden": (
+                    "fail",
+                    f"your function calls {attempt.detail}, which this exercise asks you to do "
+                    "without: build it from simpler operations.",
+                ),
+            }.get(attempt.kind, ("error", f"{raised}\n{attempt.detail}"))  # raised, exited
+            return CheckResult(name, status, message)
         for a, original in zip(attempt.args_after, args, strict=True):
             if isinstance(a, torch.Tensor) and not torch.equal(a.cpu(), original):
                 return CheckResult(

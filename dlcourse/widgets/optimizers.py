@@ -5,6 +5,7 @@ learning rates, the momentum and the betas.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from dlcourse.landscapes import (
@@ -33,9 +34,16 @@ def show_optimizer_race(**settings: Any) -> OptimizerRace:
     finite = {k: p[torch.isfinite(p).all(dim=-1)] for k, p in race.paths.items()}
     plot_landscape(ls, paths=finite, ax=ax1, resolution=150, log=race.landscape == "Rosenbrock")
     floor = ls.global_minimum.value
+    start = 0.0
     for name, p in race.paths.items():
         values = (ls(p) - floor).clamp_min(1e-16)
-        ax2.semilogy(values.numpy(), label=f"{name}: {race.final_loss[name]:.3g}")
+        start = max(start, float(values[0]))
+        loss = race.final_loss[name]
+        ax2.semilogy(values.numpy(), label=f"{name}: {loss:.3g}" if math.isfinite(loss) else
+                     f"{name}: diverged")  # fmt: skip
+    # A run that diverges would stretch the axis to 1e300 and flatten the others: cut it at 1000
+    # times where they all started.
+    ax2.set_ylim(top=1e3 * start)
     ax2.set_xlabel("step")
     ax2.set_ylabel("f - f(minimum)")
     ax2.legend(fontsize="small")

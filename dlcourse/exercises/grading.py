@@ -206,9 +206,19 @@ def _function(ex: Exercise) -> str:
     return ex.reference.__name__
 
 
+# CPython 3.11's parser is not safe to run from two threads at once ("SystemError: AST constructor
+# recursion depth mismatch", seen with --jobs 2): submissions are read one at a time.
+_PARSER = threading.Lock()
+
+
+def _parse(source: str) -> ast.Module:
+    with _PARSER:
+        return ast.parse(source)
+
+
 def _defined_functions(source: str) -> set[str]:
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except (SyntaxError, ValueError):
         return set(re.findall(r"^def (\w+)\(", source, flags=re.MULTILINE))
     return {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
@@ -293,7 +303,7 @@ def _static_problem(source: str, ex: Exercise) -> str | None:
     A check on the text, which code that hides its calls (``getattr`` with built strings) gets
     past; the randomised inputs still make it compute the right answer."""
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except SyntaxError as exc:
         return (
             f"your cell has a syntax error on line {exc.lineno}: {exc.msg}. Run it in JupyterLab "

@@ -80,9 +80,13 @@ def course_notebooks(directory: Path | None = None) -> list[Path]:
 # --------------------------------------------------------------------------- checks
 
 
-def _source(cell: dict[str, Any]) -> str:
-    src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else src
+def cell_source(cell: dict[str, Any]) -> str:
+    """A cell's source as one string (nbformat allows a string or a list of lines). Anything
+    else, as in a damaged or hostile notebook, reads as no source."""
+    source = cell.get("source", "")
+    if isinstance(source, list):
+        return "".join(s for s in source if isinstance(s, str))
+    return source if isinstance(source, str) else ""
 
 
 def stored_problems(nb: dict[str, Any]) -> list[str]:
@@ -96,14 +100,14 @@ def stored_problems(nb: dict[str, Any]) -> list[str]:
     problems = []
     counts = []
     for i, cell in enumerate(nb.get("cells", [])):
-        if cell.get("cell_type") != "code" or not _source(cell).strip():
+        if cell.get("cell_type") != "code" or not cell_source(cell).strip():
             continue
         count = cell.get("execution_count")
         if count is None:
             problems.append(f"code cell {i} was never executed")
         counts.append(count)
-        expects_error = "# NBVAL_RAISES_EXCEPTION" in _source(cell).splitlines()
-        ignored = "# NBVAL_IGNORE_OUTPUT" in _source(cell).splitlines()
+        expects_error = "# NBVAL_RAISES_EXCEPTION" in cell_source(cell).splitlines()
+        ignored = "# NBVAL_IGNORE_OUTPUT" in cell_source(cell).splitlines()
         for out in cell.get("outputs", []):
             kind = out.get("output_type")
             if kind == "error" and not expects_error:
@@ -250,7 +254,9 @@ def wall_clock_asserts(nb: dict[str, Any]) -> list[str]:
     for i, cell in enumerate(nb.get("cells", [])):
         if cell.get("cell_type") != "code":
             continue
-        lines = [ln for ln in _source(cell).splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        lines = [
+            ln for ln in cell_source(cell).splitlines() if not ln.lstrip().startswith(("%", "!"))
+        ]
         try:
             tree = ast.parse("\n".join(lines))
         except SyntaxError:

@@ -74,6 +74,7 @@ from dlcourse.exercises.engine import (
     NotPlain,
     _param_names,
 )
+from dlcourse.notebooks import cell_source
 
 # Defaults: per submission (one notebook), what its process may use.
 TIMEOUT_S = 120.0
@@ -224,13 +225,6 @@ def _defined_functions(source: str) -> set[str]:
     return {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
 
 
-def _source(cell: dict[str, Any]) -> str:
-    source = cell.get("source", "")
-    if isinstance(source, list):
-        return "".join(s for s in source if isinstance(s, str))
-    return source if isinstance(source, str) else ""
-
-
 def _marked(cell: dict[str, Any]) -> set[str]:
     meta = cell.get("metadata")
     mark = meta.get("dlcourse") if isinstance(meta, dict) else None
@@ -251,7 +245,7 @@ def _recognise(nb_json: dict[str, Any]) -> Notebook | None:
     defined = set()
     for cell in nb_json.get("cells", []):
         if isinstance(cell, dict):
-            defined |= _defined_functions(_source(cell)) | _marked(cell)
+            defined |= _defined_functions(cell_source(cell)) | _marked(cell)
     best, best_count = None, 0
     for nb in NOTEBOOKS:
         count = len(defined & {_function(ex) for ex in _exercises_of(nb)})
@@ -275,7 +269,7 @@ def _find_cell(cells: list[Any], ex: Exercise) -> tuple[int | None, str]:
     none, why."""
     fn = _function(ex)
     code = [i for i, c in enumerate(cells) if isinstance(c, dict) and c.get("cell_type") == "code"]
-    defining = [i for i in code if fn in _defined_functions(_source(cells[i]))]
+    defining = [i for i in code if fn in _defined_functions(cell_source(cells[i]))]
     marked = [i for i in code if {ex.name, fn} & _marked(cells[i])]
     # The learner's latest definition; else the marked cell (it may bind the name otherwise).
     if defining or marked:
@@ -283,7 +277,7 @@ def _find_cell(cells: list[Any], ex: Exercise) -> tuple[int | None, str]:
     other = [
         i
         for i, c in enumerate(cells)
-        if isinstance(c, dict) and ({ex.name, fn} & _marked(c) or f"def {fn}(" in _source(c))
+        if isinstance(c, dict) and ({ex.name, fn} & _marked(c) or f"def {fn}(" in cell_source(c))
     ]
     if other:
         kind = cells[other[-1]].get("cell_type", "unknown")
@@ -654,7 +648,7 @@ def _grade_submission(sub: Submission, settings: _Settings) -> _Run:
         if index is None:
             results[ex.name] = CheckResult(ex.name, "fail", why)
             continue
-        source = _source(cells[index])
+        source = cell_source(cells[index])
         problem = _static_problem(source, ex)
         if problem:
             results[ex.name] = CheckResult(ex.name, "fail", problem)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcourse.atomic import write_bytes_atomically
+from dlcourse.notebooks import cell_source
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 STUB = 'raise NotImplementedError("your code here")'
@@ -66,11 +67,6 @@ def strip_solutions(source: str, where: str = "cell") -> str:
     return "\n".join(out)
 
 
-def _source(cell: dict[str, Any]) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
 def _is_exercise(source: str) -> bool:
     return any(line.strip() == BEGIN for line in source.splitlines())
 
@@ -79,7 +75,7 @@ def learners_functions(nb: dict[str, Any]) -> set[str]:
     """The names of the functions the learner writes (defined in exercise cells)."""
     names: set[str] = set()
     for cell in nb.get("cells", []):
-        source = _source(cell)
+        source = cell_source(cell)
         if cell.get("cell_type") == "code" and _is_exercise(source):
             names.update(re.findall(r"^def (\w+)\(", source, flags=re.MULTILINE))
     return names
@@ -103,7 +99,7 @@ def student_notebook(
     if re.fullmatch(r"\d\d_\w+\.ipynb", name):
         nb.setdefault("metadata", {})["dlcourse"] = {"notebook": name}
     for i, cell in enumerate(nb.get("cells", [])):
-        source = _source(cell)
+        source = cell_source(cell)
         if cell.get("cell_type") == "code":
             if _is_exercise(source):
                 defined = sorted(re.findall(r"^def (\w+)\(", source, flags=re.MULTILINE))
@@ -125,7 +121,9 @@ def student_notebook(
 def solution_regions(nb: dict[str, Any]) -> int:
     """How many solution regions a notebook has."""
     return sum(
-        line.strip() == BEGIN for cell in nb.get("cells", []) for line in _source(cell).splitlines()
+        line.strip() == BEGIN
+        for cell in nb.get("cells", [])
+        for line in cell_source(cell).splitlines()
     )
 
 

@@ -133,13 +133,25 @@ def _robustness(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 1
+    if args.retries < 0 or args.jobs < 1 or args.timeout <= 0:
+        print(
+            "--retries must be >= 0, --jobs >= 1 and --timeout > 0 "
+            f"(got {args.retries}, {args.jobs}, {args.timeout:g})",
+            file=sys.stderr,
+        )
+        return 1
     print(f"{len(paths)} notebooks x {len(matrix)} variants: {', '.join(v.name for v in matrix)}")
 
     def progress(o: robustness.Outcome) -> None:
         print(f"  {o.notebook}, {o.variant}: {o.cell_text} ({o.seconds:.0f} s)", flush=True)
 
     outcomes = robustness.run_matrix(
-        paths, matrix, jobs=args.jobs, timeout=args.timeout, on_result=progress
+        paths,
+        matrix,
+        jobs=args.jobs,
+        timeout=args.timeout,
+        retries=args.retries,
+        on_result=progress,
     )
     print()
     print(robustness.table(outcomes))
@@ -284,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rob.add_argument("--jobs", type=int, default=1, help="notebooks run at once (default 1)")
     rob.add_argument("--timeout", type=float, default=600.0, help="per-cell limit in seconds")
+    rob.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="runs again a run whose kernel stalled (a cell past --timeout, or a dead kernel) "
+        "up to this many times; a failing cell is never run again (default 1)",
+    )
     rob.set_defaults(func=_robustness)
 
     stu = sub.add_parser("student", help="write student versions (handouts) of the notebooks")

@@ -96,10 +96,12 @@ class Outcome:
     ok: bool
     seconds: float
     failure: str = ""  # where and what: the failing assert, or the error
+    stalls: tuple[str, ...] = ()  # runs before this one that stalled (see run_notebook)
 
     @property
     def cell_text(self) -> str:
-        return "ok" if self.ok else "FAIL"
+        text = "ok" if self.ok else "FAIL"
+        return f"{text}, after {len(self.stalls)} stalled" if self.stalls else text
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -120,18 +122,40 @@ def _failure(nb: object, exc: BaseException) -> str:
     return first[-1] if first else type(exc).__name__
 
 
-def run_notebook(path: Path, v: Variant, *, timeout: float = 600.0) -> Outcome:
-    """Execute a copy of the notebook ``path`` under the variant ``v``; nothing is written back."""
-    import nbformat
+def run_notebook(path: Path, v: Variant, *, timeout: float = 600.0, retries: int = 0) -> Outcome:
+    """Execute a copy of the notebook ``path`` under the variant ``v``; nothing is written back.
 
-    nb = nbformat.read(path, as_version=4)
+    ``timeout`` bounds each cell. A run that *stalled* (a cell passed ``timeout`` without an
+    error, or the kernel died) says nothing about the notebook's claims, only about the
+    kernel: it is run again in a fresh kernel, up to ``retries`` times, and the outcome
+    lists the stalls (the test suite allows one; it has seen an ipykernel 7 kernel go quiet
+    for minutes once in a few hundred runs). A failing cell is never retried.
+    """
+    import nbformat
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
+    stalls: list[str] = []
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="dlcourse-robustness-") as scratch:
-        try:
-            execute(nb, Path(scratch), timeout=timeout, env=v.environment())
-        except Exception as exc:  # a failing cell: CellExecutionError; a dead kernel: others
-            return Outcome(path.name, v.name, False, time.perf_counter() - start, _failure(nb, exc))
-    return Outcome(path.name, v.name, True, time.perf_counter() - start)
+    while True:
+        nb = nbformat.read(path, as_version=4)
+        with tempfile.TemporaryDirectory(prefix="dlcourse-robustness-") as scratch:
+            try:
+                execute(nb, Path(scratch), timeout=timeout, env=v.environment())
+            except (CellTimeoutError, DeadKernelError) as exc:
+                said = str(exc).strip().splitlines()
+                stall = f"{type(exc).__name__}: {said[0] if said else 'no message'}"
+                if len(stalls) < retries:
+                    stalls.append(stall)
+                    continue
+                failure = stall
+            except Exception as exc:  # a failing cell: CellExecutionError
+                failure = _failure(nb, exc)
+            else:
+                failure = ""
+        seconds = time.perf_counter() - start
+        return Outcome(path.name, v.name, not failure, seconds, failure, tuple(stalls))
 
 
 def run_matrix(
@@ -140,9 +164,12 @@ def run_matrix(
     *,
     jobs: int = 1,
     timeout: float = 600.0,
+    retries: int = 0,
     on_result: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
-    """Every notebook under every variant, ``jobs`` at a time; in notebook, then variant order."""
+    """Every notebook under every variant, ``jobs`` at a time; in notebook, then variant order.
+
+    ``timeout`` and ``retries`` are :func:`run_notebook`'s."""
     paths = list(course_notebooks() if paths is None else paths)
     matrix = list(variants() if matrix is None else matrix)
     if jobs < 1:
@@ -150,7 +177,7 @@ def run_matrix(
     tasks = [(p, v) for p in paths for v in matrix]
 
     def one(task: tuple[Path, Variant]) -> Outcome:
-        outcome = run_notebook(*task, timeout=timeout)
+        outcome = run_notebook(*task, timeout=timeout, retries=retries)
         if on_result is not None:
             on_result(outcome)
         return outcome
@@ -179,4 +206,9 @@ def table(outcomes: Sequence[Outcome]) -> str:
         lines.append("")
         lines.append("Failures:")
         lines += [f"- {o.notebook}, {o.variant}: {o.failure}" for o in failures]
+    stalled = [o for o in outcomes if o.stalls]
+    if stalled:
+        lines.append("")
+        lines.append("Runs that stalled and were run again (the kernel, not the notebook):")
+        lines += [f"- {o.notebook}, {o.variant}: {s}" for o in stalled for s in o.stalls]
     return "\n".join(lines)

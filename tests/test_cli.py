@@ -61,6 +61,20 @@ def test_regenerate_missing_notebook(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "no such notebook" in capsys.readouterr().err
 
 
+def test_robustness_command_refuses_bad_arguments_before_running_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nb = tmp_path / "toy.ipynb"
+    nb.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    assert cli.main(["robustness", str(tmp_path / "missing.ipynb")]) == 1
+    assert "no such notebook" in capsys.readouterr().err
+    assert cli.main(["robustness", str(nb), "--variants", "8-threads"]) == 1
+    assert "there are: pinned" in capsys.readouterr().err
+    for flag, value in (("--retries", "-1"), ("--jobs", "0"), ("--timeout", "0")):
+        assert cli.main(["robustness", str(nb), flag, value]) == 1
+        assert "--retries must be >= 0" in capsys.readouterr().err
+
+
 def test_student_command_writes_student_notebooks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

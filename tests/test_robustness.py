@@ -6,6 +6,7 @@ whole matrix is ``make robustness``.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -62,9 +63,43 @@ def test_a_failing_assert_is_named_and_outputs_are_discarded(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+def test_a_stalled_run_is_run_again_and_a_failing_cell_is_not(tmp_path: Path) -> None:
+    marker = tmp_path / "stalled-once"
+    once = _notebook(
+        tmp_path,
+        "import pathlib, time\n"
+        f"marker = pathlib.Path({str(marker)!r})\n"
+        "if not marker.exists():\n    marker.touch()\n    time.sleep(60)",
+    )
+    pinned = robustness.variant("pinned")
+    outcome = robustness.run_notebook(once, pinned, timeout=3, retries=1)
+    assert outcome.ok and len(outcome.stalls) == 1, outcome
+    assert outcome.stalls[0].startswith("CellTimeoutError: ")
+    assert robustness.table([outcome]).endswith(f"- toy.ipynb, pinned: {outcome.stalls[0]}")
+    assert "ok, after 1 stalled" in outcome.cell_text
+
+    marker.unlink()
+    outcome = robustness.run_notebook(once, pinned, timeout=3, retries=0)
+    assert not outcome.ok and outcome.failure.startswith("CellTimeoutError: ")
+    assert outcome.stalls == ()
+
+    failing = _notebook(tmp_path, "assert False, 'a claim that fails'")
+    outcome = robustness.run_notebook(failing, pinned, timeout=30, retries=2)
+    assert not outcome.ok and outcome.stalls == ()
+    assert "a claim that fails" in outcome.failure
+    with pytest.raises(ValueError, match="retries must be >= 0"):
+        robustness.run_notebook(failing, pinned, retries=-1)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["1 thread", "seed 3"])
 @pytest.mark.parametrize("path", course_notebooks(), ids=lambda p: p.name)
 def test_every_claim_holds_off_the_pinned_settings(path: Path, variant: str) -> None:
-    """What CI can afford of the matrix: every notebook, one thread and another seed."""
-    outcome = robustness.run_notebook(path, robustness.variant(variant))
+    """What CI can afford of the matrix: every notebook, one thread and another seed.
+
+    A cell gets 180 s (a whole notebook runs in under 60 s); a run whose kernel stalls past
+    that is run once more in a fresh kernel, and the stall is reported as a warning."""
+    outcome = robustness.run_notebook(path, robustness.variant(variant), timeout=180, retries=1)
     assert outcome.ok, f"{path.name} under {variant}: {outcome.failure}"
+    if outcome.stalls:
+        warnings.warn(f"{path.name} under {variant} was run again: {outcome.stalls}", stacklevel=1)

@@ -149,11 +149,11 @@ STARTED_JS = """
 def _run_all(page: Any, name: str, tries: int = 3) -> float:
     """Run every cell from the menus, as a learner does; return the run's seconds.
 
-    With both cores busy, a fresh JupyterLab sometimes starts two kernels for the first notebook
-    it opens and shuts one down at once (the server's log shows both); the page then puts up a
-    "Select Kernel" dialog although the kernel reads idle, before Run All or in the middle of
-    it. Behind a dialog the menus do nothing (CI once waited a minute for Run All to start), and
-    a dialog in mid-run empties the queue. So each try answers a dialog as a learner would (its
+    With both cores busy, a fresh JupyterLab now and then puts up a "Select Kernel" dialog over
+    the first notebook it opens although its kernel reads idle (once the server's log showed two
+    kernels started for it and one dropped at once), before Run All or in the middle of it.
+    Behind a dialog the menus do nothing (CI once waited a minute for Run All to start), and a
+    dialog in mid-run empties the queue. So each try answers a dialog as a learner would (its
     default: the preselected Python 3 kernel), brings the notebook's tab to the front, clears
     the outputs (after the first try: restarts the kernel and clears) and checks they are gone,
     chooses Run All, waits 20 s for a queued cell and then for the queue to empty. A run that a

@@ -133,12 +133,17 @@ def _robustness(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 1
-    if args.retries < 0 or args.jobs < 1 or args.timeout <= 0:
-        print(
-            "--retries must be >= 0, --jobs >= 1 and --timeout > 0 "
-            f"(got {args.retries}, {args.jobs}, {args.timeout:g})",
-            file=sys.stderr,
+    bad = [
+        f"{flag} must be {rule}, got {value:g}"
+        for flag, value, ok, rule in (
+            ("--retries", args.retries, args.retries >= 0, ">= 0"),
+            ("--jobs", args.jobs, args.jobs >= 1, ">= 1"),
+            ("--timeout", args.timeout, args.timeout > 0, "> 0 (seconds per cell)"),
         )
+        if not ok
+    ]
+    if bad:
+        print("; ".join(bad), file=sys.stderr)
         return 1
     print(f"{len(paths)} notebooks x {len(matrix)} variants: {', '.join(v.name for v in matrix)}")
 

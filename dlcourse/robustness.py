@@ -128,8 +128,8 @@ def run_notebook(path: Path, v: Variant, *, timeout: float = 600.0, retries: int
     ``timeout`` bounds each cell. A run that *stalled* (a cell passed ``timeout`` without an
     error, or the kernel died) says nothing about the notebook's claims, only about the
     kernel: it is run again in a fresh kernel, up to ``retries`` times, and the outcome
-    lists the stalls (the test suite allows one; it has seen an ipykernel 7 kernel go quiet
-    for minutes once in a few hundred runs). A failing cell is never retried.
+    lists the stalls (the test suite allows one: twice a CI run saw a kernel sit idle for
+    about 600 s, cause unknown). A failing cell is never retried.
     """
     import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError

@@ -111,12 +111,15 @@ def _answer_dialogs(page: Any) -> list[str]:
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 IDLE = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
 
+# The code cells' prompts of the notebook on show ("[ ]:", "[*]:", "[3]:"), in page scripts.
+_PROMPTS = "[...document.querySelectorAll(panel + ' .jp-CodeCell .jp-InputPrompt')]" \
+    ".map(p => p.textContent)"  # fmt: skip
+
 # What the notebook on show looks like from outside: its prompts, the tab in front, any dialog.
-STATE_JS = """
-(panel) => {
-  const prompts = [...document.querySelectorAll(panel + ' .jp-CodeCell .jp-InputPrompt')]
-    .map(p => p.textContent);
-  return {
+STATE_JS = f"""
+(panel) => {{
+  const prompts = {_PROMPTS};
+  return {{
     prompts: prompts.length,
     queued: prompts.filter(p => p.includes('*')).length,
     numbered: prompts.filter(p => /\\d/.test(p)).length,
@@ -125,25 +128,17 @@ STATE_JS = """
     dialogs: [...document.querySelectorAll('.jp-Dialog')].map(d => d.innerText.slice(0, 200)),
     kernel: document.querySelector(panel + ' .jp-Notebook-ExecutionIndicator')
       ?.getAttribute('data-status') ?? null,
-  };
-}
+  }};
+}}
 """
 # The outputs are cleared: no code cell shows a number or [*].
-CLEARED_JS = """
-(panel) => {
-  const prompts = [...document.querySelectorAll(panel + ' .jp-CodeCell .jp-InputPrompt')]
-    .map(p => p.textContent);
-  return prompts.length > 0 && !prompts.some(p => /[\\d*]/.test(p));
-}
-"""
+CLEARED_JS = f"(panel) => {{ const prompts = {_PROMPTS}; " \
+    "return prompts.length > 0 && !prompts.some(p => /[\\d*]/.test(p)); }"  # fmt: skip
 # Run All has started (from cleared prompts): a cell is queued, or every cell has its number.
-STARTED_JS = """
-(panel) => {
-  const prompts = [...document.querySelectorAll(panel + ' .jp-CodeCell .jp-InputPrompt')]
-    .map(p => p.textContent);
-  return prompts.some(p => p.includes('*')) || prompts.every(p => /\\d/.test(p));
-}
-"""
+STARTED_JS = f"(panel) => {{ const prompts = {_PROMPTS}; " \
+    "return prompts.some(p => p.includes('*')) || prompts.every(p => /\\d/.test(p)); }"  # fmt: skip
+# The queue is empty: no cell shows [*] (an error clears the rest of the queue).
+FINISHED_JS = f"(panel) => !{_PROMPTS}.some(p => p.includes('*'))"
 
 
 def _run_all(page: Any, name: str, tries: int = 3) -> float:
@@ -181,13 +176,7 @@ def _run_all(page: Any, name: str, tries: int = 3) -> float:
             seen.append(f"try {attempt}: {did}; then {page.evaluate(STATE_JS, PANEL)}")
             continue
         start = time.monotonic()
-        page.wait_for_function(  # queued cells show [*]; an error clears the rest of the queue
-            "(panel) => ![...document.querySelectorAll(panel + ' .jp-CodeCell .jp-InputPrompt')]"
-            ".some(p => p.textContent.includes('*'))",
-            arg=PANEL,
-            timeout=RUN_TIMEOUT_MS,
-            polling=500,
-        )
+        page.wait_for_function(FINISHED_JS, arg=PANEL, timeout=RUN_TIMEOUT_MS, polling=500)
         ran = time.monotonic() - start
         late = _answer_dialogs(page)
         if late:

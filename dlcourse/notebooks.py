@@ -304,6 +304,20 @@ def _format_with_ruff(path: Path) -> None:
     subprocess.run([ruff, "format", "--quiet", str(path)], check=True)
 
 
+def kernel_config(sockets: str) -> Any:
+    """The traitlets ``Config`` of :func:`execute`'s kernels: Unix sockets in the folder
+    ``sockets`` (on POSIX), and a client that waits in slices of a second
+    (:mod:`dlcourse.kernel_client`: a missed wake-up once cost a run ten minutes)."""
+    from traitlets.config import Config
+
+    config = Config()
+    if os.name == "posix":
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = os.path.join(sockets, "kernel")
+    config.AsyncKernelManager.client_class = "dlcourse.kernel_client.SlicedPollClient"
+    return config
+
+
 def execute(
     nb: Any, workdir: Path, *, timeout: float = 600.0, env: dict[str, str] | None = None
 ) -> float:
@@ -312,21 +326,17 @@ def execute(
     The kernel runs in ``workdir`` with the environment ``env`` (default: this process's),
     and talks to this process over Unix sockets in a private temporary folder, not TCP
     ports on localhost: two kernels started at once (a test run beside a regenerate) can
-    then never pick the same port, and none lingers when the run ends.
+    then never pick the same port, and none lingers when the run ends. The client polls
+    for the kernel's messages a second at a time (:mod:`dlcourse.kernel_client`).
     """
     import tempfile
 
     from nbclient import NotebookClient
-    from traitlets.config import Config
 
     with tempfile.TemporaryDirectory(prefix="dlcourse-kernel-") as sockets:
-        config = Config()
-        if os.name == "posix":
-            config.KernelManager.transport = "ipc"
-            config.KernelManager.ip = os.path.join(sockets, "kernel")
         client = NotebookClient(
             nb,
-            config=config,
+            config=kernel_config(sockets),
             timeout=timeout,
             kernel_name="python3",
             resources={"metadata": {"path": str(workdir)}},

@@ -1,7 +1,7 @@
 """Pytest set-up shared by the unit tests and the nbval run over ``notebooks/``.
 
 - Pins the settings that stored notebook outputs were generated under
-  (``dlcourse.notebooks.PINNED_ENV``), before any kernel or torch starts. A
+  (``dlcourse.machinery.notebooks.PINNED_ENV``), before any kernel or torch starts. A
   ``DLCOURSE_DEVICE`` you set yourself is kept, so nbval can run on a GPU.
 - Raises nbval's hard-coded 5 s wait for a cell's output: a cell that trains
   for longer would otherwise fail with a spurious timeout.
@@ -16,7 +16,7 @@ from collections import defaultdict
 
 import pytest
 
-from dlcourse.notebooks import BUDGET_S, pinned_environment
+from dlcourse.machinery.notebooks import BUDGET_S, pinned_environment
 
 os.environ.update(pinned_environment(keep_device=True))
 

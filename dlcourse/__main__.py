@@ -1,5 +1,5 @@
 """``python -m dlcourse ...`` is the same as the ``dlcourse`` command."""
 
-from dlcourse.cli import main
+from dlcourse.machinery.cli import main
 
 raise SystemExit(main())

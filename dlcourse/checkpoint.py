@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from dlcourse.atomic import write_atomically
+from dlcourse.machinery.atomic import write_atomically
 
 if TYPE_CHECKING:
     from dlcourse.train import TrainState

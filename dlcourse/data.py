@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlcourse.atomic import write_bytes_atomically
+from dlcourse.machinery.atomic import write_bytes_atomically
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 CACHE_ENV_VAR = "DLCOURSE_CACHE"

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from dlcourse.notebooks import course_notebooks
+from dlcourse.machinery.notebooks import course_notebooks
 from tests import _browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dlcourse import cli
+from dlcourse.machinery import cli
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,7 +82,7 @@ def test_robustness_command_refuses_bad_arguments_before_running_anything(
 def test_student_command_writes_student_notebooks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dlcourse.notebooks import course_notebooks
+    from dlcourse.machinery.notebooks import course_notebooks
 
     source = course_notebooks()[0]
     assert cli.main(["student", str(source), "--out", str(tmp_path)]) == 0
@@ -124,7 +124,7 @@ def test_student_command_reports_bad_markers(
 @pytest.fixture
 def tmp_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """work/ in a temporary course folder, so the commands leave the real one alone."""
-    from dlcourse import lab, workspace
+    from dlcourse.machinery import lab, workspace
 
     monkeypatch.setattr(workspace, "WORKSPACE_DIR", tmp_path / "work")
     monkeypatch.setattr(lab, "COURSE_DIR", tmp_path)
@@ -156,7 +156,9 @@ def test_lab_dry_run_prepares_work_and_opens_the_learners_copy(
     assert "Your notebooks are in work/" in out and "new copies: 00, 01" in out
     command = out.strip().splitlines()[-1]
     assert command.endswith("--no-browser --port 8899 work/00_welcome.ipynb")
-    assert "--ServerApp.contents_manager_class=dlcourse.lab.CourseContentsManager" in command
+    assert (
+        "--ServerApp.contents_manager_class=dlcourse.machinery.lab.CourseContentsManager" in command
+    )
     assert (tmp_work / "00_welcome.ipynb").is_file()
 
 
@@ -196,6 +198,8 @@ def test_only_lab_passes_unknown_arguments_on(capsys: pytest.CaptureFixture[str]
 def test_lab_without_jupyterlab_says_how_to_get_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "dlcourse.lab", None)  # as if jupyter_server were missing
+    monkeypatch.setitem(
+        sys.modules, "dlcourse.machinery.lab", None
+    )  # as if jupyter_server were missing
     assert cli.main(["lab", "--dry-run"]) == 1
     assert "dlcourse lab needs JupyterLab" in capsys.readouterr().err

@@ -10,9 +10,10 @@ import nbformat
 import pytest
 import torch
 
-from dlcourse import exercises, workspace
+from dlcourse import exercises
 from dlcourse.exercises import engine, progress, student
-from dlcourse.notebooks import course_notebooks
+from dlcourse.machinery import workspace
+from dlcourse.machinery.notebooks import course_notebooks
 
 ALL = exercises.all_exercises()
 IDS = [ex.name for ex in ALL]
@@ -405,7 +406,7 @@ def test_student_version_runs_and_every_check_says_not_attempted(
     path: Path, tmp_path: Path
 ) -> None:
     """Cells after an exercise must not need the learner's answer."""
-    from dlcourse.notebooks import PINNED_ENV, execute
+    from dlcourse.machinery.notebooks import PINNED_ENV, execute
 
     (written,) = student.write_student_versions([path], tmp_path)
     nb = nbformat.read(written, as_version=4)

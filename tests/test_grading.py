@@ -25,7 +25,7 @@ import torch
 
 from dlcourse import exercises
 from dlcourse.exercises import engine, grading, sandbox, student
-from dlcourse.notebooks import course_notebooks
+from dlcourse.machinery.notebooks import course_notebooks
 
 NOTEBOOKS = {p.stem: p for p in course_notebooks()[:4]}  # 00-03
 N00, N01, N02, N03 = NOTEBOOKS

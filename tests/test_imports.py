@@ -169,5 +169,5 @@ def test_plotting_and_the_lower_layers_never_import_the_training_loop() -> None:
     graph = import_graph()
     for low in ("dlcourse.plot", "dlcourse.data", "dlcourse.checkpoint", "dlcourse.callbacks"):
         assert "dlcourse.train" not in graph[low], f"{low} imports dlcourse.train"
-    for module in ("dlcourse.env", "dlcourse.cli"):
+    for module in ("dlcourse.env", "dlcourse.machinery.cli"):
         assert "dlcourse" not in graph[module], f"{module} imports the package root"

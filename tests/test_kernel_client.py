@@ -1,4 +1,4 @@
-"""dlcourse.kernel_client: waits for a kernel's messages in slices of at most a second."""
+"""dlcourse.machinery.kernel_client: waits for a kernel's messages in slices of at most a second."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.manager import AsyncKernelManager
 
-from dlcourse import kernel_client
-from dlcourse.kernel_client import SlicedPollChannel, SlicedPollClient
-from dlcourse.notebooks import kernel_config
+from dlcourse.machinery import kernel_client
+from dlcourse.machinery.kernel_client import SlicedPollChannel, SlicedPollClient
+from dlcourse.machinery.notebooks import kernel_config
 
 
 class _Missed:

@@ -1,4 +1,5 @@
-"""dlcourse.lab: JupyterLab on the learner's copies, notebooks/ read-only; end to end on a clone."""
+"""dlcourse.machinery.lab: JupyterLab on the learner's copies, notebooks/ read-only; end to end on
+a clone."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ import nbformat
 import pytest
 from tornado import web
 
-from dlcourse import lab
 from dlcourse.exercises import student
+from dlcourse.machinery import lab
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,7 +94,7 @@ def test_lab_command_starts_at_the_given_notebook(tmp_path: Path) -> None:
     learner = lab.lab_command(start, extra=["--no-browser"], course_dir=tmp_path)
     assert learner[:4] == [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={tmp_path}"]
     assert learner[-2:] == ["--no-browser", "work/01_x.ipynb"]
-    assert any(a.endswith("=dlcourse.lab.CourseContentsManager") for a in learner)
+    assert any(a.endswith("=dlcourse.machinery.lab.CourseContentsManager") for a in learner)
     author = lab.lab_command(tmp_path / "notebooks" / "00_x.ipynb", solutions=True,
                              course_dir=tmp_path)  # fmt: skip
     assert author[-1] == "notebooks/00_x.ipynb"

@@ -1,4 +1,4 @@
-"""dlcourse.notebooks and the stored notebooks themselves.
+"""dlcourse.machinery.notebooks and the stored notebooks themselves.
 
 nbval (run by `make test`) compares every stored output with a fresh run; these
 tests catch what nbval does not: a notebook stored unexecuted, out of order or
@@ -17,7 +17,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from dlcourse import course, notebooks
+from dlcourse import course
+from dlcourse.machinery import notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 STORED = notebooks.course_notebooks()

@@ -1,4 +1,4 @@
-"""dlcourse.robustness: the notebooks' claims hold off CI's pinned settings.
+"""dlcourse.machinery.robustness: the notebooks' claims hold off CI's pinned settings.
 
 CI runs every notebook under two off-pinned variants (one thread, seed 3); the
 whole matrix is ``make robustness``.
@@ -13,8 +13,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from dlcourse import robustness
-from dlcourse.notebooks import PINNED_ENV, course_notebooks
+from dlcourse.machinery import robustness
+from dlcourse.machinery.notebooks import PINNED_ENV, course_notebooks
 
 
 def test_the_matrix() -> None:

@@ -1,4 +1,5 @@
-"""dlcourse.workspace: the learner's copies in work/: made once, never overwritten, reset."""
+"""dlcourse.machinery.workspace: the learner's copies in work/: made once, never overwritten,
+reset."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dlcourse import workspace
 from dlcourse.exercises import student
-from dlcourse.notebooks import course_notebooks
+from dlcourse.machinery import workspace
+from dlcourse.machinery.notebooks import course_notebooks
 
 SOURCES = course_notebooks()[:2]  # 00 and 01: enough for every case, and quick
 

@@ -64,7 +64,6 @@ from typing import Any
 
 import torch
 
-from dlcourse.atomic import write_bytes_atomically
 from dlcourse.course import NOTEBOOKS, Notebook
 from dlcourse.exercises.engine import (
     Attempt,
@@ -74,7 +73,8 @@ from dlcourse.exercises.engine import (
     NotPlain,
     _param_names,
 )
-from dlcourse.notebooks import cell_source
+from dlcourse.machinery.atomic import write_bytes_atomically
+from dlcourse.machinery.notebooks import cell_source
 
 # Defaults: per submission (one notebook), what its process may use.
 TIMEOUT_S = 120.0

@@ -1,7 +1,7 @@
 """Learner progress: each exercise's last result and when it first passed.
 
 Only checks run in the learner's own notebooks count. Those are the copies in the
-learner's workspace (``work/`` in the course folder, see :mod:`dlcourse.workspace`),
+learner's workspace (``work/`` in the course folder, see :mod:`dlcourse.machinery.workspace`),
 and the progress file lives beside them: ``work/.progress.json``. A check records
 its result when the notebook it runs in lies in a workspace: the notebook Jupyter
 names in ``JPY_SESSION_NAME`` (JupyterLab sets it for every kernel it starts), or,
@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcourse.atomic import write_bytes_atomically
 from dlcourse.course import NOTEBOOKS
-from dlcourse.notebooks import is_workspace
+from dlcourse.machinery.atomic import write_bytes_atomically
+from dlcourse.machinery.notebooks import is_workspace
 
 if TYPE_CHECKING:
     from dlcourse.exercises.engine import Exercise

@@ -21,7 +21,7 @@ it is (``{"dlcourse": {"notebook": "00_welcome.ipynb"}}``); JupyterLab keeps
 both when the learner edits and saves.
 
 Outputs: a handout (``dlcourse student``) has them all cleared. A learner's own
-copy (``keep_outputs=True``, what :mod:`dlcourse.workspace` writes) keeps the
+copy (``keep_outputs=True``, what :mod:`dlcourse.machinery.workspace` writes) keeps the
 stored outputs, so the notebook still reads like a book before it is run, except
 those the learner is to produce: the exercise cells' and the cells that check the
 learner's function (``ex.check(pairwise_sq_dists)``); widget views, which only a
@@ -36,8 +36,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from dlcourse.atomic import write_bytes_atomically
-from dlcourse.notebooks import cell_source
+from dlcourse.machinery.atomic import write_bytes_atomically
+from dlcourse.machinery.notebooks import cell_source
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 STUB = 'raise NotImplementedError("your code here")'

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlcourse.atomic import write_bytes_atomically
+from dlcourse.machinery.atomic import write_bytes_atomically
 
 # Settings that make notebook outputs reproduce on CI's machine: the CPU, a fixed
 # thread count, AVX2 kernels (not AVX-512) and MKL's reproducible code path.
@@ -48,14 +48,14 @@ if platform.machine().lower() in ("x86_64", "amd64"):
     PINNED_ENV["ATEN_CPU_CAPABILITY"] = "avx2"
 
 BUDGET_S = 60.0  # each notebook runs top to bottom within this on a 2-core CPU
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"  # the solution notebooks
-WORKSPACE_DIR = NOTEBOOK_DIR.parent / "work"  # the learner's copies (dlcourse.workspace)
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"  # the solution notebooks
+WORKSPACE_DIR = NOTEBOOK_DIR.parent / "work"  # the learner's copies (dlcourse.machinery.workspace)
 MANIFEST = ".dlcourse-workspace.json"  # marks a folder as a learner's workspace
 
 
 def is_workspace(folder: Path) -> bool:
     """Whether ``folder`` is a learner's workspace (it holds the manifest that
-    :mod:`dlcourse.workspace` writes)."""
+    :mod:`dlcourse.machinery.workspace` writes)."""
     return (Path(folder) / MANIFEST).is_file()
 
 
@@ -307,14 +307,14 @@ def _format_with_ruff(path: Path) -> None:
 def kernel_config(sockets: str) -> Any:
     """The traitlets ``Config`` of :func:`execute`'s kernels: Unix sockets in the folder
     ``sockets`` (on POSIX), and a client that waits in slices of a second
-    (:mod:`dlcourse.kernel_client`: a missed wake-up once cost a run ten minutes)."""
+    (:mod:`dlcourse.machinery.kernel_client`: a missed wake-up once cost a run ten minutes)."""
     from traitlets.config import Config
 
     config = Config()
     if os.name == "posix":
         config.KernelManager.transport = "ipc"
         config.KernelManager.ip = os.path.join(sockets, "kernel")
-    config.AsyncKernelManager.client_class = "dlcourse.kernel_client.SlicedPollClient"
+    config.AsyncKernelManager.client_class = "dlcourse.machinery.kernel_client.SlicedPollClient"
     return config
 
 
@@ -327,7 +327,7 @@ def execute(
     and talks to this process over Unix sockets in a private temporary folder, not TCP
     ports on localhost: two kernels started at once (a test run beside a regenerate) can
     then never pick the same port, and none lingers when the run ends. The client polls
-    for the kernel's messages a second at a time (:mod:`dlcourse.kernel_client`).
+    for the kernel's messages a second at a time (:mod:`dlcourse.machinery.kernel_client`).
     """
     import tempfile
 

@@ -1,10 +1,10 @@
 """Do the notebooks' claims hold on every learner's machine? ``dlcourse robustness``.
 
-A stored output reproduces only under the pinned settings (:data:`dlcourse.notebooks.PINNED_ENV`);
-an ``assert`` in a notebook must hold anywhere: with another thread count, another
-seed, on a GPU. This module runs copies of the notebooks (outputs discarded) under
-a matrix of variants and reports, for each notebook and variant, ``ok`` or the
-assert that failed:
+A stored output reproduces only under the pinned settings
+(:data:`~dlcourse.machinery.notebooks.PINNED_ENV`); an ``assert`` in a notebook must hold
+anywhere: with another thread count, another seed, on a GPU. This module runs copies of the
+notebooks (outputs discarded) under a matrix of variants and reports, for each notebook and
+variant, ``ok`` or the assert that failed:
 
 - ``pinned``: CI's settings (seed 0);
 - ``1 thread``, ``2 threads``, ``4 threads``: a learner's CPU, nothing else pinned
@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlcourse.notebooks import PINNED_ENV, course_notebooks, execute
+from dlcourse.machinery.notebooks import PINNED_ENV, course_notebooks, execute
 
 _LEARNER_KEEPS = ("DLCOURSE_PROGRESS", "DLCOURSE_HEADLESS")  # not pins: no effect on numbers
 

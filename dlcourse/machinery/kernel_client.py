@@ -1,4 +1,4 @@
-"""A Jupyter kernel client that never waits long on one poll (``dlcourse.notebooks.execute``).
+"""A Jupyter kernel client that never waits long on one poll (for ``notebooks.execute``).
 
 Why. ``jupyter_client``'s asyncio channels wait for a kernel's message with one ``zmq.asyncio``
 poll for the whole timeout (600 s a cell here). Now and then that poll misses the wake-up of a

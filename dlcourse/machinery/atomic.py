@@ -3,7 +3,7 @@
 A reader (or a crash, or SIGKILL) never sees half a file: the target is either
 the old version or the new one. Used for checkpoints (:mod:`dlcourse.train`),
 cached data (:mod:`dlcourse.data`) and regenerated notebooks
-(:mod:`dlcourse.notebooks`).
+(:mod:`dlcourse.machinery.notebooks`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ dlcourse doctor [--json]
     Ends with OK or a numbered list of what to fix (exit status 1).
 dlcourse regenerate [NOTEBOOK ...]
     Re-execute solution notebooks in place under the pinned settings that CI's
-    nbval run uses (see dlcourse/notebooks.py). With no argument: every notebook.
+    nbval run uses (see dlcourse/machinery/notebooks.py). With no argument: every notebook.
 dlcourse robustness [NOTEBOOK ...] [--variants V,V] [--jobs N]
     Run copies of the notebooks under other thread counts, seeds and devices;
     print a table notebook x variant: ok, or the assert that failed.
@@ -48,7 +48,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _regenerate(args: argparse.Namespace) -> int:
-    from dlcourse.notebooks import BUDGET_S, course_notebooks, regenerate
+    from dlcourse.machinery.notebooks import BUDGET_S, course_notebooks, regenerate
 
     paths = [Path(p) for p in args.notebooks] or course_notebooks()
     if not paths:
@@ -80,10 +80,10 @@ def _regenerate(args: argparse.Namespace) -> int:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from dlcourse.workspace import WorkspaceError
+    from dlcourse.machinery.workspace import WorkspaceError
 
     try:
-        from dlcourse.lab import launch
+        from dlcourse.machinery.lab import launch
     except ImportError as exc:  # the package was installed without the lab extra
         print(
             f"dlcourse lab needs JupyterLab ({exc}). In the course folder, `make lab` installs it; "
@@ -100,7 +100,7 @@ def _lab(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    from dlcourse import workspace
+    from dlcourse.machinery import workspace
 
     root = workspace.WORKSPACE_DIR.parent
     for which in args.notebooks:
@@ -116,8 +116,8 @@ def _reset(args: argparse.Namespace) -> int:
 
 
 def _robustness(args: argparse.Namespace) -> int:
-    from dlcourse import robustness
-    from dlcourse.notebooks import course_notebooks
+    from dlcourse.machinery import robustness
+    from dlcourse.machinery.notebooks import course_notebooks
 
     paths = [Path(p) for p in args.notebooks] or course_notebooks()
     missing = [p for p in paths if not p.is_file()]
@@ -165,7 +165,7 @@ def _robustness(args: argparse.Namespace) -> int:
 
 def _student(args: argparse.Namespace) -> int:
     from dlcourse.exercises.student import write_student_versions
-    from dlcourse.notebooks import course_notebooks
+    from dlcourse.machinery.notebooks import course_notebooks
 
     paths = [Path(p) for p in args.notebooks] or course_notebooks()
     missing = [p for p in paths if not p.is_file()]
@@ -236,7 +236,7 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dlcourse.workspace import WORKSPACE_DIR
+    from dlcourse.machinery.workspace import WORKSPACE_DIR
 
     parser = argparse.ArgumentParser(
         prog="dlcourse",

@@ -3,13 +3,13 @@
 For a learner, ``dlcourse lab``:
 
 1. writes the learner's copies of the notebooks that have none yet into
-   ``work/`` (:mod:`dlcourse.workspace`; nothing already there is touched);
+   ``work/`` (:mod:`dlcourse.machinery.workspace`; nothing already there is touched);
 2. starts JupyterLab in the course folder at the copy changed last
    (``work/00_welcome.ipynb`` the first time), with
    :class:`CourseContentsManager`, which serves ``notebooks/`` read-only: opening
    a solution notebook by mistake, and JupyterLab's autosave, change nothing that
    git tracks;
-3. with the course's JupyterLab defaults (``dlcourse/jupyter_config/``, put on
+3. with the course's JupyterLab defaults (``dlcourse/machinery/jupyter_config/``, put on
    ``JUPYTER_CONFIG_PATH``): no pop-up asking about Jupyter news, no update check.
 
 ``dlcourse lab --solutions`` (``make lab-solutions``) is for instructors and
@@ -30,7 +30,7 @@ from jupyter_server.services.contents.largefilemanager import AsyncLargeFileMana
 from tornado import web
 from traitlets import Unicode
 
-from dlcourse.notebooks import NOTEBOOK_DIR
+from dlcourse.machinery.notebooks import NOTEBOOK_DIR
 
 COURSE_DIR = NOTEBOOK_DIR.parent
 CONFIG_DIR = Path(__file__).resolve().parent / "jupyter_config"
@@ -117,7 +117,7 @@ def lab_command(
 
 def launch(*, solutions: bool = False, extra: Sequence[str] = (), dry_run: bool = False) -> int:
     """Prepare the learner's workspace (unless ``solutions``), then run JupyterLab."""
-    from dlcourse import workspace
+    from dlcourse.machinery import workspace
 
     if solutions:
         start = NOTEBOOK_DIR / "00_welcome.ipynb"

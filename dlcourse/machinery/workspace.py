@@ -20,7 +20,7 @@ The manifest ``work/.dlcourse-workspace.json`` marks the folder as a workspace
 notebook every copy was made from.
 
 ``dlcourse lab`` (``make lab``) prepares the workspace and opens it in JupyterLab;
-see :mod:`dlcourse.lab`.
+see :mod:`dlcourse.machinery.lab`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlcourse.atomic import write_bytes_atomically
 from dlcourse.exercises.student import write_student_version
-from dlcourse.notebooks import MANIFEST, NOTEBOOK_DIR, WORKSPACE_DIR, course_notebooks, is_workspace
+from dlcourse.machinery.atomic import write_bytes_atomically
+from dlcourse.machinery.notebooks import (
+    MANIFEST,
+    NOTEBOOK_DIR,
+    WORKSPACE_DIR,
+    course_notebooks,
+    is_workspace,
+)
 
 __all__ = [
     "MANIFEST",

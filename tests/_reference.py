@@ -8,7 +8,8 @@ parameter's). Tolerances come from one table, by dtype, so every test file means
 
 - :func:`compare_with_torch`: a function or a module, forward and backward.
 - :func:`compare_fills`: an in-place initialiser with a generator (``nn.init``'s), bit for bit.
-- :func:`compare_optimizer_steps`: an optimizer, step by step from a shared state.
+- :func:`compare_optimizer_steps`: an optimizer, step by step from a shared state
+  (:func:`copy_optimizer` sets one optimizer to another's numbers).
 
 Why step by step: two optimizers that differ only in the order of their floating-point
 operations drift apart over many steps, and Adam's division by ``sqrt(v)`` amplifies a
@@ -216,10 +217,19 @@ def compare_optimizer_steps(
             else:  # a step count: exactly (a tensor or a number, as torch keeps it)
                 assert float(u) == float(v), f"step {step + 1}, state {key}: {u} != {v}"
         # Ours continues from torch's numbers: what is compared is one step at a time.
-        with torch.no_grad():
-            for p, q in zip(mine, torchs, strict=True):
-                p.copy_(q)
-            for key, v in their_state.items():
-                if isinstance(v, torch.Tensor) and isinstance(my_state[key], torch.Tensor):
-                    my_state[key].copy_(v)
+        copy_optimizer(ours, theirs)
     return losses
+
+
+def copy_optimizer(into: torch.optim.Optimizer, source: torch.optim.Optimizer) -> None:
+    """Set ``into``'s parameters and per-parameter state tensors to ``source``'s, in place,
+    matching parameters by position (the groups may be split differently)."""
+    params_into = [p for g in into.param_groups for p in g["params"]]
+    params_source = [p for g in source.param_groups for p in g["params"]]
+    state_into, state_source = _state_tensors(into), _state_tensors(source)
+    with torch.no_grad():
+        for p, q in zip(params_into, params_source, strict=True):
+            p.copy_(q)
+        for key, v in state_source.items():
+            if isinstance(v, torch.Tensor) and isinstance(state_into.get(key), torch.Tensor):
+                state_into[key].copy_(v)

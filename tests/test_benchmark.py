@@ -8,11 +8,38 @@ import torch
 from dlcourse import benchmark
 
 
-def test_time_call_runs_warmup_then_repeats() -> None:
-    calls = []
-    seconds = benchmark.time_call(lambda: calls.append(1), torch.device("cpu"), repeats=4, warmup=3)
-    assert len(calls) == 7
-    assert seconds >= 0
+class _FakeClock:
+    """``time.perf_counter`` for the tests: the call ``fn`` makes advances it by the next of
+    ``durations``, so the time each repeat took is known exactly."""
+
+    def __init__(self, durations: list[float]) -> None:
+        self.now, self.durations, self.calls = 100.0, list(durations), 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def work(self) -> None:
+        self.calls += 1
+        self.now += self.durations.pop(0)
+
+
+@pytest.mark.parametrize(("stat", "expected"), [("median", 0.3), ("min", 0.1)])
+def test_time_call_warms_up_then_reports_the_statistic_of_the_repeats(
+    stat: str, expected: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 3 warm-up calls (their durations, 9 s each, must not count), then 5 timed repeats
+    clock = _FakeClock([9.0, 9.0, 9.0, 0.5, 0.1, 0.3, 0.2, 0.4])
+    monkeypatch.setattr(benchmark.time, "perf_counter", clock)
+    seconds = benchmark.time_call(clock.work, "cpu", repeats=5, warmup=3, stat=stat)
+    assert clock.calls == 8 and not clock.durations
+    assert seconds == pytest.approx(expected)
+
+
+def test_matmul_gflops_is_2n_cubed_over_the_best_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    times = iter([0.0, 0.004, 1.0, 1.002, 2.0, 2.003])  # (start, end) of each timed product
+    monkeypatch.setattr(benchmark.time, "perf_counter", lambda: next(times))
+    gflops = benchmark.matmul_gflops("cpu", 100, repeats=3)
+    assert gflops == pytest.approx(2 * 100**3 / 0.002 / 1e9)  # the best of 4, 2 and 3 ms
 
 
 def test_cpu_threads_restores_the_count() -> None:
@@ -24,13 +51,9 @@ def test_cpu_threads_restores_the_count() -> None:
         pass
 
 
-def test_time_call_min_is_at_most_the_median() -> None:
-    cpu = torch.device("cpu")
-    x = torch.randn(64, 64)
-    fastest = benchmark.time_call(lambda: x @ x, cpu, repeats=9, stat="min")
-    assert fastest > 0
-    with pytest.raises(ValueError, match="stat"):
-        benchmark.time_call(lambda: None, cpu, stat="mean")
+def test_time_call_rejects_an_unknown_statistic() -> None:
+    with pytest.raises(ValueError, match="stat must be 'median' or 'min', got 'mean'"):
+        benchmark.time_call(lambda: None, torch.device("cpu"), stat="mean")
 
 
 @pytest.mark.parametrize(("repeats", "warmup"), [(0, 1), (1, -1)])
@@ -39,8 +62,9 @@ def test_time_call_rejects_bad_counts(repeats: int, warmup: int) -> None:
         benchmark.time_call(lambda: None, torch.device("cpu"), repeats=repeats, warmup=warmup)
 
 
-def test_matmul_gflops_on_every_device(device: torch.device) -> None:
-    assert benchmark.matmul_gflops(device, 64, repeats=2) > 0
+def test_matmul_gflops_measures_a_real_product_on_every_device(device: torch.device) -> None:
+    gflops = benchmark.matmul_gflops(device, 64, repeats=2)
+    assert 1e-3 < gflops < 1e7  # a real, finite rate (any machine lies far inside this range)
 
 
 def test_matmul_gflops_rejects_bad_size() -> None:
@@ -48,14 +72,31 @@ def test_matmul_gflops_rejects_bad_size() -> None:
         benchmark.matmul_gflops("cpu", 0)
 
 
-def test_synchronize_is_safe_on_every_device(device: torch.device) -> None:
-    torch.ones(4, device=device).sum()
-    benchmark.synchronize(device)
+def test_synchronize_waits_for_the_devices_queued_work(
+    device: torch.device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timing is only honest if the clock is read after the device has finished: on a GPU,
+    synchronize must call the device's own synchronize (the CPU has no queue)."""
+    waited = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda d=None: waited.append(("cuda", d)))
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: waited.append(("mps", None)))
+    for where in (device, str(device)):  # a device or its name
+        benchmark.synchronize(where)
+    expected = {"cpu": 0}.get(device.type, 2)
+    assert len(waited) == expected and all(kind == device.type for kind, _ in waited)
+    benchmark.synchronize("cuda:0")  # on any machine: the CUDA path calls torch's
+    assert waited[-1] == ("cuda", torch.device("cuda:0"))
+    with pytest.raises(RuntimeError):
+        benchmark.synchronize("no-such-device")
 
 
-def test_time_call_takes_a_device_name() -> None:
-    assert benchmark.time_call(lambda: None, "cpu", repeats=2, warmup=0) >= 0
-    benchmark.synchronize("cpu")
+def test_time_call_synchronizes_before_reading_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = []
+    monkeypatch.setattr(benchmark, "synchronize", lambda d: events.append("sync"))
+    monkeypatch.setattr(benchmark.time, "perf_counter", lambda: events.append("clock") or 0.0)
+    benchmark.time_call(lambda: events.append("fn"), "cpu", repeats=2, warmup=1)
+    # warm-up, wait; then per repeat: clock, run, wait, clock
+    assert events == ["fn", "sync", *(["clock", "fn", "sync", "clock"] * 2)]
 
 
 def test_count_flops_counts_matrix_products_forward_and_backward(device: torch.device) -> None:

@@ -141,11 +141,12 @@ def test_progress_command_reads_the_workspace(
     monkeypatch.setenv(progress.PROGRESS_ENV_VAR, str(tmp_work / progress.PROGRESS_FILE))
     assert progress.record_result(0, "mse_gradient", "fail")
     monkeypatch.delenv(progress.PROGRESS_ENV_VAR)
-    assert cli.main(["progress", "--workspace", str(tmp_work)]) == 0
-    out = capsys.readouterr().out
-    assert "[ ] pairwise_sq_dists: not attempted" in out
-    assert "[ ] mse_gradient: not passed yet" in out
-    assert f"kept in {tmp_work / progress.PROGRESS_FILE}" in out
+    for argv in (["progress", "--workspace", str(tmp_work)], ["progress"]):  # work/ by default
+        assert cli.main(argv) == 0
+        out = capsys.readouterr().out
+        assert "[ ] pairwise_sq_dists: not attempted" in out
+        assert "[ ] mse_gradient: not passed yet" in out
+        assert f"kept in {tmp_work / progress.PROGRESS_FILE}" in out
 
 
 def test_lab_dry_run_prepares_work_and_opens_the_learners_copy(
@@ -179,6 +180,58 @@ def test_reset_command(tmp_work: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "your old copy is kept as work/backups/02_activations_and_init." in out
     assert cli.main(["reset", "42"]) == 1
     assert "no notebook '42'" in capsys.readouterr().err
+
+
+HEAVY = ("torch", "numpy", "matplotlib", "jupyter", "jupyter_server", "jupyterlab", "nbclient")
+
+# Runs in a fresh interpreter: each argv through main(), then which heavy modules it imported.
+_IMPORTS_SCRIPT = """
+import json, sys
+from dlcourse.machinery import cli
+heavy = {heavy!r}
+seen = {{}}
+for argv in {argvs!r}:
+    try:
+        cli.main(argv)
+    except SystemExit:
+        pass
+    seen[" ".join(argv)] = sorted(m for m in heavy if m in sys.modules)
+print(json.dumps(seen))
+"""
+
+
+def test_help_and_version_import_no_torch_or_jupyter() -> None:
+    """`dlcourse --help`, `--version` and `dlcourse COMMAND --help` answer without torch, NumPy,
+    matplotlib or Jupyter: each command imports what it needs only when it runs."""
+    commands = [
+        "lab",
+        "reset",
+        "progress",
+        "doctor",
+        "regenerate",
+        "robustness",
+        "student",
+        "grade",
+    ]
+    assert len(commands) == len(cli.COMMANDS)
+    argvs = [["--help"], ["--version"], *([c, "--help"] for c in commands)]
+    script = _IMPORTS_SCRIPT.format(heavy=HEAVY, argvs=argvs)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen == {" ".join(argv): [] for argv in argvs}
+
+
+def test_grade_help_shows_the_graders_own_limits(capsys: pytest.CaptureFixture[str]) -> None:
+    from dlcourse.exercises import grading
+
+    with pytest.raises(SystemExit):
+        cli.main(["grade", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    assert f"may run (default {grading.TIMEOUT_S:g})" in out
+    assert f"may use (default {grading.MEMORY_MB})" in out
 
 
 def test_help_is_plain_text_and_lists_every_command() -> None:

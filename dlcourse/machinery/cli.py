@@ -25,15 +25,140 @@ dlcourse grade SUBMISSION ... [--out grades.csv] [--report DIR] [--timeout S]
     Grade learners' notebooks (files, or folders of them): each notebook's
     exercise cells run in a separate, limited process; a CSV, a feedback page
     per learner and a summary come out. See dlcourse/exercises/grading.py.
+
+Each command imports what it needs when it runs, so `dlcourse --help`, `dlcourse --version`
+and `dlcourse COMMAND --help` answer at once: none of them imports torch or Jupyter.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+
+class CommandError(Exception):
+    """A command that cannot do what was asked: :func:`main` prints the message, exit status 1."""
+
+
+# --------------------------------------------------------------------------- shared
+
+
+def _add_notebooks(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("notebooks", nargs="*", help="notebook files (default: all of them)")
+
+
+def _notebooks(args: argparse.Namespace) -> list[Path]:
+    """The notebooks the command was given, or else all of the course's; every one exists."""
+    from dlcourse.machinery.notebooks import course_notebooks
+
+    paths = [Path(p) for p in args.notebooks] or course_notebooks()
+    if not paths:
+        raise CommandError("no notebooks found in notebooks/")
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise CommandError(f"no such notebook: {', '.join(map(str, missing))}")
+    return paths
+
+
+# --------------------------------------------------------------------------- lab
+
+
+def _add_lab(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "lab",
+        help="open your copies of the notebooks (work/) in JupyterLab",
+        description="Open the course in JupyterLab. Your copies of the notebooks live in work/: "
+        "made the first time, never overwritten. notebooks/ holds the solutions and opens "
+        "read-only. Other arguments go to JupyterLab (e.g. --no-browser --port 8899).",
+    )
+    p.add_argument(
+        "--solutions",
+        action="store_true",
+        help="open the solution notebooks in notebooks/, writable (instructors and authors)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="prepare work/, print the command, start nothing"
+    )
+    p.set_defaults(func=_lab, jupyter_args=[])
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from dlcourse.machinery.workspace import WorkspaceError
+
+    try:
+        from dlcourse.machinery.lab import launch
+    except ImportError as exc:  # the package was installed without the lab extra
+        raise CommandError(
+            f"dlcourse lab needs JupyterLab ({exc}). In the course folder, `make lab` installs it; "
+            "elsewhere: pip install 'jupyterlab>=4.0'"
+        ) from exc
+    try:
+        return launch(solutions=args.solutions, extra=args.jupyter_args, dry_run=args.dry_run)
+    except WorkspaceError as exc:
+        raise CommandError(str(exc)) from exc
+
+
+# --------------------------------------------------------------------------- reset
+
+
+def _add_reset(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reset",
+        help="a fresh copy of a notebook in work/ (the old one is kept in work/backups/)",
+    )
+    p.add_argument("notebooks", nargs="+", metavar="NN", help="e.g. 03, or 03_optimizers")
+    p.set_defaults(func=_reset)
+
+
+def _reset(args: argparse.Namespace) -> int:
+    from dlcourse.machinery import workspace
+
+    root = workspace.WORKSPACE_DIR.parent
+    for which in args.notebooks:
+        try:
+            fresh, backup = workspace.reset(which)
+        except workspace.WorkspaceError as exc:
+            raise CommandError(str(exc)) from exc
+        print(f"fresh copy: {fresh.relative_to(root)}")
+        if backup is not None:
+            print(f"  your old copy is kept as {backup.relative_to(root)}")
+    return 0
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def _add_progress(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("progress", help="your exercises: passed, failed since, not attempted")
+    p.add_argument("--workspace", help="the folder of your copies (default work/)")
+    p.set_defaults(func=_progress)
+
+
+def _progress(args: argparse.Namespace) -> int:
+    import os
+
+    from dlcourse.exercises import all_exercises
+    from dlcourse.exercises.progress import PROGRESS_ENV_VAR, PROGRESS_FILE, progress_report
+    from dlcourse.machinery import workspace
+
+    folder = Path(args.workspace) if args.workspace else workspace.WORKSPACE_DIR
+    recorded = os.environ.get(PROGRESS_ENV_VAR) or str(folder / PROGRESS_FILE)
+    path = None if recorded.lower() == "off" else Path(recorded)
+    print(progress_report(all_exercises(), path))
+    return 0
+
+
+# --------------------------------------------------------------------------- doctor
+
+
+def _add_doctor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check this machine for the course")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_doctor)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -47,19 +172,24 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def _regenerate(args: argparse.Namespace) -> int:
-    from dlcourse.machinery.notebooks import BUDGET_S, course_notebooks, regenerate
+# --------------------------------------------------------------------------- regenerate
 
-    paths = [Path(p) for p in args.notebooks] or course_notebooks()
-    if not paths:
-        print("no notebooks found in notebooks/", file=sys.stderr)
-        return 1
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        print(f"no such notebook: {', '.join(map(str, missing))}", file=sys.stderr)
-        return 1
+
+def _add_regenerate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "regenerate", help="re-execute notebooks in place under the pinned CI settings"
+    )
+    _add_notebooks(p)
+    p.add_argument("--timeout", type=float, default=600.0, help="per-cell limit in seconds")
+    p.add_argument("--no-format", action="store_true", help="skip `ruff format` first")
+    p.set_defaults(func=_regenerate)
+
+
+def _regenerate(args: argparse.Namespace) -> int:
+    from dlcourse.machinery.notebooks import BUDGET_S, regenerate
+
     failed = 0
-    for path in paths:
+    for path in _notebooks(args):
         print(f"{path.name}: executing ...", flush=True)
         try:
             result = regenerate(path, timeout=args.timeout, fmt=not args.no_format)
@@ -79,51 +209,36 @@ def _regenerate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _lab(args: argparse.Namespace) -> int:
-    from dlcourse.machinery.workspace import WorkspaceError
-
-    try:
-        from dlcourse.machinery.lab import launch
-    except ImportError as exc:  # the package was installed without the lab extra
-        print(
-            f"dlcourse lab needs JupyterLab ({exc}). In the course folder, `make lab` installs it; "
-            "elsewhere: pip install 'jupyterlab>=4.0'",
-            file=sys.stderr,
-        )
-        return 1
-
-    try:
-        return launch(solutions=args.solutions, extra=args.jupyter_args, dry_run=args.dry_run)
-    except WorkspaceError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+# --------------------------------------------------------------------------- robustness
 
 
-def _reset(args: argparse.Namespace) -> int:
-    from dlcourse.machinery import workspace
-
-    root = workspace.WORKSPACE_DIR.parent
-    for which in args.notebooks:
-        try:
-            fresh, backup = workspace.reset(which)
-        except workspace.WorkspaceError as exc:
-            print(exc, file=sys.stderr)
-            return 1
-        print(f"fresh copy: {fresh.relative_to(root)}")
-        if backup is not None:
-            print(f"  your old copy is kept as {backup.relative_to(root)}")
-    return 0
+def _add_robustness(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "robustness",
+        help="run the notebooks under other thread counts, seeds and devices; do claims hold?",
+    )
+    _add_notebooks(p)
+    p.add_argument(
+        "--variants",
+        default="",
+        help="comma-separated, e.g. '1-thread,seed-3' (default: the whole matrix)",
+    )
+    p.add_argument("--jobs", type=int, default=1, help="notebooks run at once (default 1)")
+    p.add_argument("--timeout", type=float, default=600.0, help="per-cell limit in seconds")
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="runs again a run whose kernel stalled (a cell past --timeout, or a dead kernel) "
+        "up to this many times; a failing cell is never run again (default 1)",
+    )
+    p.set_defaults(func=_robustness)
 
 
 def _robustness(args: argparse.Namespace) -> int:
     from dlcourse.machinery import robustness
-    from dlcourse.machinery.notebooks import course_notebooks
 
-    paths = [Path(p) for p in args.notebooks] or course_notebooks()
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        print(f"no such notebook: {', '.join(map(str, missing))}", file=sys.stderr)
-        return 1
+    paths = _notebooks(args)
     try:
         matrix = (
             [robustness.variant(n) for n in args.variants.split(",")]
@@ -131,8 +246,7 @@ def _robustness(args: argparse.Namespace) -> int:
             else robustness.variants()
         )
     except ValueError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+        raise CommandError(str(exc)) from exc
     bad = [
         f"{flag} must be {rule}, got {value:g}"
         for flag, value, ok, rule in (
@@ -143,8 +257,7 @@ def _robustness(args: argparse.Namespace) -> int:
         if not ok
     ]
     if bad:
-        print("; ".join(bad), file=sys.stderr)
-        return 1
+        raise CommandError("; ".join(bad))
     print(f"{len(paths)} notebooks x {len(matrix)} variants: {', '.join(v.name for v in matrix)}")
 
     def progress(o: robustness.Outcome) -> None:
@@ -163,35 +276,47 @@ def _robustness(args: argparse.Namespace) -> int:
     return 0 if all(o.ok for o in outcomes) else 1
 
 
+# --------------------------------------------------------------------------- student
+
+
+def _add_student(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("student", help="write student versions (handouts) of the notebooks")
+    _add_notebooks(p)
+    p.add_argument("--out", default="build/student", help="folder to write them to")
+    p.add_argument(
+        "--keep-outputs",
+        action="store_true",
+        help="keep the stored outputs but the exercise and check cells' (as in work/)",
+    )
+    p.set_defaults(func=_student)
+
+
 def _student(args: argparse.Namespace) -> int:
     from dlcourse.exercises.student import write_student_versions
-    from dlcourse.machinery.notebooks import course_notebooks
 
-    paths = [Path(p) for p in args.notebooks] or course_notebooks()
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        print(f"no such notebook: {', '.join(map(str, missing))}", file=sys.stderr)
-        return 1
+    paths = _notebooks(args)
     try:
         written = write_student_versions(paths, Path(args.out), keep_outputs=args.keep_outputs)
     except ValueError as exc:  # unbalanced solution markers
-        print(f"cannot make a student version: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(f"cannot make a student version: {exc}") from exc
     for path in written:
         print(f"wrote {path}")
     return 0
 
 
-def _progress(args: argparse.Namespace) -> int:
-    import os
+# --------------------------------------------------------------------------- grade
 
-    from dlcourse.exercises import all_exercises
-    from dlcourse.exercises.progress import PROGRESS_ENV_VAR, PROGRESS_FILE, progress_report
 
-    recorded = os.environ.get(PROGRESS_ENV_VAR) or str(Path(args.workspace) / PROGRESS_FILE)
-    path = None if recorded.lower() == "off" else Path(recorded)
-    print(progress_report(all_exercises(), path))
-    return 0
+def _grading_default(name: str) -> str:
+    """A default limit of :mod:`dlcourse.exercises.grading` (``TIMEOUT_S``, ``MEMORY_MB``), as
+    its source writes it, for the help text only: read, not imported, because importing the
+    grader imports torch. The value itself comes from the grader when the command runs."""
+    source = Path(__file__).resolve().parents[1] / "exercises" / "grading.py"
+    try:
+        found = re.search(rf"^{name} = ([0-9.]+)", source.read_text("utf-8"), re.MULTILINE)
+    except OSError:
+        found = None
+    return f"{float(found.group(1)):g}" if found else f"grading.{name}"
 
 
 def _points(text: str) -> tuple[str, float]:
@@ -204,24 +329,63 @@ def _points(text: str) -> tuple[str, float]:
         ) from None
 
 
+def _add_grade(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "grade",
+        help="grade learners' notebooks: isolated, limited, a CSV and feedback pages",
+        description="Grade learners' notebooks. Each notebook's exercise cells run in a separate "
+        "process with limits on time, memory, processes, output and files; the learner's "
+        "functions run on the self-check's inputs and on randomised ones (--seed), and the "
+        "results are judged here, with the same messages as ex.check(). The learner's name is "
+        "the file's (alice.ipynb), or its folder's when the file keeps its course name "
+        "(alice/01_gradient_descent.ipynb).",
+    )
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks or folders")
+    p.add_argument("--out", default=None, help="write the grades as CSV here")
+    p.add_argument("--report", default=None, help="write a feedback page per learner here")
+    # No default here: the grader's own (TIMEOUT_S, MEMORY_MB) applies when a flag is not given.
+    p.add_argument(
+        "--timeout",
+        type=float,
+        help=f"seconds one notebook may run (default {_grading_default('TIMEOUT_S')})",
+    )
+    p.add_argument(
+        "--memory",
+        type=int,
+        help=f"megabytes of memory one notebook may use (default {_grading_default('MEMORY_MB')})",
+    )
+    p.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the randomised inputs (default: new)"
+    )
+    p.add_argument(
+        "--points",
+        type=_points,
+        action="append",
+        default=[],
+        metavar="NAME=P",
+        help="points for an exercise, replacing its own (repeat for several)",
+    )
+    p.set_defaults(func=_grade)
+
+
 def _grade(args: argparse.Namespace) -> int:
     from dlcourse.exercises.grading import GradingError, feedback_markdown, grade_class
 
+    limits = {"timeout": args.timeout, "memory": args.memory}
     try:
         result = grade_class(
             args.submissions,
             out=args.out,
             report=args.report,
-            timeout=args.timeout,
-            memory=args.memory,
             jobs=args.jobs,
             seed=args.seed,
             points=dict(args.points),
             progress=lambda line: print(line, flush=True),
+            **{flag: value for flag, value in limits.items() if value is not None},
         )
     except GradingError as exc:
-        print(f"dlcourse grade: {exc}", file=sys.stderr)
-        return 1
+        raise CommandError(f"dlcourse grade: {exc}") from exc
     learners = {run.submission.learner for run in result.runs}
     if len(learners) == 1:  # one learner checking their own work: the feedback itself
         print()
@@ -235,9 +399,22 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from dlcourse.machinery.workspace import WORKSPACE_DIR
+# --------------------------------------------------------------------------- the command
 
+COMMANDS = (
+    _add_lab,
+    _add_reset,
+    _add_progress,
+    _add_doctor,
+    _add_regenerate,
+    _add_robustness,
+    _add_student,
+    _add_grade,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``dlcourse`` parser: one subcommand per function in :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="dlcourse",
         description="The command of the dlcourse course: open it, check your machine and "
@@ -246,120 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    lab = sub.add_parser(
-        "lab",
-        help="open your copies of the notebooks (work/) in JupyterLab",
-        description="Open the course in JupyterLab. Your copies of the notebooks live in work/: "
-        "made the first time, never overwritten. notebooks/ holds the solutions and opens "
-        "read-only. Other arguments go to JupyterLab (e.g. --no-browser --port 8899).",
-    )
-    lab.add_argument(
-        "--solutions",
-        action="store_true",
-        help="open the solution notebooks in notebooks/, writable (instructors and authors)",
-    )
-    lab.add_argument(
-        "--dry-run", action="store_true", help="prepare work/, print the command, start nothing"
-    )
-    lab.set_defaults(func=_lab, jupyter_args=[])
-
-    res = sub.add_parser(
-        "reset",
-        help="a fresh copy of a notebook in work/ (the old one is kept in work/backups/)",
-    )
-    res.add_argument("notebooks", nargs="+", metavar="NN", help="e.g. 03, or 03_optimizers")
-    res.set_defaults(func=_reset)
-
-    prog = sub.add_parser("progress", help="your exercises: passed, failed since, not attempted")
-    prog.add_argument(
-        "--workspace", default=str(WORKSPACE_DIR), help="the folder of your copies (default work/)"
-    )
-    prog.set_defaults(func=_progress)
-
-    doc = sub.add_parser("doctor", help="check this machine for the course")
-    doc.add_argument("--json", action="store_true", help="print the report as JSON")
-    doc.set_defaults(func=_doctor)
-
-    reg = sub.add_parser(
-        "regenerate", help="re-execute notebooks in place under the pinned CI settings"
-    )
-    reg.add_argument("notebooks", nargs="*", help="notebook files (default: all of them)")
-    reg.add_argument("--timeout", type=float, default=600.0, help="per-cell limit in seconds")
-    reg.add_argument("--no-format", action="store_true", help="skip `ruff format` first")
-    reg.set_defaults(func=_regenerate)
-
-    rob = sub.add_parser(
-        "robustness",
-        help="run the notebooks under other thread counts, seeds and devices; do claims hold?",
-    )
-    rob.add_argument("notebooks", nargs="*", help="notebook files (default: all of them)")
-    rob.add_argument(
-        "--variants",
-        default="",
-        help="comma-separated, e.g. '1-thread,seed-3' (default: the whole matrix)",
-    )
-    rob.add_argument("--jobs", type=int, default=1, help="notebooks run at once (default 1)")
-    rob.add_argument("--timeout", type=float, default=600.0, help="per-cell limit in seconds")
-    rob.add_argument(
-        "--retries",
-        type=int,
-        default=1,
-        help="runs again a run whose kernel stalled (a cell past --timeout, or a dead kernel) "
-        "up to this many times; a failing cell is never run again (default 1)",
-    )
-    rob.set_defaults(func=_robustness)
-
-    stu = sub.add_parser("student", help="write student versions (handouts) of the notebooks")
-    stu.add_argument("notebooks", nargs="*", help="notebook files (default: all of them)")
-    stu.add_argument("--out", default="build/student", help="folder to write them to")
-    stu.add_argument(
-        "--keep-outputs",
-        action="store_true",
-        help="keep the stored outputs but the exercise and check cells' (as in work/)",
-    )
-    stu.set_defaults(func=_student)
-
-    from dlcourse.exercises import grading
-
-    gra = sub.add_parser(
-        "grade",
-        help="grade learners' notebooks: isolated, limited, a CSV and feedback pages",
-        description="Grade learners' notebooks. Each notebook's exercise cells run in a separate "
-        "process with limits on time, memory, processes, output and files; the learner's "
-        "functions run on the self-check's inputs and on randomised ones (--seed), and the "
-        "results are judged here, with the same messages as ex.check(). The learner's name is "
-        "the file's (alice.ipynb), or its folder's when the file keeps its course name "
-        "(alice/01_gradient_descent.ipynb).",
-    )
-    gra.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks or folders")
-    gra.add_argument("--out", default=None, help="write the grades as CSV here")
-    gra.add_argument("--report", default=None, help="write a feedback page per learner here")
-    gra.add_argument(
-        "--timeout",
-        type=float,
-        default=grading.TIMEOUT_S,
-        help=f"seconds one notebook may run (default {grading.TIMEOUT_S:g})",
-    )
-    gra.add_argument(
-        "--memory",
-        type=int,
-        default=grading.MEMORY_MB,
-        help=f"megabytes of memory one notebook may use (default {grading.MEMORY_MB})",
-    )
-    gra.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
-    gra.add_argument(
-        "--seed", type=int, default=None, help="seed of the randomised inputs (default: new)"
-    )
-    gra.add_argument(
-        "--points",
-        type=_points,
-        action="append",
-        default=[],
-        metavar="NAME=P",
-        help="points for an exercise, replacing its own (repeat for several)",
-    )
-    gra.set_defaults(func=_grade)
+    for add_command in COMMANDS:
+        add_command(sub)
     return parser
 
 
@@ -378,7 +443,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except CommandError as exc:
+        print(exc, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,6 +36,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from dlcourse._validate import integer
+
 __all__ = ["AddNoise", "Compose", "RandomFlip", "RandomScale", "RandomShift", "Transform", "shift"]
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -121,9 +123,7 @@ class RandomShift(_Augmentation):
 
     def __init__(self, max_shift: int, *, spatial_dims: int = 1, seed: int = 0) -> None:
         super().__init__(spatial_dims, seed)
-        if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
-            raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
-        self.max_shift = max_shift
+        self.max_shift = integer(max_shift, "max_shift", minimum=0)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         self._check(x)

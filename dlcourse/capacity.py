@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dlcourse._validate import integer
 from dlcourse.data import make_regression_1d, regression_target
 from dlcourse.models import deep_mlp
 from dlcourse.regularization import L2PenalizedLoss
@@ -36,8 +37,7 @@ LOW, HIGH = -2.0, 2.0  # make_regression_1d's interval
 
 def legendre_features(x: torch.Tensor, degree: int) -> torch.Tensor:
     """Points ``(N, 1)`` or ``(N,)`` on [-2, 2] -> Legendre features ``(N, degree + 1)``."""
-    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 0:
-        raise ValueError(f"degree must be an int >= 0, got {degree!r}")
+    degree = integer(degree, "degree", minimum=0)
     t = (2 * x.double().reshape(-1) - (LOW + HIGH)) / (HIGH - LOW)  # (N,) in [-1, 1]
     columns = [torch.ones_like(t), t]
     for k in range(1, degree):  # Bonnet: (k + 1) P_{k+1} = (2k + 1) t P_k - k P_{k-1}

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dlcourse._validate import integer
 from dlcourse.machinery.atomic import write_bytes_atomically
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -209,11 +210,6 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _check_n(n: int, minimum: int = 1) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < minimum:
-        raise ValueError(f"n must be an int >= {minimum}, got {n!r}")
-
-
 def make_spirals(
     n: int = 600, *, classes: int = 3, noise: float = 0.2, turns: float = 1.0, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -222,7 +218,7 @@ def make_spirals(
     ``n`` is split as evenly as possible between the ``classes`` arms; points
     lie in roughly [-1, 1]^2. The data is generated on the CPU from ``seed``.
     """
-    _check_n(n, classes)
+    integer(n, "n", minimum=classes)
     if classes < 2:
         raise ValueError(f"classes must be >= 2, got {classes}")
     if noise < 0:
@@ -239,7 +235,7 @@ def make_moons(
     n: int = 500, *, noise: float = 0.1, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two interleaving half circles: ``x`` ``(n, 2)`` float32, ``y`` ``(n,)`` int64 in {0, 1}."""
-    _check_n(n, 2)
+    integer(n, "n", minimum=2)
     if noise < 0:
         raise ValueError(f"noise must be >= 0, got {noise}")
     gen = _generator(seed)
@@ -263,7 +259,7 @@ def make_regression_1d(
 
     :func:`regression_target` gives the noise-free function, for test error.
     """
-    _check_n(n)
+    integer(n, "n", minimum=1)
     if noise < 0 or not high > low:
         raise ValueError(f"need noise >= 0 and high > low, got {noise=}, {low=}, {high=}")
     gen = _generator(seed)
@@ -494,8 +490,7 @@ class Batches:
             raise ValueError(f"x and y differ in length: {len(x)} and {len(y)} samples")
         if len(x) == 0:
             raise ValueError("the dataset is empty: there is nothing to batch")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = integer(batch_size, "batch_size", minimum=1)
         if drop_last and batch_size > len(x):
             raise ValueError(
                 f"batch_size={batch_size} with drop_last=True leaves no batch of {len(x)} samples"

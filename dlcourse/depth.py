@@ -28,6 +28,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from dlcourse._validate import integer
+
 
 def tent(x: torch.Tensor) -> torch.Tensor:
     """The tent map on [0, 1]: ``2x`` up to 1/2, then ``2 - 2x``."""
@@ -36,15 +38,10 @@ def tent(x: torch.Tensor) -> torch.Tensor:
 
 def sawtooth(x: torch.Tensor, depth: int) -> torch.Tensor:
     """The tent map applied ``depth`` times: ``2**depth`` linear pieces on [0, 1]."""
-    _check_depth(depth)
+    integer(depth, "depth", minimum=1)
     for _ in range(depth):
         x = tent(x)
     return x
-
-
-def _check_depth(depth: int) -> None:
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be a positive int, got {depth!r}")
 
 
 def narrow_relu_net(depth: int, width: int = 2) -> nn.Sequential:
@@ -52,7 +49,7 @@ def narrow_relu_net(depth: int, width: int = 2) -> nn.Sequential:
 
     Input ``(N, 1)``, output ``(N, 1)``.
     """
-    _check_depth(depth)
+    integer(depth, "depth", minimum=1)
     layers: list[nn.Module] = [nn.Linear(1, width), nn.ReLU()]
     for _ in range(depth - 1):
         layers += [nn.Linear(width, width), nn.ReLU()]

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from dlcourse._validate import integer
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -162,8 +164,7 @@ def device_description(device: torch.device) -> str:
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global generator and torch (CPU and every GPU)."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
+    seed = integer(seed, "seed", error=TypeError)
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed must be in [0, 2**32), got {seed}; NumPy accepts no other seeds")
     import numpy as np
@@ -247,9 +248,7 @@ def setup(
     """
     chosen = pick_device(device)
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"threads must be a positive int, got {threads!r}")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(integer(threads, "threads", minimum=1))
     global _run_seed
     override = _seed_override()
     seed = seed if override is None else override

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from dlcourse import rnn
+from dlcourse._validate import integer
 from dlcourse.activations import get as get_activation
 from dlcourse.conv import AvgPool2d, Conv2d, MaxPool2d, conv_output_size
 from dlcourse.regularization import Dropout
@@ -187,8 +188,7 @@ class _Decoder(nn.Module):
 
     def __init__(self, kind: str, hidden_size: int, num_classes: int, length: int) -> None:
         super().__init__()
-        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise ValueError(f"length must be a positive int, got {length!r}")
+        length = integer(length, "length", minimum=1)
         self.kind, self.length, self.num_classes = kind, length, num_classes
         self.cell = rnn.CELLS[kind](num_classes, hidden_size)
         self.out = nn.Linear(hidden_size, num_classes)

@@ -52,13 +52,16 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from dlcourse._validate import number
+
 __all__ = ["Dropout", "L2PenalizedLoss", "dropout", "l2_penalty", "penalized_parameters"]
 
 
 def _check_p(p: float) -> None:
-    # torch's own message, so swapping nn.Dropout for ours changes nothing
-    if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    try:
+        number(p, "p", low=0, high=1)
+    except ValueError:  # torch's own message, so swapping nn.Dropout for ours changes nothing
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}") from None
 
 
 def dropout(
@@ -164,9 +167,8 @@ class L2PenalizedLoss:
             raise TypeError(f"loss_fn must be a loss function, got {type(loss_fn).__name__}")
         if not isinstance(module, nn.Module):
             raise TypeError(f"module must be the model being trained, got {type(module).__name__}")
-        if isinstance(lam, bool) or not isinstance(lam, int | float) or not lam >= 0:
-            raise ValueError(f"lam is the penalty's weight and must be >= 0, got {lam!r}")
-        self.loss_fn, self.module, self.lam = loss_fn, module, float(lam)
+        lam = number(lam, "lam", low=0)  # the penalty's weight
+        self.loss_fn, self.module, self.lam = loss_fn, module, lam
         self.include_bias = include_bias
 
     @property

@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dlcourse._validate import integer
+
 __all__ = [
     "IGNORE",
     "chance",
@@ -45,13 +47,9 @@ IGNORE = -100  # a step without a label: nn.CrossEntropyLoss(ignore_index=-100) 
 
 
 def _check(n: int, length: int, num_symbols: int, min_length: int = 1) -> None:
-    for name, value, minimum in (
-        ("n", n, 1),
-        ("length", length, min_length),
-        ("num_symbols", num_symbols, 2),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    integer(n, "n", minimum=1)
+    integer(length, "length", minimum=min_length)
+    integer(num_symbols, "num_symbols", minimum=2)
 
 
 def _symbols(n: int, length: int, num_symbols: int, seed: int) -> torch.Tensor:
@@ -82,8 +80,7 @@ def make_first_symbol(
     anything about the label, so the network must carry it through ``length - 1`` steps of
     noise; a model that sees a window of the last steps can only guess (``1 / num_symbols``)."""
     _check(n, length, num_symbols)
-    if isinstance(num_noise, bool) or not isinstance(num_noise, int) or num_noise < 1:
-        raise ValueError(f"num_noise must be a positive int, got {num_noise!r}")
+    integer(num_noise, "num_noise", minimum=1)
     gen = torch.Generator().manual_seed(seed)
     first = torch.randint(num_symbols, (n, 1), generator=gen)
     noise = num_symbols + torch.randint(num_noise, (n, length - 1), generator=gen)
@@ -130,8 +127,7 @@ def make_echo(
     network reading forwards has not seen yet. Steps whose symbol falls outside are
     ``IGNORE``. ``x`` ``(N, L, V)``, ``y`` ``(N, L)``."""
     _check(n, length, num_symbols)
-    if isinstance(delay, bool) or not isinstance(delay, int) or abs(delay) >= length:
-        raise ValueError(f"delay must be an int with |delay| < length ({length}), got {delay!r}")
+    delay = integer(delay, "delay", minimum=1 - length, maximum=length - 1)  # |delay| < length
     s = _symbols(n, length, num_symbols, seed)
     y = torch.full_like(s, IGNORE)
     if delay >= 0:

@@ -45,7 +45,7 @@ def test_echo_past_and_future(delay):
             assert torch.equal(y[:, t], s[:, source])
         else:
             assert (y[:, t] == S.IGNORE).all()
-    with pytest.raises(ValueError, match=r"\|delay\| < length"):
+    with pytest.raises(ValueError, match=r"delay must be an int in \[-3, 3\], got 4"):
         S.make_echo(10, 4, delay=4)
 
 
@@ -70,7 +70,7 @@ def test_adding_problem():
 
 def test_chance_and_errors():
     assert S.chance(torch.tensor([0, 0, 1, S.IGNORE])) == pytest.approx(2 / 3)
-    with pytest.raises(ValueError, match="length must be an int >= 1"):
+    with pytest.raises(ValueError, match="length must be a positive int, got 0"):
         S.make_first_symbol(5, 0)
     with pytest.raises(ValueError, match="num_noise must be a positive int"):
         S.make_first_symbol(5, 3, num_noise=0)

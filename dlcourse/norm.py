@@ -64,6 +64,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from dlcourse._validate import integer, number
+
 
 def _channel_dims(x: torch.Tensor) -> list[int]:
     """The dimensions a channel's statistics run over: the batch, and every position."""
@@ -128,8 +130,8 @@ class BatchNormFunction(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None
 
 
-def _check_channels(x: torch.Tensor, stats: Sequence[torch.Tensor | None], where: str) -> None:
-    channels = next((len(s) for s in stats if s is not None), None)
+def _check_channels(x: torch.Tensor, channels: int | None, where: str) -> None:
+    """``x`` is a batch ``(N, C, ...)`` with ``channels`` channels (any number if None)."""
     if x.dim() < 2:
         raise ValueError(
             f"{where} needs a batch (N, C, ...), got a tensor of shape {tuple(x.shape)}: "
@@ -141,6 +143,10 @@ def _check_channels(x: torch.Tensor, stats: Sequence[torch.Tensor | None], where
             f"{x.shape[1]} in dimension 1: the layer before makes {x.shape[1]} features, so "
             f"build it with num_features={x.shape[1]} (channels come second: (N, C, ...))"
         )
+
+
+def _check_eps(eps: float) -> float:
+    return number(eps, "eps", low=0, low_open=True)
 
 
 def batch_norm(
@@ -160,9 +166,9 @@ def batch_norm(
     ``momentum``; otherwise the running statistics normalise. The modules turn
     ``momentum=None`` into the cumulative factor ``1 / num_batches_tracked``, as torch's do.
     """
-    _check_channels(input, (running_mean, running_var, weight, bias), "batch_norm")
-    if not eps > 0:
-        raise ValueError(f"eps must be positive, got {eps}")
+    stats = (running_mean, running_var, weight, bias)
+    _check_channels(input, next((len(t) for t in stats if t is not None), None), "batch_norm")
+    _check_eps(eps)
     if training:
         per_channel = input.numel() // input.shape[1]
         if per_channel <= 1:
@@ -207,10 +213,8 @@ class _BatchNorm(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 1:
-            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
-        if not eps > 0:
-            raise ValueError(f"eps must be positive, got {eps}")
+        num_features = integer(num_features, "num_features", minimum=1)
+        _check_eps(eps)
         if momentum is not None and not 0 <= momentum <= 1:
             raise ValueError(
                 f"momentum must be in [0, 1] (or None: a cumulative average), got {momentum}"
@@ -255,12 +259,7 @@ class _BatchNorm(nn.Module):
                 + (": use BatchNorm2d for images" if x.dim() == 4 else "")
                 + (": use BatchNorm1d for (N, C) or (N, C, L)" if x.dim() in (2, 3) else "")
             )
-        if x.shape[1] != self.num_features:
-            raise ValueError(
-                f"{type(self).__name__}({self.num_features}) got an input {tuple(x.shape)} with "
-                f"{x.shape[1]} channels in dimension 1: the layer before makes {x.shape[1]}, so "
-                f"build it with num_features={x.shape[1]} (channels come second: (N, C, ...))"
-            )
+        _check_channels(x, self.num_features, f"{type(self).__name__}({self.num_features})")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(input)
@@ -348,8 +347,7 @@ class LayerNorm(nn.Module):
         self.normalized_shape = tuple(int(s) for s in shape)
         if not self.normalized_shape or min(self.normalized_shape) < 1:
             raise ValueError(f"normalized_shape must be positive sizes, got {normalized_shape!r}")
-        if not eps > 0:
-            raise ValueError(f"eps must be positive, got {eps}")
+        _check_eps(eps)
         self.eps, self.elementwise_affine = eps, elementwise_affine
         factory = {"device": device, "dtype": dtype}
         if elementwise_affine:

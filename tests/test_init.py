@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from dlcourse import init
+from tests._reference import compare_fills
 
 SHAPES = [
     (3, 5),
@@ -42,21 +43,11 @@ def test_leaky_relu_gain_matches_torch(slope: float) -> None:
     )
 
 
-def _same_numbers(ours, theirs, shape, device: torch.device, **kwargs) -> None:
-    a = torch.empty(shape, device=device)
-    b = torch.empty(shape, device=device)
-    gen_a = torch.Generator(device=device).manual_seed(7)
-    gen_b = torch.Generator(device=device).manual_seed(7)
-    assert ours(a, generator=gen_a, **kwargs) is a  # in place, returned
-    theirs(b, generator=gen_b, **kwargs)
-    assert torch.equal(a, b)
-
-
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("gain", [1.0, 5 / 3, math.sqrt(2)])
 def test_xavier_matches_torch(shape, gain, device: torch.device) -> None:
-    _same_numbers(init.xavier_uniform_, nn.init.xavier_uniform_, shape, device, gain=gain)
-    _same_numbers(init.xavier_normal_, nn.init.xavier_normal_, shape, device, gain=gain)
+    compare_fills(init.xavier_uniform_, nn.init.xavier_uniform_, shape, device=device, gain=gain)
+    compare_fills(init.xavier_normal_, nn.init.xavier_normal_, shape, device=device, gain=gain)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -73,13 +64,13 @@ def test_xavier_matches_torch(shape, gain, device: torch.device) -> None:
     ],
 )
 def test_kaiming_matches_torch(shape, kwargs, device: torch.device) -> None:
-    _same_numbers(init.kaiming_uniform_, nn.init.kaiming_uniform_, shape, device, **kwargs)
-    _same_numbers(init.kaiming_normal_, nn.init.kaiming_normal_, shape, device, **kwargs)
+    compare_fills(init.kaiming_uniform_, nn.init.kaiming_uniform_, shape, device=device, **kwargs)
+    compare_fills(init.kaiming_normal_, nn.init.kaiming_normal_, shape, device=device, **kwargs)
 
 
 def test_plain_fills_match_torch(device: torch.device) -> None:
-    _same_numbers(init.uniform_, nn.init.uniform_, (5, 4), device, a=-0.3, b=0.7)
-    _same_numbers(init.normal_, nn.init.normal_, (5, 4), device, mean=1.0, std=0.2)
+    compare_fills(init.uniform_, nn.init.uniform_, (5, 4), device=device, a=-0.3, b=0.7)
+    compare_fills(init.normal_, nn.init.normal_, (5, 4), device=device, mean=1.0, std=0.2)
     w = torch.empty(3, 3, device=device)
     assert torch.equal(init.constant_(w, 0.5), torch.full((3, 3), 0.5, device=device))
     assert torch.equal(init.zeros_(w), torch.zeros(3, 3, device=device))

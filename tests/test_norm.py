@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from dlcourse import norm
+from tests._reference import TOLERANCES, compare_with_torch
 
 SHAPES = [(8, 4), (6, 4, 5), (5, 4, 3, 6)]  # (N, C), (N, C, L), (N, C, H, W)
-TOL = {torch.float32: {"rtol": 1e-5, "atol": 1e-5}, torch.float64: {"rtol": 1e-10, "atol": 1e-12}}
 
 
 def _pair(shape, momentum, affine, track, device, dtype):
@@ -35,25 +35,18 @@ def _pair(shape, momentum, affine, track, device, dtype):
     return ours, theirs
 
 
-def _step(ours, theirs, x, tol):
-    xa = x.clone().requires_grad_(True)
-    xb = x.clone().requires_grad_(True)
-    ya, yb = ours(xa), theirs(xb)
-    torch.testing.assert_close(ya, yb, **tol)
-    g = torch.randn(ya.shape, generator=torch.Generator().manual_seed(7), dtype=ya.dtype)
-    (ya * g.to(ya.device)).sum().backward()
-    (yb * g.to(yb.device)).sum().backward()
-    torch.testing.assert_close(xa.grad, xb.grad, **tol)
-    for name in ("weight", "bias"):
-        a, b = getattr(ours, name), getattr(theirs, name)
-        if a is not None:
-            torch.testing.assert_close(a.grad, b.grad, **tol)
-            a.grad = b.grad = None
+def _step(ours: nn.Module, theirs: nn.Module, x: torch.Tensor) -> None:
+    """One forward and backward of both layers on ``x``: the same outputs and gradients (input,
+    weight, bias), then the same running statistics, which that step updated."""
+    ours.zero_grad(set_to_none=True)
+    theirs.zero_grad(set_to_none=True)
+    compare_with_torch(ours, theirs, [x], device=x.device, modules=(ours, theirs))
+    tol = TOLERANCES[x.dtype]
     for name in ("running_mean", "running_var", "num_batches_tracked"):
         a, b = getattr(ours, name), getattr(theirs, name)
         assert (a is None) == (b is None), name
         if a is not None:
-            torch.testing.assert_close(a, b, **tol)
+            torch.testing.assert_close(a, b, **tol, msg=lambda m, name=name: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
@@ -71,12 +64,11 @@ def test_batch_norm_equals_torch_in_training_then_eval(
 ) -> None:
     ours, theirs = _pair(shape, momentum, affine, track, device, dtype)
     gen = torch.Generator().manual_seed(0)
-    tol = TOL[dtype]
     for _ in range(4):  # several training steps: the running statistics accumulate
         x = (3 * torch.randn(shape, generator=gen, dtype=dtype) + 2).to(device)
-        _step(ours.train(), theirs.train(), x, tol)
+        _step(ours.train(), theirs.train(), x)
     x = torch.randn(shape, generator=gen, dtype=dtype).to(device)
-    _step(ours.eval(), theirs.eval(), x, tol)
+    _step(ours.eval(), theirs.eval(), x)
 
 
 def test_closed_form_backward_equals_autograd_and_gradcheck() -> None:
@@ -159,7 +151,11 @@ def test_eval_mode_makes_each_output_depend_on_its_example_alone() -> None:
             r"expects \(N, C\) or \(N, C, L\).*BatchNorm2d",
         ),
         (norm.BatchNorm2d(4), torch.randn(2, 4), r"expects \(N, C, H, W\).*BatchNorm1d"),
-        (norm.BatchNorm1d(4), torch.randn(5, 3), r"got an input \(5, 3\) with 3 channels.*=3"),
+        (
+            norm.BatchNorm1d(4),
+            torch.randn(5, 3),
+            r"BatchNorm1d\(4\) normalises 4 channels, but the input \(5, 3\) has 3.*features=3",
+        ),
         (norm.BatchNorm1d(4), torch.randn(1, 4), "Expected more than 1 value per channel when"),
     ],
     ids=["rank 4 for 1d", "rank 2 for 2d", "channels", "batch of one"],
@@ -197,14 +193,7 @@ def test_layer_norm_equals_torch(shape, normalized, affine, bias, dtype, device)
                 theirs.bias.normal_()
     ours.load_state_dict(theirs.state_dict())
     x = torch.randn(shape, generator=torch.Generator().manual_seed(2), dtype=dtype).to(device)
-    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    ya, yb = ours(xa), theirs(xb)
-    torch.testing.assert_close(ya, yb, **TOL[dtype])
-    ya.pow(2).sum().backward()
-    yb.pow(2).sum().backward()
-    torch.testing.assert_close(xa.grad, xb.grad, **TOL[dtype])
-    if affine:
-        torch.testing.assert_close(ours.weight.grad, theirs.weight.grad, **TOL[dtype])
+    compare_with_torch(ours, theirs, [x], device=device, modules=(ours, theirs))
     assert ours(x[:1]).shape == (1, *shape[1:])  # one example is fine: no batch statistics
     with pytest.raises(ValueError, match="needs an input ending in"):
         ours(torch.randn(2, 7))

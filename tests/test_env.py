@@ -170,7 +170,7 @@ def test_setup_seeds_picks_and_prints(
 
 def test_summary_line_is_masked_by_the_sanitize_file() -> None:
     """The parts of the line that differ between machines are exactly those nbval masks."""
-    cfg = (ROOT / "tests" / "nbval_sanitize.cfg").read_text(encoding="utf-8")
+    cfg = (ROOT / "dlcourse" / "machinery" / "nbval_sanitize.cfg").read_text(encoding="utf-8")
     pairs = re.findall(r"^regex: (.*)\nreplace: (.*)$", cfg, flags=re.MULTILINE)
     assert pairs
 

@@ -1,7 +1,8 @@
 """dlcourse.machinery.robustness: the notebooks' claims hold off CI's pinned settings.
 
-CI runs every notebook under two off-pinned variants (one thread, seed 3); the
-whole matrix is ``make robustness``.
+CI runs every notebook under two off-pinned variants: ``other kernels`` (another CPU's
+rounding: the claims hold, and the outputs nbval checks come out as stored) and ``seed 3``
+(the claims hold); the whole matrix is ``make robustness``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def test_the_matrix() -> None:
     names = [v.name for v in robustness.variants(cuda=False)]
     assert names == ["pinned", "1 thread", "2 threads", "4 threads"] + [
         f"seed {k}" for k in range(1, 5)
-    ]
+    ] + ["other kernels"]
     assert robustness.variants(cuda=True)[-1].name == "cuda"
     assert robustness.variant("seed-3").name == "seed 3"
     with pytest.raises(ValueError, match="there are: pinned"):
@@ -36,6 +37,11 @@ def test_variant_environments() -> None:
     assert "DLCOURSE_SEED" not in one and one["PATH"] == "/bin"
     seeded = robustness.variant("seed 3").environment(base)
     assert seeded["DLCOURSE_SEED"] == "3" and seeded["OMP_NUM_THREADS"] == "2"
+    other = robustness.variant("other-kernels")
+    env = other.environment(base)
+    assert other.outputs and env["ATEN_CPU_CAPABILITY"] == "default"
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1" and env["MKL_CBWR"] == "AUTO"
+    assert env["PYTHONHASHSEED"] == PINNED_ENV["PYTHONHASHSEED"]  # otherwise pinned
 
 
 def _notebook(tmp_path: Path, *sources: str) -> Path:
@@ -60,6 +66,27 @@ def test_a_failing_assert_is_named_and_outputs_are_discarded(tmp_path: Path) -> 
     assert path.read_bytes() == before  # a copy ran
     text = robustness.table(outcomes)
     assert "| toy.ipynb | ok (" in text and "FAIL" in text and "toy.ipynb, seed 3: cell 1" in text
+
+
+@pytest.mark.slow
+def test_other_kernels_fails_a_stored_output_that_does_not_come_out_again(tmp_path: Path) -> None:
+    """A checked output that another CPU prints otherwise is named, with the line that moved;
+    an output marked NBVAL_IGNORE_OUTPUT, or masked by the sanitize file, is not."""
+    path = _notebook(
+        tmp_path,
+        "print('stable', 1 + 1)",
+        "import os\nprint(os.environ['OMP_NUM_THREADS'])",
+        "# NBVAL_IGNORE_OUTPUT\nprint(os.environ['OMP_NUM_THREADS'])",
+        "print('at 0x%x' % id(object()))",
+    )
+    stored = nbformat.read(path, as_version=4)
+    for cell, text in zip(stored.cells, ["stable 2\n", "2\n", "2\n", "at 0x1234\n"], strict=True):
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    nbformat.write(stored, path)
+    outcome = robustness.run_notebook(path, robustness.variant("other kernels"), timeout=60)
+    assert not outcome.ok
+    assert outcome.failure == "output of code cell 1: stored '2', this run printed '1'"
+    assert robustness.run_notebook(path, robustness.variant("pinned"), timeout=60).ok
 
 
 @pytest.mark.slow
@@ -92,10 +119,11 @@ def test_a_stalled_run_is_run_again_and_a_failing_cell_is_not(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["1 thread", "seed 3"])
+@pytest.mark.parametrize("variant", ["other kernels", "seed 3"])
 @pytest.mark.parametrize("path", course_notebooks(), ids=lambda p: p.name)
 def test_every_claim_holds_off_the_pinned_settings(path: Path, variant: str) -> None:
-    """What CI can afford of the matrix: every notebook, one thread and another seed.
+    """What CI can afford of the matrix: every notebook on another CPU's kernels with one
+    thread (its checked outputs as stored, too), and with another seed.
 
     A cell gets 180 s (a whole notebook runs in under 60 s); a run whose kernel stalls past
     that is run once more in a fresh kernel, and the stall is reported as a warning."""

@@ -271,6 +271,106 @@ def wall_clock_asserts(nb: dict[str, Any]) -> list[str]:
     ]
 
 
+# --------------------------------------------------------------------------- stored outputs
+
+# What nbval masks before it compares an output (the versions and the device in dl.setup's
+# line, memory addresses): the file pyproject.toml hands to nbval, read here too.
+SANITIZE_FILE = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
+# What nbval leaves out of a comparison: images, widget views (their ids are random).
+_NOT_COMPARED = {"metadata", "traceback", "output_type", "name", "execution_count",
+                 "image/png", "image/jpeg", "application/vnd.jupyter.widget-view+json"}  # fmt: skip
+_UNCHECKED_MARKS = ("# NBVAL_IGNORE_OUTPUT", "# NBVAL_SKIP", "# NBVAL_RAISES_EXCEPTION")
+
+
+def sanitize_patterns(path: Path = SANITIZE_FILE) -> list[tuple[str, str]]:
+    """The ``(regex, replacement)`` pairs of an nbval sanitize file, in order."""
+    pairs, regex = [], None
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.startswith("regex:"):
+            regex = line.removeprefix("regex:").strip()
+        elif line.startswith("replace:") and regex is not None:
+            pairs.append((regex, line.removeprefix("replace:").strip()))
+            regex = None
+    return pairs
+
+
+def _is_checked(cell: dict[str, Any]) -> bool:
+    lines = [ln.strip() for ln in cell_source(cell).splitlines()]
+    tags = cell.get("metadata", {}).get("tags", [])
+    return (
+        cell.get("cell_type") == "code"
+        and not any(mark in lines for mark in _UNCHECKED_MARKS)
+        and not {"nbval-ignore-output", "nbval-skip", "raises-exception"} & set(tags)
+    )
+
+
+def checked_outputs(nb: dict[str, Any], patterns: list[tuple[str, str]]) -> dict[int, dict]:
+    """What strict nbval compares, cell by cell: ``{code cell number: {key: [values]}}``.
+
+    As nbval does: the cells not marked ``# NBVAL_IGNORE_OUTPUT`` (or skipped, or expected to
+    raise); streams of the same name joined; each output's fields and MIME types flattened
+    into one list per key, images and widget views left out; every string sanitized.
+    """
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, list):  # a multi-line string stored as lines
+            value = "".join(value)
+        if isinstance(value, str):
+            for regex, replacement in patterns:
+                value = re.sub(regex, replacement, value)
+        return value
+
+    found: dict[int, dict] = {}
+    code_cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    for number, cell in enumerate(code_cells):
+        if not _is_checked(cell):
+            continue
+        streams: dict[str, str] = {}
+        flat: dict[str, list] = {}
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                streams[out.get("name", "")] = streams.get(out.get("name", ""), "") + clean(
+                    out.get("text", "")
+                )
+                continue
+            for key, value in out.items():
+                if key == "data":
+                    for mime, data in value.items():
+                        if mime not in _NOT_COMPARED:
+                            flat.setdefault(mime, []).append(clean(data))
+                elif key not in _NOT_COMPARED:
+                    flat.setdefault(key, []).append(clean(value))
+        for text in streams.values():  # nbval compares a stream's text, not its name
+            flat.setdefault("text", []).append(text)
+        found[number] = flat
+    return found
+
+
+def output_differences(stored: dict[str, Any], ran: dict[str, Any]) -> list[str]:
+    """The checked cells whose output in ``ran`` (an executed copy) differs from ``stored``,
+    one sentence each with the first line that differs: what strict nbval would fail."""
+    patterns = sanitize_patterns()
+    want, got = checked_outputs(stored, patterns), checked_outputs(ran, patterns)
+    problems = []
+    for number, expected in want.items():
+        actual = got.get(number, {})
+        if actual == expected:
+            continue
+        old = "\n".join(str(v) for vs in expected.values() for v in vs).splitlines()
+        new = "\n".join(str(v) for vs in actual.values() for v in vs).splitlines()
+        first = next(
+            (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+            min(len(old), len(new)),
+        )
+        line_old = old[first] if first < len(old) else "(nothing)"
+        line_new = new[first] if first < len(new) else "(nothing)"
+        problems.append(
+            f"code cell {number}: stored {line_old.strip()!r}, "
+            f"this run printed {line_new.strip()!r}"
+        )
+    return problems
+
+
 # --------------------------------------------------------------------------- regenerate
 
 

@@ -12,14 +12,21 @@ variant, ``ok`` or the assert that failed:
 - ``seed 1`` ... ``seed 4``: the pinned settings with every seed the notebook sets
   changed (``$DLCOURSE_SEED``: ``dl.setup`` takes it, and notebooks derive their data
   splits, batch orders and weights from :func:`dlcourse.env.run_seed`);
+- ``other kernels``: the pinned settings on what stands for another CPU: torch's
+  portable kernels instead of the AVX2 ones (``ATEN_CPU_CAPABILITY=default``), MKL's
+  own choice of code path, one thread. Every last bit of a long computation moves; under
+  this variant the stored outputs that nbval checks must still come out the same, so
+  they hold on any x86-64 or ARM CPU, not only on the one that made them;
 - ``cuda``: on an NVIDIA GPU, when there is one.
 
 ``make robustness`` runs the whole matrix; the test suite runs every notebook
-under two off-pinned variants (``tests/test_robustness.py``).
+under two off-pinned variants (``tests/test_robustness.py``): ``other kernels`` (the
+claims, and the stored outputs) and ``seed 3`` (the claims).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -29,7 +36,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlcourse.machinery.notebooks import PINNED_ENV, course_notebooks, execute
+from dlcourse.machinery.notebooks import (
+    PINNED_ENV,
+    course_notebooks,
+    execute,
+    output_differences,
+)
 
 _LEARNER_KEEPS = ("DLCOURSE_PROGRESS", "DLCOURSE_HEADLESS")  # not pins: no effect on numbers
 
@@ -41,6 +53,7 @@ class Variant:
     name: str
     env: dict[str, str] = field(default_factory=dict)  # on top of the base below
     pinned: bool = True  # start from CI's pinned settings; else from none of them
+    outputs: bool = False  # the outputs nbval checks must come out as stored, too
 
     def environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ if base is None else base)
@@ -64,6 +77,20 @@ def _threads(n: int) -> Variant:
     )
 
 
+# Another CPU's rounding, on this one: portable kernels, MKL's own path, one thread.
+OTHER_KERNELS = Variant(
+    "other kernels",
+    {
+        "ATEN_CPU_CAPABILITY": "default",
+        "MKL_CBWR": "AUTO",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+    },
+    outputs=True,
+)
+
+
 def variants(cuda: bool | None = None) -> list[Variant]:
     """The whole matrix; ``cuda`` (default: whether torch sees a GPU) adds the GPU column."""
     if cuda is None:
@@ -72,6 +99,7 @@ def variants(cuda: bool | None = None) -> list[Variant]:
         cuda = torch.cuda.is_available()
     found = [Variant("pinned"), *(_threads(n) for n in (1, 2, 4))]
     found += [Variant(f"seed {k}", {"DLCOURSE_SEED": str(k)}) for k in range(1, 5)]
+    found.append(OTHER_KERNELS)
     if cuda:
         found.append(Variant("cuda", {"DLCOURSE_DEVICE": "cuda"}))
     return found
@@ -154,6 +182,10 @@ def run_notebook(path: Path, v: Variant, *, timeout: float = 600.0, retries: int
                 failure = _failure(nb, exc)
             else:
                 failure = ""
+                if v.outputs:
+                    stored = json.loads(path.read_text(encoding="utf-8"))
+                    changed = output_differences(stored, nb)
+                    failure = "; ".join(f"output of {c}" for c in changed)
         seconds = time.perf_counter() - start
         return Outcome(path.name, v.name, not failure, seconds, failure, tuple(stalls))
 

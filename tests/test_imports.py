@@ -1,4 +1,4 @@
-"""The package's import graph: no cycles, function-level imports included.
+"""The package's import graph: the layers of docs/design.md, and no cycles.
 
 Every ``import`` in ``dlcourse/`` is read from the source (not run), wherever it
 stands: at the top of a module or inside a function. Only the imports in an
@@ -12,9 +12,11 @@ then initialised already).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dlcourse"
+DESIGN = PACKAGE.parent / "docs" / "design.md"
 
 
 def _module_name(path: Path) -> str:
@@ -165,9 +167,74 @@ def test_no_import_cycles_in_the_package() -> None:
     assert loops == [], "import cycles (cut one import in each):\n" + "\n".join(loops)
 
 
-def test_plotting_and_the_lower_layers_never_import_the_training_loop() -> None:
+def layer_table(text: str | None = None) -> list[tuple[str, list[str]]]:
+    """docs/design.md's layer table, bottom first: ``[(layer, [module patterns])]``."""
+    text = DESIGN.read_text(encoding="utf-8") if text is None else text
+    section = text.split("## The layers", 1)[1].split("\n## ", 1)[0]
+    layers = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[1].startswith("`"):
+            names = re.findall(r"`([^`]+)`", cells[1])
+            layers.append((cells[0], [n if n == "dlcourse" else f"dlcourse.{n}" for n in names]))
+    return layers
+
+
+def layer_of(module: str, layers: list[tuple[str, list[str]]]) -> int | None:
+    for i, (_, names) in enumerate(layers):
+        for name in names:
+            if module == name or (name.endswith(".*") and module.startswith(name[:-1])):
+                return i
+    return None
+
+
+def upward_imports(graph: dict[str, set[str]], layers: list[tuple[str, list[str]]]) -> list[str]:
+    """Each import of a module from a higher layer than its own, as a sentence."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        own = layer_of(module, layers)
+        for target in sorted(targets):
+            theirs = layer_of(target, layers)
+            if own is not None and theirs is not None and theirs > own:
+                found.append(f"{module} ({layers[own][0]}) imports {target} ({layers[theirs][0]})")
+    return found
+
+
+def test_the_layer_table_is_read_and_an_upward_import_is_found() -> None:
+    text = (
+        "## The layers\n\n| layer | modules |\n|---|---|\n"
+        "| 0 low | `plot`, `machinery.atomic` |\n| 1 high | `train`, `exercises.*` |\n\n## Next"
+    )
+    layers = layer_table(text)
+    assert layers == [
+        ("0 low", ["dlcourse.plot", "dlcourse.machinery.atomic"]),
+        ("1 high", ["dlcourse.train", "dlcourse.exercises.*"]),
+    ]
+    assert layer_of("dlcourse.exercises.engine", layers) == 1
+    graph = {"dlcourse.plot": {"dlcourse.train"}, "dlcourse.train": {"dlcourse.plot"}}
+    assert upward_imports(graph, layers) == [
+        "dlcourse.plot (0 low) imports dlcourse.train (1 high)"
+    ]
+
+
+def test_every_module_has_a_place_in_the_layer_table() -> None:
+    layers = layer_table()
+    assert len(layers) >= 6
+    unplaced = sorted(m for m in import_graph() if layer_of(m, layers) is None)
+    assert not unplaced, (
+        f"place {', '.join(unplaced)} in the layer table of docs/design.md ('The layers')"
+    )
+    listed = {n for _, names in layers for n in names if not n.endswith(".*")}
+    gone = sorted(listed - set(import_graph()))
+    assert not gone, f"docs/design.md's layer table names modules that do not exist: {gone}"
+
+
+def test_no_module_imports_from_a_layer_above_its_own() -> None:
+    problems = upward_imports(import_graph(), layer_table())
+    assert not problems, "imports that go up the layers of docs/design.md:\n" + "\n".join(problems)
+
+
+def test_the_command_and_the_environment_report_stay_light() -> None:
     graph = import_graph()
-    for low in ("dlcourse.plot", "dlcourse.data", "dlcourse.checkpoint", "dlcourse.callbacks"):
-        assert "dlcourse.train" not in graph[low], f"{low} imports dlcourse.train"
     for module in ("dlcourse.env", "dlcourse.machinery.cli"):
         assert "dlcourse" not in graph[module], f"{module} imports the package root"

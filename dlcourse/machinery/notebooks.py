@@ -39,6 +39,9 @@ PINNED_ENV: dict[str, str] = {
     "MKL_NUM_THREADS": "2",
     "OPENBLAS_NUM_THREADS": "2",
     "MKL_CBWR": "COMPATIBLE",
+    # OpenMP's idle threads sleep instead of spinning: with another program on a core, a
+    # spinning team made a loop of small products 100x slower (no effect on any number)
+    "OMP_WAIT_POLICY": "PASSIVE",
     "PYTHONHASHSEED": "0",
     "TQDM_MININTERVAL": "1000",  # at most one progress-bar update a stored output shows
     "DLCOURSE_HEADLESS": "1",  # live plots draw one static figure at the end

@@ -2,76 +2,67 @@ r"""Recurrent networks from scratch: the vanilla RNN, LSTM and GRU, as cells and
 
 Taught in ``notebooks/07_recurrent_networks.ipynb`` (claims C5.1-C5.6: 순환 신경망, 다층 RNN,
 양방향 RNN, 시간 역전파, 기울기 소멸/폭발, LSTM's 망각/입력/출력 게이트 and 셀 상태, GRU's
-리셋/갱신 게이트). J. Elman, "Finding structure in time", Cognitive Science 14, 1990 (the
-recurrent network); S. Hochreiter, J. Schmidhuber, "Long short-term memory", Neural Computation
-9(8), 1997, with the forget gate of F. Gers, J. Schmidhuber, F. Cummins, "Learning to forget",
-Neural Computation 12(10), 2000; K. Cho et al., "Learning phrase representations using RNN
-encoder-decoder for statistical machine translation", EMNLP 2014 (the GRU).
+리셋/갱신 게이트).
 
 A recurrent layer reads a sequence :math:`x_1, \dots, x_T` one step at a time and carries a
 hidden state :math:`h_t` from each step to the next: the same weights at every step, as a
-convolution uses the same kernel at every position. With :math:`\sigma` the logistic
-sigmoid and :math:`\odot` the elementwise product, one step of each cell is (torch's
-conventions; each ``W_i*`` acts on the input, each ``W_h*`` on the previous hidden state, and
-both have a bias):
+convolution uses the same kernel at every position. The file reads top to bottom:
 
-**RNN** (``nonlinearity`` tanh or relu):
+1. **One step** of each cell, its equations next to its code: :func:`rnn_step`,
+   :func:`lstm_step`, :func:`gru_step`. Everything else is built from these three.
+2. **Cells** (:class:`RNNCell`, :class:`LSTMCell`, :class:`GRUCell`): one step as a module
+   that owns its weights, as ``nn.RNNCell`` and friends.
+3. **Layers** (:class:`RNN`, :class:`LSTM`, :class:`GRU`): the step in a plain Python loop over
+   time (``_RNNBase._loop``), layer after layer, in one or both directions. Autograd records
+   every step, so ``backward()`` is back-propagation through time: the unrolled loop is an
+   ordinary deep graph whose layers share their weights (Werbos 1990).
+4. **The fast path**, in ``dlcourse/_rnn_fast.py``: the LSTM's and the GRU's loops with
+   back-propagation through time written out by hand (:class:`LSTMFunction`,
+   :class:`GRUFunction`), fewer operations per step than autograd records. Each layer class
+   names its fast function in ``fused_function`` (``None`` for :class:`RNN`, whose loop always
+   runs through autograd); the constructor's ``fused`` chooses, and ``fused=False`` runs the
+   readable loop. The tests hold the two paths equal (outputs, final states, every gradient);
+   ``benchmarks/rnn.py`` times both against ``torch.nn``. On a 2-core CPU the gain is small:
+   the readable loop took 1.0-1.2x the fused path's time, both 1.2-1.6x torch's.
+5. **The demo**: :func:`gradient_flow` measures how the gradient vanishes or explodes through
+   time.
 
-.. math::
-
-    h_t = \tanh(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})
-
-**LSTM**, gates in the order input, forget, cell candidate, output (``i, f, g, o``: the rows of
-``weight_ih`` and ``weight_hh`` in that order):
-
-.. math::
-
-    i_t &= \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi})  &\text{input gate}\\
-    f_t &= \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf})  &\text{forget gate}\\
-    g_t &= \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg})   &\text{candidate}\\
-    o_t &= \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho})  &\text{output gate}\\
-    c_t &= f_t \odot c_{t-1} + i_t \odot g_t                      &\text{cell state}\\
-    h_t &= o_t \odot \tanh(c_t)
-
-The cell state is updated by a product with the forget gate and a sum, not by a matrix and a
-squashing function: while :math:`f_t \approx 1` its gradient passes back through many steps
-nearly unchanged (:math:`\partial c_t / \partial c_{t-1} = f_t` along that path).
-
-**GRU**, gates in the order reset, update, new (``r, z, n``):
-
-.. math::
-
-    r_t &= \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr})  &\text{reset gate}\\
-    z_t &= \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz})  &\text{update gate}\\
-    n_t &= \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn}))\\
-    h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
-
-(torch applies the reset gate after the product with :math:`W_{hn}`, as here; Cho et al. apply
-it before. The update gate does the work of LSTM's forget and input gates together.)
-
-**Fast enough to use.** The input's contribution to every gate, :math:`W_{i\cdot} x_t + b`, does
-not depend on the previous step, so :class:`RNN`, :class:`LSTM` and :class:`GRU` compute it for
-all steps in one matrix product before the loop; only the recurrent product runs step by step.
-The LSTM's and the GRU's back-propagation through time is written out (:class:`LSTMFunction`,
-:class:`GRUFunction`); the step functions above, run under autograd, are the reference the
-tests compare them with, and what :meth:`LSTM.gates` uses.
+Conventions are torch's: each ``W_i*`` acts on the input, each ``W_h*`` on the previous hidden
+state, both have a bias, and the gates are stacked in the rows of ``weight_ih`` and
+``weight_hh`` (LSTM ``i, f, g, o``; GRU ``r, z, n``). The input's part of every gate,
+:math:`W_{i\cdot} x_t + b_{i\cdot}`, does not depend on the previous step, so a layer computes
+it for all steps in one matrix product before the loop; only the recurrent product runs step by
+step.
 
 Drop-in compatible: the layers have ``nn.RNN``'s, ``nn.LSTM``'s and ``nn.GRU``'s constructors
-(``input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional``), call
-signatures and returns, and parameter names (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``,
-``bias_hh_l0``, ``..._reverse``), so ``ours.load_state_dict(theirs.state_dict())`` gives the
-same outputs. Not covered: ``proj_size`` and packed sequences.
+(``input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional``; the RNN's
+``nonlinearity``), call signatures and returns, and parameter names (``weight_ih_l0``,
+``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``, ``..._reverse``), so
+``ours.load_state_dict(theirs.state_dict())`` gives the same outputs. Not covered:
+``proj_size`` and packed sequences.
+
+References: J. Elman, "Finding structure in time", Cognitive Science 14(2), 1990 (the
+recurrent network); P. Werbos, "Backpropagation through time: what it does and how to do it",
+Proceedings of the IEEE 78(10), 1990; S. Hochreiter, J. Schmidhuber, "Long short-term memory",
+Neural Computation 9(8), 1997, with the forget gate of F. Gers, J. Schmidhuber, F. Cummins,
+"Learning to forget", Neural Computation 12(10), 2000; K. Cho et al., "Learning phrase
+representations using RNN encoder-decoder for statistical machine translation", EMNLP 2014
+(the GRU).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dlcourse._rnn_fast import GRUFunction, LSTMFunction, fused_gru, fused_lstm
+from dlcourse._validate import choice, integer
 
 __all__ = [
     "CELLS",
@@ -94,205 +85,124 @@ __all__ = [
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-# --------------------------------------------------------------------------- one step
+# --------------------------------------------------------------------------- 1. one step
 
 
 def rnn_step(
-    x_part: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor, bias_hh, relu: bool = False
+    x_part: torch.Tensor,
+    h: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias_hh: torch.Tensor | None,
+    relu: bool = False,
 ) -> torch.Tensor:
-    """One step of a vanilla RNN. ``x_part`` ``(N, H)`` is the input's part, ``W_ih x + b_ih``;
-    ``h`` ``(N, H)`` the previous hidden state. Returns the new hidden state ``(N, H)``."""
+    r"""One step of a vanilla RNN (Elman 1990):
+
+    .. math::
+
+        h_t = \tanh(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})
+
+    (:math:`\max(0, \cdot)` in place of :math:`\tanh` with ``relu``). ``x_part`` ``(N, H)`` is
+    the input's part, :math:`W_{ih} x_t + b_{ih}`; ``h`` ``(N, H)`` the previous hidden state.
+    Returns the new hidden state ``(N, H)``."""
     pre = x_part + F.linear(h, weight_hh, bias_hh)  # (N, H)
     return torch.relu(pre) if relu else torch.tanh(pre)
 
 
 def lstm_step(
-    x_part: torch.Tensor, h: torch.Tensor, c: torch.Tensor, weight_hh: torch.Tensor, bias_hh
+    x_part: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias_hh: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One LSTM step. ``x_part`` ``(N, 4H)`` is the input's part of the gates, ``W_ih x + b_ih``;
-    ``h``, ``c`` ``(N, H)``. Returns ``(h_new, c_new, gates)``, ``gates`` ``(N, 4H)`` the
-    activated ``i, f, g, o`` (kept for plots of what the gates do)."""
+    r"""One LSTM step (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al.
+    2000). With :math:`\sigma` the logistic sigmoid and :math:`\odot` the elementwise product:
+
+    .. math::
+
+        i_t &= \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi})  &\text{input gate}\\
+        f_t &= \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf})  &\text{forget gate}\\
+        g_t &= \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg})   &\text{candidate}\\
+        o_t &= \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho})  &\text{output gate}\\
+        c_t &= f_t \odot c_{t-1} + i_t \odot g_t                      &\text{cell state}\\
+        h_t &= o_t \odot \tanh(c_t)
+
+    The cell state is updated by a product with the forget gate and a sum, not by a matrix and
+    a squashing function: while :math:`f_t \approx 1` its gradient passes back through many
+    steps nearly unchanged (:math:`\partial c_t / \partial c_{t-1} = f_t` along that path).
+
+    ``x_part`` ``(N, 4H)`` is the input's part of the gates, :math:`W_{i\cdot} x_t +
+    b_{i\cdot}` (rows ``i, f, g, o``); ``h``, ``c`` ``(N, H)``. Returns ``(h_new, c_new,
+    gates)``, ``gates`` ``(N, 4H)`` the activated ``i, f, g, o`` (kept for plots of what the
+    gates do)."""
     pre = x_part + F.linear(h, weight_hh, bias_hh)  # (N, 4H): i, f, g, o before activation
-    i, f, g, o = pre.chunk(4, dim=1)
+    i, f, g, o = pre.chunk(4, dim=1)  # (N, H) each
     i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
     c_new = f * c + i * g  # forget part of the old cell state, add the gated candidate
-    h_new = o * torch.tanh(c_new)
-    return h_new, c_new, torch.cat([i, f, g, o], dim=1)
+    h_new = o * torch.tanh(c_new)  # show part of it
+    return h_new, c_new, torch.cat([i, f, g, o], dim=1)  # gates (N, 4H)
 
 
 def gru_step(
-    x_part: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor, bias_hh
+    x_part: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor, bias_hh: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One GRU step. ``x_part`` ``(N, 3H)`` is the input's part, ``W_ih x + b_ih`` (``r, z, n``);
-    ``h`` ``(N, H)``. Returns ``(h_new, gates)``, ``gates`` ``(N, 3H)`` the activated
+    r"""One GRU step (Cho et al. 2014):
+
+    .. math::
+
+        r_t &= \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr})  &\text{reset gate}\\
+        z_t &= \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz})  &\text{update gate}\\
+        n_t &= \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn}))
+            &\text{new content}\\
+        h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+
+    .. note:: torch applies the reset gate after the product with :math:`W_{hn}`, as here; Cho
+       et al. apply it before, :math:`W_{hn} (r_t \odot h_{t-1})`. The update gate does the
+       work of the LSTM's forget and input gates together.
+
+    ``x_part`` ``(N, 3H)`` is the input's part, :math:`W_{i\cdot} x_t + b_{i\cdot}` (rows ``r,
+    z, n``); ``h`` ``(N, H)``. Returns ``(h_new, gates)``, ``gates`` ``(N, 3H)`` the activated
     ``r, z, n``."""
     h_part = F.linear(h, weight_hh, bias_hh)  # (N, 3H)
-    xr, xz, xn = x_part.chunk(3, dim=1)
-    hr, hz, hn = h_part.chunk(3, dim=1)
+    xr, xz, xn = x_part.chunk(3, dim=1)  # (N, H) each
+    hr, hz, hn = h_part.chunk(3, dim=1)  # (N, H) each
     r = torch.sigmoid(xr + hr)
     z = torch.sigmoid(xz + hz)
     n = torch.tanh(xn + r * hn)  # the reset gate scales the recurrent part (torch's form)
     h_new = (1 - z) * n + z * h  # the update gate: keep the old state, or take the new
-    return h_new, torch.cat([r, z, n], dim=1)
+    return h_new, torch.cat([r, z, n], dim=1)  # gates (N, 3H)
 
 
-class LSTMFunction(torch.autograd.Function):
-    r"""One LSTM layer in one direction, with back-propagation through time written out.
-
-    ``forward(x_parts, h0, c0, weight_hh)``: ``x_parts`` ``(L, N, 4H)`` the input's part of
-    every step's gates with both biases added, ``h0``, ``c0`` ``(N, H)``. Returns every step's
-    hidden state ``(L, N, H)`` and the last cell state ``(N, H)``. The forward keeps the
-    activated gates and the cell states; the backward walks the steps in reverse order:
-
-    .. math::
-
-        \delta h_t &= \partial L / \partial h_t 	ext{ (from the output)} + W_{hh}^	op
-            \delta a_{t+1}, \qquad
-        \delta c_t = \delta c_{t+1} \odot f_{t+1} + \delta h_t \odot o_t \odot
-            (1 - 	anh^2 c_t),\
-        \delta a_t &= [\,\delta c_t\, g_t\, i_t(1-i_t),\; \delta c_t\, c_{t-1} f_t(1-f_t),\;
-            \delta c_t\, i_t (1-g_t^2),\; \delta h_t 	anh c_t\, o_t(1-o_t)\,]
-
-    (:math:`a_t` the gates before activation), and the gradient of :math:`W_{hh}` is one matrix
-    product over all steps, :math:`\sum_t \delta a_t^\top h_{t-1}`. Autograd through the
-    step-by-step loop computes the same with one graph node per operation per step; this
-    does it in about a third of the time (``benchmarks/rnn.py``).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x_parts, h0, c0, weight_hh):
-        length, batch, _ = x_parts.shape
-        hidden = h0.shape[1]
-        hs = x_parts.new_empty((length + 1, batch, hidden))  # h_0 ... h_L
-        cs = x_parts.new_empty((length + 1, batch, hidden))  # c_0 ... c_L
-        tanh_cs = x_parts.new_empty((length, batch, hidden))  # tanh(c_1) ... tanh(c_L)
-        gates = x_parts.new_empty((length, batch, 4 * hidden))  # activated i, f, g, o
-        hs[0], cs[0] = h0, c0
-        w_t = weight_hh.t()
-        for t in range(length):
-            a = torch.addmm(x_parts[t], hs[t], w_t, out=gates[t])  # (N, 4H) before activation
-            a[:, : 2 * hidden].sigmoid_()  # i, f
-            a[:, 2 * hidden : 3 * hidden].tanh_()  # g
-            a[:, 3 * hidden :].sigmoid_()  # o
-            i, f, g, o = a.chunk(4, dim=1)
-            torch.addcmul(f * cs[t], i, g, out=cs[t + 1])  # c_t = f c_{t-1} + i g
-            torch.tanh(cs[t + 1], out=tanh_cs[t])
-            torch.mul(o, tanh_cs[t], out=hs[t + 1])  # h_t = o tanh(c_t)
-        ctx.save_for_backward(hs, cs, tanh_cs, gates, weight_hh)
-        return hs[1:], cs[length]
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_out, grad_c_last):
-        hs, cs, tanh_cs, gates, weight_hh = ctx.saved_tensors
-        length, batch, four_h = gates.shape
-        hidden = four_h // 4
-        # Every factor that does not depend on the incoming gradient, for all steps at once
-        # (L, N, 4, H): d a_i = dc g i(1-i), d a_f = dc c_{t-1} f(1-f), d a_g = dc i (1-g^2),
-        # d a_o = dh tanh(c_t) o(1-o); and K = o (1 - tanh^2 c_t), the path from h_t to c_t.
-        gv = gates.view(length, batch, 4, hidden)
-        i, f, g, o = gv.unbind(2)
-        factors = torch.empty_like(gv)  # (L, N, 4, H)
-        torch.mul(g, torch.addcmul(i, i, i, value=-1), out=factors[:, :, 0])  # g i (1 - i)
-        torch.mul(cs[:-1], torch.addcmul(f, f, f, value=-1), out=factors[:, :, 1])
-        torch.addcmul(i, i * g, g, value=-1, out=factors[:, :, 2])  # i (1 - g^2)
-        torch.mul(tanh_cs, torch.addcmul(o, o, o, value=-1), out=factors[:, :, 3])
-        to_cell = torch.addcmul(o, o * tanh_cs, tanh_cs, value=-1)  # o (1 - tanh^2 c): (L, N, H)
-        grad_a = torch.empty_like(factors)  # the gates' gradients before activation
-        # two running gradients, updated in place: dL/dh_t and dL/dc_t
-        dh = torch.zeros_like(hs[0])
-        dc = torch.zeros_like(cs[0]) if grad_c_last is None else grad_c_last.clone()
-        for t in reversed(range(length)):
-            if grad_out is not None:
-                dh.add_(grad_out[t])
-            dc.addcmul_(dh, to_cell[t])  # through h_t = o tanh(c_t)
-            torch.mul(dc.unsqueeze(1), factors[t, :, :3], out=grad_a[t, :, :3])  # i, f, g
-            torch.mul(dh, factors[t, :, 3], out=grad_a[t, :, 3])  # o
-            dc.mul_(f[t])  # to c_{t-1}, through the forget gate only
-            torch.mm(grad_a[t].view(batch, four_h), weight_hh, out=dh)  # to h_{t-1}: all gates
-        flat = grad_a.view(-1, four_h)
-        grad_w = flat.t() @ hs[:-1].reshape(-1, hidden) if ctx.needs_input_grad[3] else None
-        return grad_a.view(length, batch, four_h), dh, dc, grad_w
+# --------------------------------------------------------------------------- checks, shared
 
 
-class GRUFunction(torch.autograd.Function):
-    r"""One GRU layer in one direction, with back-propagation through time written out.
-
-    ``forward(x_parts, h0, weight_hh, bias_hh)``: ``x_parts`` ``(L, N, 3H)`` the input's part
-    of every step's gates (with ``bias_ih``), ``h0`` ``(N, H)``, ``bias_hh`` ``(3H,)`` or None
-    (it stays separate: the reset gate multiplies the recurrent part *with* its bias). Returns
-    every step's hidden state ``(L, N, H)``. With :math:`\delta` the gradient reaching
-    :math:`h_t`, the backward of :math:`h_t = n_t + z_t (h_{t-1} - n_t)` is
-
-    .. math::
-
-        \delta a^n &= \delta (1 - z)(1 - n^2), \quad
-        \delta a^z = \delta (h_{t-1} - n)\, z (1 - z), \quad
-        \delta a^r = \delta a^n\, (W_{hn} h_{t-1} + b_{hn})\, r (1 - r),\\
-        \delta h_{t-1} &= \delta\, z + [\delta a^r, \delta a^z, r\, \delta a^n]\, W_{hh} ,
-
-    where every factor after :math:`\delta` is known from the forward, so it is computed for
-    all steps at once before the loop, and each step is three operations.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x_parts, h0, weight_hh, bias_hh):
-        length, batch, three_h = x_parts.shape
-        hidden = three_h // 3
-        hs = x_parts.new_empty((length + 1, batch, hidden))  # h_0 ... h_L
-        gates = x_parts.new_empty((length, batch, 3, hidden))  # activated r, z, n
-        hn_parts = x_parts.new_empty((length, batch, hidden))  # W_hn h_{t-1} + b_hn
-        hs[0] = h0
-        w_t = weight_hh.t()
-        for t in range(length):
-            gh = hs[t] @ w_t if bias_hh is None else torch.addmm(bias_hh, hs[t], w_t)  # (N, 3H)
-            g = gates[t]
-            torch.add(
-                x_parts[t, :, : 2 * hidden], gh[:, : 2 * hidden], out=g[:, :2].view(batch, -1)
-            )
-            g[:, :2].sigmoid_()  # r, z
-            hn_parts[t] = gh[:, 2 * hidden :]
-            r, z = g[:, 0], g[:, 1]
-            torch.addcmul(x_parts[t, :, 2 * hidden :], r, hn_parts[t], out=g[:, 2]).tanh_()  # n
-            torch.lerp(g[:, 2], hs[t], z, out=hs[t + 1])  # n + z (h_{t-1} - n)
-        ctx.save_for_backward(hs, gates, hn_parts, weight_hh)
-        ctx.has_bias = bias_hh is not None
-        return hs[1:]
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_out):
-        hs, gates, hn_parts, weight_hh = ctx.saved_tensors
-        length, batch, _, hidden = gates.shape
-        r, z, n = gates.unbind(2)  # (L, N, H) each
-        # factors for all steps: d a = delta * factor, for the input part and the recurrent part
-        to_n = (1 - z) * (1 - n * n)
-        to_input = torch.stack(
-            [to_n * hn_parts * r * (1 - r), (hs[:-1] - n) * z * (1 - z), to_n], 2
-        )
-        to_recurrent = to_input.clone()
-        to_recurrent[:, :, 2] *= r  # the reset gate scales the recurrent part of n
-        grad_x = torch.empty_like(to_input)  # (L, N, 3, H)
-        grad_h = torch.empty_like(to_input)
-        dh = torch.zeros_like(hs[0])
-        for t in reversed(range(length)):
-            dh.add_(grad_out[t])
-            torch.mul(dh.unsqueeze(1), to_input[t], out=grad_x[t])
-            torch.mul(dh.unsqueeze(1), to_recurrent[t], out=grad_h[t])
-            dh = torch.addmm(dh * z[t], grad_h[t].view(batch, -1), weight_hh)  # to h_{t-1}
-        flat_h = grad_h.view(-1, 3 * hidden)
-        grad_w = flat_h.t() @ hs[:-1].reshape(-1, hidden) if ctx.needs_input_grad[2] else None
-        grad_b = flat_h.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
-        return grad_x.view(length, batch, 3 * hidden), dh, grad_w, grad_b
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
+def _nonlinearity(value: Any) -> str:
+    """``'tanh'`` or ``'relu'``, refused with ``nn.RNN``'s own message (tested against it), so
+    that swapping ours for torch's changes nothing."""
+    if value not in ("tanh", "relu"):
+        raise ValueError(f"Unknown nonlinearity '{value}'. Select from 'tanh' or 'relu'.")
     return value
+
+
+# torch's extra_repr: the two sizes, then each argument that is not at its default, in this order
+_REPR_DEFAULTS = (
+    ("num_layers", 1),
+    ("bias", True),
+    ("batch_first", False),
+    ("dropout", 0.0),
+    ("bidirectional", False),
+    ("nonlinearity", "tanh"),  # nn.RNNCell shows it; nn.RNN does not, ours does (it matters)
+)
+
+
+def _extra_repr(module: nn.Module) -> str:
+    """``"3, 4, num_layers=2, bias=False"``, for cells and layers (a cell has no num_layers)."""
+    text = f"{module.input_size}, {module.hidden_size}"
+    for name, default in _REPR_DEFAULTS:
+        value = getattr(module, name, default)
+        if value != default:
+            text += f", {name}={value}"
+    return text
 
 
 def _init_uniform(module: nn.Module, hidden_size: int) -> None:
@@ -302,10 +212,12 @@ def _init_uniform(module: nn.Module, hidden_size: int) -> None:
         nn.init.uniform_(p, -bound, bound)
 
 
-# --------------------------------------------------------------------------- cells
+# --------------------------------------------------------------------------- 2. cells
 
 
 class _CellBase(nn.Module):
+    """What the cells share: torch's constructor and parameters, the checks of one step."""
+
     _mode = "RNN_TANH"
 
     def __init__(
@@ -317,10 +229,10 @@ class _CellBase(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        self.input_size = _positive_int(input_size, "input_size")
-        self.hidden_size = _positive_int(hidden_size, "hidden_size")
+        self.input_size = integer(input_size, "input_size", minimum=1)
+        self.hidden_size = integer(hidden_size, "hidden_size", minimum=1)
         self.bias = bias
-        rows = GATES[self._mode] * hidden_size
+        rows = GATES[self._mode] * hidden_size  # one block of rows per gate
         factory = {"device": device, "dtype": dtype}
         self.weight_ih = nn.Parameter(torch.empty(rows, input_size, **factory))
         self.weight_hh = nn.Parameter(torch.empty(rows, hidden_size, **factory))
@@ -335,7 +247,12 @@ class _CellBase(nn.Module):
     def reset_parameters(self) -> None:
         _init_uniform(self, self.hidden_size)
 
+    def extra_repr(self) -> str:
+        return _extra_repr(self)
+
     def _prepare(self, input: torch.Tensor, hx: torch.Tensor | None, what: str):
+        """``input`` as ``(N, input_size)`` and ``hx`` as ``(N, hidden_size)`` (or None), and
+        whether they were batched."""
         name = type(self).__name__
         if input.dim() not in (1, 2):
             raise ValueError(
@@ -348,10 +265,10 @@ class _CellBase(nn.Module):
                 f"{input.shape[-1]} features: build it with input_size={input.shape[-1]}"
             )
         batched = input.dim() == 2
-        x = input if batched else input.unsqueeze(0)
+        x = input if batched else input.unsqueeze(0)  # (N, I)
         if hx is None:
             return x, None, batched
-        h = hx if batched else hx.unsqueeze(0)
+        h = hx if batched else hx.unsqueeze(0)  # (N, H)
         if tuple(h.shape) != (x.shape[0], self.hidden_size):
             expected = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
             raise ValueError(
@@ -360,17 +277,11 @@ class _CellBase(nn.Module):
             )
         return x, h, batched
 
-    def extra_repr(self) -> str:
-        text = f"{self.input_size}, {self.hidden_size}"
-        if not self.bias:
-            text += ", bias=False"
-        return text
-
 
 class RNNCell(_CellBase):
-    r"""One step of a vanilla RNN, as ``nn.RNNCell``: ``h' = tanh(W_ih x + b_ih + W_hh h +
-    b_hh)`` (or relu). ``forward(input, hx=None)``: input ``(N, input_size)``, hx ``(N,
-    hidden_size)`` (zeros when None); returns ``h'``."""
+    r"""One step of a vanilla RNN, as ``nn.RNNCell``: :func:`rnn_step`, ``h' = tanh(W_ih x +
+    b_ih + W_hh h + b_hh)`` (or relu). ``forward(input, hx=None)``: input ``(N, input_size)``,
+    hx ``(N, hidden_size)`` (zeros when None); returns ``h'``."""
 
     def __init__(
         self,
@@ -381,30 +292,20 @@ class RNNCell(_CellBase):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(
-                f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
-            )
-        self.nonlinearity = nonlinearity
+        self.nonlinearity = _nonlinearity(nonlinearity)
         super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
         x, h, batched = self._prepare(input, hx, "hx")
         if h is None:
-            h = x.new_zeros(x.shape[0], self.hidden_size)
-        out = rnn_step(
-            F.linear(x, self.weight_ih, self.bias_ih), h, self.weight_hh, self.bias_hh,
-            self.nonlinearity == "relu",
-        )  # fmt: skip
-        return out if batched else out.squeeze(0)
-
-    def extra_repr(self) -> str:
-        text = super().extra_repr()
-        return text if self.nonlinearity == "tanh" else text + ", nonlinearity=relu"
+            h = x.new_zeros(x.shape[0], self.hidden_size)  # (N, H)
+        x_part = F.linear(x, self.weight_ih, self.bias_ih)  # (N, H)
+        out = rnn_step(x_part, h, self.weight_hh, self.bias_hh, self.nonlinearity == "relu")
+        return out if batched else out.squeeze(0)  # (N, H) or (H,)
 
 
 class LSTMCell(_CellBase):
-    """One LSTM step, as ``nn.LSTMCell`` (gates ``i, f, g, o``; see the module docstring).
+    """One LSTM step, as ``nn.LSTMCell``: :func:`lstm_step` (gates ``i, f, g, o``).
     ``forward(input, hx=None)`` with ``hx = (h, c)``; returns ``(h', c')``."""
 
     _mode = "LSTM"
@@ -417,15 +318,14 @@ class LSTMCell(_CellBase):
         x, h, batched = self._prepare(input, None if hx is None else hx[0], "h")
         _, c, _ = self._prepare(input, None if hx is None else hx[1], "c")
         if h is None:
-            h = c = x.new_zeros(x.shape[0], self.hidden_size)
-        h, c, _ = lstm_step(
-            F.linear(x, self.weight_ih, self.bias_ih), h, c, self.weight_hh, self.bias_hh
-        )
-        return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
+            h = c = x.new_zeros(x.shape[0], self.hidden_size)  # (N, H)
+        x_part = F.linear(x, self.weight_ih, self.bias_ih)  # (N, 4H)
+        h, c, _ = lstm_step(x_part, h, c, self.weight_hh, self.bias_hh)
+        return (h, c) if batched else (h.squeeze(0), c.squeeze(0))  # (N, H) or (H,) each
 
 
 class GRUCell(_CellBase):
-    """One GRU step, as ``nn.GRUCell`` (gates ``r, z, n``; see the module docstring).
+    """One GRU step, as ``nn.GRUCell``: :func:`gru_step` (gates ``r, z, n``).
     ``forward(input, hx=None)``; returns ``h'``."""
 
     _mode = "GRU"
@@ -433,20 +333,35 @@ class GRUCell(_CellBase):
     def forward(self, input: torch.Tensor, hx: torch.Tensor | None = None) -> torch.Tensor:
         x, h, batched = self._prepare(input, hx, "hx")
         if h is None:
-            h = x.new_zeros(x.shape[0], self.hidden_size)
-        out, _ = gru_step(
-            F.linear(x, self.weight_ih, self.bias_ih), h, self.weight_hh, self.bias_hh
-        )
-        return out if batched else out.squeeze(0)
+            h = x.new_zeros(x.shape[0], self.hidden_size)  # (N, H)
+        x_part = F.linear(x, self.weight_ih, self.bias_ih)  # (N, 3H)
+        out, _ = gru_step(x_part, h, self.weight_hh, self.bias_hh)
+        return out if batched else out.squeeze(0)  # (N, H) or (H,)
 
 
-# --------------------------------------------------------------------------- layers
+# --------------------------------------------------------------------------- 3. layers
 
 
 class _RNNBase(nn.Module):
-    """What RNN, LSTM and GRU share: torch's constructor, parameter names, the loops."""
+    """What RNN, LSTM and GRU share: torch's constructor and parameter names, and the loops.
+
+    Each subclass gives two ways to run one layer in one direction over a whole sequence, with
+    the same arguments ``(x_parts, h, c, weight_hh, bias_hh)`` and returns ``(out, h, c)``:
+
+    - ``_step``, the readable way: one step (:func:`rnn_step`, :func:`lstm_step`,
+      :func:`gru_step`), which :meth:`_loop` runs step after step; autograd back-propagates
+      through time.
+    - ``fused_function``, the fast way, or ``None`` where there is none: the same loop with its
+      back-propagation through time written out (``dlcourse/_rnn_fast.py``).
+
+    The constructor's ``fused`` chooses (as ``foreach`` in ``torch.optim``): ``None``, the
+    default, runs ``fused_function`` wherever the class has one; ``False`` the readable loop;
+    ``True`` insists on the fused function. :meth:`LSTM.gates` and :meth:`GRU.gates` always run
+    the loop, which keeps every step's gates.
+    """
 
     _mode = "RNN_TANH"
+    fused_function: Callable[..., tuple] | None = None
 
     def __init__(
         self,
@@ -459,29 +374,31 @@ class _RNNBase(nn.Module):
         bidirectional: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        *,
+        fused: bool | None = None,
     ) -> None:
         super().__init__()
-        self.input_size = _positive_int(input_size, "input_size")
-        self.hidden_size = _positive_int(hidden_size, "hidden_size")
-        self.num_layers = _positive_int(num_layers, "num_layers")
+        self.input_size = integer(input_size, "input_size", minimum=1)
+        self.hidden_size = integer(hidden_size, "hidden_size", minimum=1)
+        self.num_layers = integer(num_layers, "num_layers", minimum=1)
         if (
             isinstance(dropout, bool)
             or not isinstance(dropout, int | float)
             or not 0 <= dropout <= 1
-        ):
+        ):  # nn.RNN's own message (tested against it)
             raise ValueError(
                 "dropout should be a number in range [0, 1] representing the probability of an "
-                f"element being zeroed, got {dropout!r}"
+                "element being zeroed"
             )
         self.bias, self.batch_first = bias, batch_first
         self.dropout, self.bidirectional = float(dropout), bidirectional
-        rows = GATES[self._mode] * hidden_size
-        directions = 2 if bidirectional else 1
+        self.fused = fused
+        rows = GATES[self._mode] * hidden_size  # one block of rows per gate
         factory = {"device": device, "dtype": dtype}
         self._names: list[list[str]] = []  # per layer and direction: its parameters' names
         for layer in range(num_layers):
-            width = input_size if layer == 0 else hidden_size * directions
-            for direction in range(directions):
+            width = input_size if layer == 0 else hidden_size * self.num_directions
+            for direction in range(self.num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
                 names = [f"weight_ih{suffix}", f"weight_hh{suffix}"]
                 self.register_parameter(names[0], nn.Parameter(torch.empty(rows, width, **factory)))
@@ -502,12 +419,104 @@ class _RNNBase(nn.Module):
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
+    @property
+    def fused(self) -> bool:
+        """Whether :meth:`forward` runs ``fused_function`` (True) or the readable loop (False);
+        set it to switch (``None``: the class's default, fused wherever it can be)."""
+        return self._fused
+
+    @fused.setter
+    def fused(self, value: bool | None) -> None:
+        can = self.fused_function is not None
+        if value is None:
+            value = can
+        if not isinstance(value, bool):
+            raise TypeError(f"fused must be True, False or None, got {value!r}")
+        if value and not can:
+            raise ValueError(
+                f"{type(self).__name__} has no fused function (fused_function is None): its "
+                "loop always runs through autograd; leave fused=None or False"
+            )
+        self._fused = value
+
+    # -- the loops
+
+    def _step(self, x_part, h, c, w_hh, b_hh):
+        """One step: ``(h, c, gates)``, ``c`` and ``gates`` None where the cell has none."""
+        raise NotImplementedError
+
+    def _loop(self, x_parts, h, c, w_hh, b_hh):
+        """The readable way: ``_step`` at every step in order, autograd recording each one.
+        ``x_parts`` ``(L, N, G H)``; returns every step's ``h`` ``(L, N, H)``, the last ``h``
+        and ``c``, and every step's gates (a list)."""
+        hs, gates = [], []
+        # Iterating splits x_parts once (one unbind). Indexing x_parts[t] instead would cost
+        # a full-size (L, N, G H) gradient per step in the backward: 3-5x slower at L = 100.
+        for x_part in x_parts:  # (N, G H): step t's input part
+            h, c, g = self._step(x_part, h, c, w_hh, b_hh)
+            hs.append(h)
+            gates.append(g)
+        return torch.stack(hs), h, c, gates  # (L, N, H)
+
+    def _run(
+        self, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor | None, keep_gates: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list]:
+        """x ``(L, N, I)``, h0/c0 ``(layers * D, N, H)``. Returns output ``(L, N, D H)``,
+        h_n, c_n and the gates of every layer and direction (when asked)."""
+        h_n, c_n, gates = [], [], []
+        layer_input = x  # (L, N, I), then (L, N, D H) from the second layer on
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                index = layer * self.num_directions + direction
+                w_ih, w_hh, b_ih, b_hh = self._weights(index)
+                seq = layer_input.flip(0) if direction else layer_input  # reverse: read backwards
+                x_parts = F.linear(seq, w_ih, b_ih)  # (L, N, G H): every step's input, one product
+                h = h0[index]  # (N, H)
+                c = None if c0 is None else c0[index]
+                if self.fused and not keep_gates:  # the same loop, its backward written out
+                    out, h, c = self.fused_function(x_parts, h, c, w_hh, b_hh)
+                else:  # the readable loop, through autograd
+                    out, h, c, step_gates = self._loop(x_parts, h, c, w_hh, b_hh)
+                outputs.append(out.flip(0) if direction else out)  # (L, N, H), in time order
+                h_n.append(h)
+                c_n.append(c)
+                if keep_gates:
+                    stacked = torch.stack(step_gates)  # (L, N, G H)
+                    gates.append(stacked.flip(0) if direction else stacked)
+            # (L, N, D H): both directions' states side by side, the next layer's input
+            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        c_stack = torch.stack(c_n) if c0 is not None else None  # (layers * D, N, H)
+        return layer_input, torch.stack(h_n), c_stack, gates  # h_n (layers * D, N, H)
+
     def _weights(self, index: int) -> tuple[torch.Tensor, torch.Tensor, Any, Any]:
         names = self._names[index]
         w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
         if not self.bias:
             return w_ih, w_hh, None, None
         return w_ih, w_hh, getattr(self, names[2]), getattr(self, names[3])
+
+    def _forward(self, input: torch.Tensor, h0, c0, keep_gates: bool):
+        x, batched = self._check_input(input)  # (L, N, I)
+        length, batch = x.shape[:2]
+        if length == 0:
+            raise ValueError(f"{type(self).__name__} got a sequence of length 0")
+        h0 = self._check_state(h0, batch, batched, "h_0")
+        c0 = self._check_state(c0, batch, batched, "c_0")
+        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        if h0 is None:
+            h0 = x.new_zeros(shape)
+        if c0 is None and self._mode == "LSTM":
+            c0 = x.new_zeros(shape)
+        out, h_n, c_n, gates = self._run(x, h0, c0, keep_gates)  # out (L, N, D H)
+        if batched and self.batch_first:
+            out = out.transpose(0, 1)  # (N, L, D H)
+        if not batched:
+            out, h_n = out.squeeze(1), h_n.squeeze(1)  # (L, D H), (layers * D, H)
+            c_n = None if c_n is None else c_n.squeeze(1)  # (layers * D, H)
+        return out, h_n, c_n, gates
 
     # -- input checks
 
@@ -539,6 +548,7 @@ class _RNNBase(nn.Module):
         return x, batched
 
     def _check_state(self, state: torch.Tensor | None, batch: int, batched: bool, what: str):
+        """``state`` as ``(layers * D, N, H)``, or None."""
         layers = self.num_layers * self.num_directions
         if state is None:
             return None
@@ -548,89 +558,18 @@ class _RNNBase(nn.Module):
                 f"{type(self).__name__}: {what} must have shape {expected} (num_layers x "
                 f"directions, {'batch, ' if batched else ''}hidden_size), got {tuple(state.shape)}"
             )
-        return state if batched else state.unsqueeze(1)
-
-    # -- the loops
-
-    def _run(
-        self, x: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor | None, keep_gates: bool
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, list]:
-        """x ``(L, N, I)``, h0/c0 ``(layers * D, N, H)``. Returns output ``(L, N, D H)``,
-        h_n, c_n and the gates of every layer and direction (when asked)."""
-        h_n, c_n, gates = [], [], []
-        layer_input = x
-        for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(self.num_directions):
-                index = layer * self.num_directions + direction
-                w_ih, w_hh, b_ih, b_hh = self._weights(index)
-                seq = layer_input.flip(0) if direction else layer_input  # reverse: read backwards
-                x_parts = F.linear(seq, w_ih, b_ih)  # (L, N, G H): every step's input, one product
-                h = h0[index]
-                c = None if c0 is None else c0[index]
-                if keep_gates or not hasattr(self, "_direction"):
-                    steps, step_gates = [], []
-                    for t in range(seq.shape[0]):
-                        h, c, g = self._step(x_parts[t], h, c, w_hh, b_hh)
-                        steps.append(h)
-                        if keep_gates:
-                            step_gates.append(g)
-                    out = torch.stack(steps)  # (L, N, H)
-                else:  # the whole loop and its backward written out
-                    out, h, c = self._direction(x_parts, h, c, w_hh, b_hh)
-                outputs.append(out.flip(0) if direction else out)
-                h_n.append(h)
-                c_n.append(c)
-                if keep_gates:
-                    stacked = torch.stack(step_gates)
-                    gates.append(stacked.flip(0) if direction else stacked)
-            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, self.dropout, training=True)
-        c_stack = torch.stack(c_n) if c0 is not None else None
-        return layer_input, torch.stack(h_n), c_stack, gates
-
-    def _step(self, x_part, h, c, w_hh, b_hh):
-        out = rnn_step(x_part, h, w_hh, b_hh, self._mode == "RNN_RELU")
-        return out, None, None
-
-    def _forward(self, input: torch.Tensor, h0, c0, keep_gates: bool):
-        x, batched = self._check_input(input)
-        length, batch = x.shape[:2]
-        if length == 0:
-            raise ValueError(f"{type(self).__name__} got a sequence of length 0")
-        h0 = self._check_state(h0, batch, batched, "h_0")
-        c0 = self._check_state(c0, batch, batched, "c_0")
-        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
-        if h0 is None:
-            h0 = x.new_zeros(shape)
-        if c0 is None and self._mode == "LSTM":
-            c0 = x.new_zeros(shape)
-        out, h_n, c_n, gates = self._run(x, h0, c0, keep_gates)
-        if batched and self.batch_first:
-            out = out.transpose(0, 1)
-        if not batched:
-            out, h_n = out.squeeze(1), h_n.squeeze(1)
-            c_n = None if c_n is None else c_n.squeeze(1)
-        return out, h_n, c_n, gates
+        return state if batched else state.unsqueeze(1)  # (layers * D, 1, H)
 
     def extra_repr(self) -> str:
-        text = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            text += f", num_layers={self.num_layers}"
-        if not self.bias:
-            text += ", bias=False"
-        if self.batch_first:
-            text += ", batch_first=True"
-        if self.dropout:
-            text += f", dropout={self.dropout}"
-        if self.bidirectional:
-            text += ", bidirectional=True"
+        text = _extra_repr(self)
+        if self.fused != (self.fused_function is not None):
+            text += f", fused={self.fused}"
         return text
 
 
 class RNN(_RNNBase):
-    """A (multi-layer, optionally bidirectional) vanilla RNN, as ``nn.RNN``.
+    """A (multi-layer, optionally bidirectional) vanilla RNN, as ``nn.RNN``: :func:`rnn_step`
+    in the readable loop, through autograd (it has no fused function).
 
     ``forward(input, hx=None)``: input ``(L, N, input_size)`` (``(N, L, input_size)`` with
     ``batch_first``, or ``(L, input_size)`` unbatched), ``hx`` = h_0 ``(num_layers *
@@ -638,14 +577,32 @@ class RNN(_RNNBase):
     hidden_size)``, every step's top-layer hidden state; h_n the last step's, every layer's.
     """
 
-    def __init__(self, *args: Any, nonlinearity: str = "tanh", **kwargs: Any) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(
-                f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
-            )
-        self.nonlinearity = nonlinearity
+    fused_function = None  # always the loop of rnn_step, through autograd
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        fused: bool | None = None,
+    ) -> None:
+        self.nonlinearity = _nonlinearity(nonlinearity)
         self._mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
-        super().__init__(*args, **kwargs)
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            device, dtype, fused=fused,
+        )  # fmt: skip
+
+    def _step(self, x_part, h, c, w_hh, b_hh):
+        return rnn_step(x_part, h, w_hh, b_hh, self.nonlinearity == "relu"), None, None
 
     def forward(
         self, input: torch.Tensor, hx: torch.Tensor | None = None
@@ -653,13 +610,10 @@ class RNN(_RNNBase):
         out, h_n, _, _ = self._forward(input, hx, None, False)
         return out, h_n
 
-    def extra_repr(self) -> str:
-        text = super().extra_repr()
-        return text if self.nonlinearity == "tanh" else text + ", nonlinearity=relu"
-
 
 class LSTM(_RNNBase):
-    """A (multi-layer, optionally bidirectional) LSTM, as ``nn.LSTM``.
+    """A (multi-layer, optionally bidirectional) LSTM, as ``nn.LSTM``: :func:`lstm_step` in
+    the readable loop, or its fused function (the default; ``fused=False`` for the loop).
 
     ``forward(input, hx=None)`` with ``hx = (h_0, c_0)``, each ``(num_layers * directions, N,
     hidden_size)``; returns ``(output, (h_n, c_n))``. :meth:`gates` also returns every step's
@@ -667,15 +621,10 @@ class LSTM(_RNNBase):
     """
 
     _mode = "LSTM"
+    fused_function = staticmethod(fused_lstm)  # LSTMFunction, in dlcourse/_rnn_fast.py
 
     def _step(self, x_part, h, c, w_hh, b_hh):
         return lstm_step(x_part, h, c, w_hh, b_hh)
-
-    def _direction(self, x_parts, h, c, w_hh, b_hh):
-        if b_hh is not None:
-            x_parts = x_parts + b_hh  # both biases before the loop
-        out, c_last = LSTMFunction.apply(x_parts, h, c, w_hh)
-        return out, out[-1], c_last
 
     def forward(
         self, input: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -688,25 +637,24 @@ class LSTM(_RNNBase):
     def gates(self, input: torch.Tensor, hx=None) -> list[dict[str, torch.Tensor]]:
         """The gate activations at every step, one dict per layer and direction (layer 0
         first): ``{'input', 'forget', 'cell', 'output'}``, each ``(L, N, hidden_size)`` for
-        batched input (time first, whatever ``batch_first``)."""
+        batched input (time first, whatever ``batch_first``). Runs the readable loop."""
         _, _, _, gates = self._forward(input, *(hx or (None, None)), True)
         names = ("input", "forget", "cell", "output")
-        return [dict(zip(names, g.chunk(4, dim=-1), strict=True)) for g in gates]
+        return [dict(zip(names, g.chunk(4, dim=-1), strict=True)) for g in gates]  # (L, N, H)
 
 
 class GRU(_RNNBase):
-    """A (multi-layer, optionally bidirectional) GRU, as ``nn.GRU``; ``forward(input, hx=None)``
-    returns ``(output, h_n)`` as :class:`RNN`. :meth:`gates` returns every step's gates."""
+    """A (multi-layer, optionally bidirectional) GRU, as ``nn.GRU``: :func:`gru_step` in the
+    readable loop, or its fused function (the default; ``fused=False`` for the loop).
+    ``forward(input, hx=None)`` returns ``(output, h_n)`` as :class:`RNN`. :meth:`gates`
+    returns every step's gates."""
 
     _mode = "GRU"
+    fused_function = staticmethod(fused_gru)  # GRUFunction, in dlcourse/_rnn_fast.py
 
     def _step(self, x_part, h, c, w_hh, b_hh):
         h, gates = gru_step(x_part, h, w_hh, b_hh)
         return h, None, gates
-
-    def _direction(self, x_parts, h, c, w_hh, b_hh):
-        out = GRUFunction.apply(x_parts, h, w_hh, b_hh)
-        return out, out[-1], None
 
     def forward(
         self, input: torch.Tensor, hx: torch.Tensor | None = None
@@ -718,7 +666,7 @@ class GRU(_RNNBase):
         """As :meth:`LSTM.gates`, with ``{'reset', 'update', 'new'}``."""
         _, _, _, gates = self._forward(input, hx, None, True)
         names = ("reset", "update", "new")
-        return [dict(zip(names, g.chunk(3, dim=-1), strict=True)) for g in gates]
+        return [dict(zip(names, g.chunk(3, dim=-1), strict=True)) for g in gates]  # (L, N, H)
 
 
 LAYERS: dict[str, type[_RNNBase]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
@@ -728,13 +676,12 @@ CELLS: dict[str, type[_CellBase]] = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GR
 def layer(kind: str, input_size: int, hidden_size: int, **kwargs: Any) -> _RNNBase:
     """A recurrent layer by name (``"rnn"``, ``"lstm"`` or ``"gru"``), with ``batch_first=True``
     unless ``kwargs`` say otherwise."""
-    if kind not in LAYERS:
-        raise ValueError(f"kind must be one of {sorted(LAYERS)}, got {kind!r}")
+    choice(kind, "kind", LAYERS)
     kwargs.setdefault("batch_first", True)
     return LAYERS[kind](input_size, hidden_size, **kwargs)
 
 
-# --------------------------------------------------------------------------- the demo
+# --------------------------------------------------------------------------- 5. the demo
 
 
 @dataclass(frozen=True)
@@ -761,10 +708,9 @@ def gradient_flow(settings: GradientFlowSettings | None = None, **changes: Any) 
     times a random orthogonal matrix, so every direction is stretched by exactly ``scale``.
     """
     s = replace(settings or GradientFlowSettings(), **changes)
-    if s.kind not in ("rnn", "lstm"):
-        raise ValueError(f"kind must be 'rnn' or 'lstm', got {s.kind!r}")
-    if s.length < 2:
-        raise ValueError(f"length must be >= 2 steps, got {s.length}")
+    choice(s.kind, "kind", ("rnn", "lstm"))
+    integer(s.length, "length", minimum=2)
+    integer(s.batch, "batch", minimum=1)
     gen = torch.Generator().manual_seed(s.seed)
     torch.manual_seed(s.seed)
     cell = RNNCell(4, s.hidden_size) if s.kind == "rnn" else LSTMCell(4, s.hidden_size)
@@ -772,7 +718,7 @@ def gradient_flow(settings: GradientFlowSettings | None = None, **changes: Any) 
         if s.scale is not None:
             q, _ = torch.linalg.qr(torch.randn(s.hidden_size, s.hidden_size, generator=gen))
             rows = cell.weight_hh.shape[0] // s.hidden_size
-            cell.weight_hh.copy_(s.scale * q.repeat(rows, 1))
+            cell.weight_hh.copy_(s.scale * q.repeat(rows, 1))  # (rows H, H): q for every gate
         if s.kind == "lstm":
             cell.bias_hh[s.hidden_size : 2 * s.hidden_size] += s.forget_bias
     x = torch.randn(s.length, s.batch, 4, generator=gen)  # (T, N, 4)

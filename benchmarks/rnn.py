@@ -2,13 +2,17 @@
 
 A batch of 64 sequences of 100 steps, 64 input features, 128 hidden units, float32: the
 layer's forward pass, then the backward pass for the input and every weight. Ours is
-``dlcourse.rnn`` (the input projections of all steps in one matrix product, the recurrence
-step by step; the LSTM's and the GRU's back-propagation through time written out in
-``LSTMFunction`` and ``GRUFunction``, the RNN's left to autograd); the reference ``torch.nn``
+``dlcourse.rnn``: the input projections of all steps in one matrix product, the recurrence step
+by step. The LSTM and the GRU run their fused functions by default (``LSTMFunction`` and
+``GRUFunction`` in ``dlcourse/_rnn_fast.py``: back-propagation through time written out); they
+are measured a second time with ``fused=False``, the readable loop of ``lstm_step`` and
+``gru_step`` through autograd, which is what the RNN always runs. The reference is ``torch.nn``
 (oneDNN's fused RNN kernels on the CPU, cuDNN on a GPU).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from _common import paired_seconds, report, run_on_every_device
@@ -17,6 +21,15 @@ from torch import nn
 from dlcourse import rnn
 
 LENGTH, BATCH, INPUT, HIDDEN = 100, 64, 64, 128
+
+# (layer, what ours is built with, label, target)
+CASES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("LSTM", {}, "", "<= 1.5x the time"),
+    ("LSTM", {"fused": False}, " (loop)", "(for the record: the readable loop)"),
+    ("GRU", {}, "", "(for the record)"),
+    ("GRU", {"fused": False}, " (loop)", "(for the record: the readable loop)"),
+    ("RNN", {}, "", "(for the record: the readable loop, its only path)"),
+]
 
 
 def _step(layer, x: torch.Tensor, grad: torch.Tensor, device: torch.device):
@@ -38,15 +51,14 @@ def run(repeats: int, device: torch.device) -> None:
         f"recurrent layers on {device.type}, {BATCH} sequences of {LENGTH} steps, {INPUT} -> "
         f"{HIDDEN}, forward + backward"
     )
-    for name, target in (("LSTM", "<= 1.5x the time"), ("GRU", "(for the record)"),
-                         ("RNN", "(for the record)")):  # fmt: skip
+    for name, kwargs, label, target in CASES:
         theirs = getattr(nn, name)(INPUT, HIDDEN).to(device)
-        ours = getattr(rnn, name)(INPUT, HIDDEN).to(device)
+        ours = getattr(rnn, name)(INPUT, HIDDEN, **kwargs).to(device)
         ours.load_state_dict(theirs.state_dict())
         t_ours, t_ref = paired_seconds(
             _step(ours, x, grad, device), _step(theirs, x, grad, device), repeats=repeats
         )
-        report(f"  {name:4s} vs nn.{name}", t_ours, t_ref, target=target)
+        report(f"  {name:4s}{label} vs nn.{name}", t_ours, t_ref, target=target)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,270 @@
+r"""The fast path of :mod:`dlcourse.conv`: the same convolution and pooling, arranged for speed.
+
+Not taught on its own: :mod:`dlcourse.conv` holds the definitions a learner reads, and its
+public functions call this module when ``fast=True`` (their default). The tests check that both
+forms give the same outputs and gradients.
+
+**Convolution as one matrix product** (*im2col*; K. Chellapilla, S. Puri, P. Simard, "High
+performance convolutional neural networks for document processing", 2006). Gather every window
+of the padded input into a matrix with one row per output position and one column per kernel
+weight; the convolution is that matrix times the kernels:
+
+.. math::
+
+    Y = X_{\text{col}}\, W^\top + b, \qquad X_{\text{col}} \in \mathbb{R}^{N H_o W_o \times
+    k_H k_W C},\quad W \in \mathbb{R}^{O \times k_H k_W C}.
+
+Its backward is written out (:class:`Conv2dFunction`) and is two more products:
+:math:`\partial L/\partial W = G^\top X_{\text{col}}` (each output's gradient times the window
+it saw) and :math:`\partial L/\partial X_{\text{col}} = G\, W` (each window's share of the
+gradient), whose rows are added back where their windows were read (*col2im*), with
+:math:`G = \partial L/\partial Y \in \mathbb{R}^{N H_o W_o \times O}`.
+
+What makes it fast, measured on a 2-core CPU (``benchmarks/conv.py``):
+
+- The input is copied once, zero-padded, with channels innermost, ``(N, Hp, Wp, C)``: a
+  window's values are then ``k_H`` runs of ``k_W C`` contiguous numbers, so gathering them is a
+  fast copy (from the usual ``(N, C, H, W)`` layout it took most of the step).
+- The forward keeps its window matrix for the backward's kernel gradient (one gather, not two).
+- Each window's share of the gradient is computed as one block per kernel position,
+  ``(kH, kW, N Ho Wo, C)``, so that each of the ``k_H k_W`` additions back reads contiguous
+  memory (laid out window by window, the additions took as long as the products).
+- A batch whose window matrix would exceed ``_CHUNK_VALUES`` numbers goes through a chunk of
+  images at a time (memory, not speed: the products lose efficiency on short matrices), and the
+  backward then gathers each chunk's windows again.
+
+**Pooling.** Each kernel position of every window is one strided view of the padded input
+(``unfold``); max pooling takes the largest over those views and remembers where it was, so the
+backward sends each output's gradient to that one input; average pooling adds the views and
+divides.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Conv2dFunction", "avg_pool2d", "conv2d", "max_pool2d"]
+
+# Sides of zero padding (top, bottom, left, right), as dlcourse.conv resolves them.
+Sides = tuple[int, int, int, int]
+Pair = tuple[int, int]
+
+# Numbers in the window matrix handled at once (16 MB of float32). A batch up to this size goes
+# through in one piece and its matrix is kept for the backward; beyond, chunk by chunk.
+_CHUNK_VALUES = 1 << 22
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+def _padded_nhwc(x: torch.Tensor, sides: Sides) -> torch.Tensor:
+    """``x`` ``(N, C, H, W)`` zero-padded and laid out as ``(N, Hp, Wp, C)``, channels innermost."""
+    top, bottom, left, right = sides
+    n, c, h, w = x.shape
+    if not any(sides):
+        return x.permute(0, 2, 3, 1).contiguous()  # (N, H, W, C)
+    out = x.new_zeros((n, h + top + bottom, w + left + right, c))  # (N, Hp, Wp, C)
+    out[:, top : top + h, left : left + w] = x.permute(0, 2, 3, 1)
+    return out
+
+
+def _windows_nhwc(xh: torch.Tensor, kernel: Pair, stride: Pair, dilation: Pair) -> torch.Tensor:
+    """Every window of ``xh`` ``(N, Hp, Wp, C)`` as a view ``(N, Ho, Wo, kH, kW, C)``, no copy:
+    ``unfold`` slides a span of ``d (k - 1) + 1`` rows (then columns) by the stride, ``::d``
+    keeps the dilated taps. Writing into the view writes into ``xh`` (col2im adds through it)."""
+    for dim, k, s, d in zip((1, 2), kernel, stride, dilation, strict=True):
+        xh = xh.unfold(dim, d * (k - 1) + 1, s)[..., ::d]
+    return xh.permute(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, C, kH, kW) -> (N, Ho, Wo, kH, kW, C)
+
+
+def _chunks(n: int, values_per_image: int) -> list[tuple[int, int]]:
+    """``(first, last)`` ranges of images whose window matrices hold about ``_CHUNK_VALUES``."""
+    step = max(1, _CHUNK_VALUES // max(1, values_per_image))
+    return [(first, min(n, first + step)) for first in range(0, n, step)]
+
+
+def _window_shares(g: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Each window's share of the gradient, ``(kH, kW, M, C)``, from the outputs' gradient
+    ``g`` ``(M, O)``: for kernel position ``(u, v)``, ``g`` times the weights ``(O, C)`` there.
+    One contiguous block per kernel position, so the additions back read contiguous memory."""
+    o, c, kh, kw = weight.shape
+    if c == 1:  # one product (kH kW, O) x (O, M): the same memory as (kH, kW, M, 1)
+        return (weight.view(o, kh * kw).t() @ g.t()).view(kh, kw, -1, 1)
+    return torch.matmul(g, weight.permute(2, 3, 0, 1))  # (M, O) x (kH, kW, O, C)
+
+
+# --------------------------------------------------------------------------- convolution
+
+
+class Conv2dFunction(torch.autograd.Function):
+    """im2col forward and the written-out backward of a 2-D convolution.
+
+    ``forward(x, weight, bias, stride, sides, dilation)``, with ``sides`` the zero padding
+    ``(top, bottom, left, right)``; arguments as :func:`dlcourse.conv.conv2d` checks them. The
+    windows are gathered with channels innermost, ``(N, Ho, Wo, kH, kW, C)``, so the kernel is
+    reordered the same way, ``(O, kH, kW, C)``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x, weight, bias, stride, sides, dilation):  # x: (N, C, H, W)
+        o, c, kh, kw = weight.shape
+        xh = _padded_nhwc(x, sides)  # (N, Hp, Wp, C)
+        windows = _windows_nhwc(xh, (kh, kw), stride, dilation)  # (N, Ho, Wo, kH, kW, C), a view
+        n, ho, wo = windows.shape[:3]
+        w2 = weight.permute(0, 2, 3, 1).reshape(o, kh * kw * c)  # (O, kH kW C), the windows' order
+        y = x.new_empty((n, ho, wo, o))  # (N, Ho, Wo, O)
+        chunks = _chunks(n, ho * wo * w2.shape[1])
+        for first, last in chunks:
+            cols = windows[first:last].reshape(-1, w2.shape[1])  # (images Ho Wo, kH kW C): im2col
+            rows = y[first:last].view(-1, o)  # (images Ho Wo, O)
+            if bias is None:  # every output of the chunk in one matrix product
+                torch.mm(cols, w2.t(), out=rows)
+            else:
+                torch.addmm(bias, cols, w2.t(), out=rows)
+        kept = [cols] if len(chunks) == 1 else []  # one chunk: its matrix serves the backward
+        ctx.save_for_backward(xh, weight, *kept)
+        ctx.geometry = (stride, sides, dilation, chunks)
+        ctx.has_bias = bias is not None
+        return y.permute(0, 3, 1, 2).contiguous()  # (N, O, Ho, Wo), laid out like torch's
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_y):  # grad_y: (N, O, Ho, Wo)
+        xh, weight, *kept = ctx.saved_tensors
+        stride, sides, dilation, chunks = ctx.geometry
+        o, c, kh, kw = weight.shape
+        want_x, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        g = grad_y.permute(0, 2, 3, 1).contiguous()  # (N, Ho, Wo, O)
+        ho, wo = g.shape[1:3]
+        windows = _windows_nhwc(xh, (kh, kw), stride, dilation)  # (N, Ho, Wo, kH, kW, C)
+        grad_xh = torch.zeros_like(xh) if want_x else None  # (N, Hp, Wp, C)
+        grad_w2 = weight.new_zeros((o, kh * kw * c)) if want_w else None  # (O, kH kW C)
+        for first, last in chunks:
+            gc = g[first:last].view(-1, o)  # (images Ho Wo, O)
+            if want_w:  # outputs' gradients times the windows they saw
+                cols = kept[0] if kept else windows[first:last].reshape(-1, kh * kw * c)
+                grad_w2.addmm_(gc.t(), cols)
+            if want_x:  # each window's share, added back where it was read (col2im)
+                shares = _window_shares(gc, weight).view(kh, kw, last - first, ho, wo, c)
+                into = _windows_nhwc(grad_xh[first:last], (kh, kw), stride, dilation)
+                for u in range(kh):
+                    for v in range(kw):
+                        into[:, :, :, u, v] += shares[u, v]  # (images, Ho, Wo, C)
+        grad_x = None
+        if want_x:
+            top, bottom, left, right = sides
+            hp, wp = grad_xh.shape[1:3]
+            grad_x = grad_xh[:, top : hp - bottom, left : wp - right]  # (N, H, W, C)
+            grad_x = grad_x.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
+        grad_w = grad_w2.view(o, kh, kw, c).permute(0, 3, 1, 2).contiguous() if want_w else None
+        grad_b = g.view(-1, o).sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b, None, None, None
+
+
+def conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: Pair,
+    sides: Sides,
+    dilation: Pair,
+) -> torch.Tensor:
+    """:class:`Conv2dFunction` on arguments :func:`dlcourse.conv.conv2d` has checked."""
+    return Conv2dFunction.apply(x, weight, bias, stride, sides, dilation)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def _pool_windows(xp: torch.Tensor, kernel: Pair, stride: Pair) -> torch.Tensor:
+    """Every window of ``xp`` ``(..., Hp, Wp)`` as a view ``(..., Ho, Wo, kH, kW)``."""
+    return xp.unfold(-2, kernel[0], stride[0]).unfold(-2, kernel[1], stride[1])
+
+
+def _pad2(x: torch.Tensor, padding: Pair, value: float = 0.0) -> torch.Tensor:
+    ph, pw = padding
+    return F.pad(x, (pw, pw, ph, ph), value=value) if ph or pw else x
+
+
+class _MaxPool2dFunction(torch.autograd.Function):
+    """Max pooling: each kernel position of every window as one strided view, the largest over
+    them and its place; the backward sends each output's gradient to that place (adding where
+    windows overlap)."""
+
+    @staticmethod
+    def forward(ctx: Any, x, kernel, stride, padding):  # x: (N, C, H, W)
+        xp = _pad2(x, padding, value=-math.inf)  # padding never wins
+        windows = _pool_windows(xp, kernel, stride)  # (N, C, Ho, Wo, kH, kW)
+        taps = [(u, v) for u in range(kernel[0]) for v in range(kernel[1])]
+        pieces = torch.stack([windows[..., u, v] for u, v in taps])  # (kH kW, N, C, Ho, Wo)
+        y = pieces.amax(dim=0)  # (N, C, Ho, Wo)
+        nan = bool(y.isnan().any())  # torch lets a NaN win, and sends it the gradient
+        place = torch.full(y.shape, len(taps) - 1, dtype=torch.long, device=x.device)
+        for index in reversed(range(len(taps) - 1)):  # ends at the first largest, as torch
+            hit = pieces[index] == y
+            place = torch.where(hit | pieces[index].isnan() if nan else hit, index, place)
+        # the flat position in the padded map of every window's every tap, by the same view
+        positions = torch.arange(xp.shape[2] * xp.shape[3], device=x.device).view(xp.shape[2:])
+        positions = _pool_windows(positions, kernel, stride).flatten(-2)  # (Ho, Wo, kH kW)
+        flat = positions.expand(*y.shape, len(taps)).gather(-1, place.unsqueeze(-1))
+        ctx.save_for_backward(flat.squeeze(-1))  # (N, C, Ho, Wo): where each maximum was
+        ctx.geometry = (tuple(xp.shape), padding)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_y):  # (N, C, Ho, Wo)
+        (flat,) = ctx.saved_tensors
+        (n, c, hp, wp), (ph, pw) = ctx.geometry
+        grad = grad_y.new_zeros((n, c, hp * wp))
+        grad.scatter_add_(2, flat.view(n, c, -1), grad_y.reshape(n, c, -1))  # to the arg-max
+        return grad.view(n, c, hp, wp)[:, :, ph : hp - ph, pw : wp - pw], None, None, None
+
+
+class _AvgPool2dFunction(torch.autograd.Function):
+    """Average pooling: the sum over kernel positions, divided by the window's count."""
+
+    @staticmethod
+    def forward(ctx: Any, x, kernel, stride, padding, count_include_pad):  # x: (N, C, H, W)
+        windows = _pool_windows(_pad2(x, padding), kernel, stride)  # (N, C, Ho, Wo, kH, kW)
+        total = windows[..., 0, 0].clone()
+        for u in range(kernel[0]):
+            for v in range(kernel[1]):
+                if u or v:
+                    total += windows[..., u, v]  # (N, C, Ho, Wo)
+        if count_include_pad or not any(padding):
+            divisor: torch.Tensor | float = float(kernel[0] * kernel[1])
+        else:  # count only the input's own values in each window: (Ho, Wo)
+            ones = _pad2(x.new_ones(x.shape[2:]), padding)
+            divisor = _pool_windows(ones, kernel, stride).sum((-2, -1))
+        ctx.divisor = divisor
+        ctx.geometry = (tuple(x.shape), kernel, stride, padding)
+        return total / divisor
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad_y):  # (N, C, Ho, Wo)
+        (n, c, h, w), kernel, stride, (ph, pw) = ctx.geometry
+        share = grad_y / ctx.divisor  # spread evenly over the window
+        grad = grad_y.new_zeros((n, c, h + 2 * ph, w + 2 * pw))
+        into = _pool_windows(grad, kernel, stride)  # (N, C, Ho, Wo, kH, kW), a view of grad
+        for u in range(kernel[0]):
+            for v in range(kernel[1]):
+                into[..., u, v] += share
+        return grad[:, :, ph : ph + h, pw : pw + w], None, None, None, None
+
+
+def max_pool2d(x: torch.Tensor, kernel: Pair, stride: Pair, padding: Pair) -> torch.Tensor:
+    """:class:`_MaxPool2dFunction` on arguments :func:`dlcourse.conv.max_pool2d` has checked."""
+    return _MaxPool2dFunction.apply(x, kernel, stride, padding)
+
+
+def avg_pool2d(
+    x: torch.Tensor, kernel: Pair, stride: Pair, padding: Pair, count_include_pad: bool
+) -> torch.Tensor:
+    """:class:`_AvgPool2dFunction` on arguments :func:`dlcourse.conv.avg_pool2d` has checked."""
+    return _AvgPool2dFunction.apply(x, kernel, stride, padding, count_include_pad)

@@ -5,8 +5,8 @@ that trains passes some to ``dl.train.fit(..., callbacks=[...])``.
 
 A callback overrides the hooks it needs. They are named after the moments of
 the loop (fastai's and Keras's convention), and each receives the run's
-:class:`~dlcourse.train.TrainState`: the model, optimizer, history, position,
-and the rest of the run.
+:class:`~dlcourse.train_state.TrainState`: the model, optimizer, history,
+position, and the rest of the run.
 
 ===================  ==================================================
 ``on_fit_start``     before the first epoch (or after resuming)
@@ -36,16 +36,14 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from dlcourse import checkpoint
 from dlcourse.diagnostics import parameter_grad_norms
-
-if TYPE_CHECKING:
-    from dlcourse.train import TrainState
+from dlcourse.train_state import TrainState
 
 HOOKS = (
     "on_fit_start",

@@ -10,28 +10,32 @@ generators of Python, NumPy and torch, and the batch iterator's generator as it
 stood when the epoch began (the batches already done are drawn again and
 skipped, so shuffling and random transforms repeat exactly). On the CPU a
 resumed run is bit-identical to one that was never interrupted
-(``tests/test_train.py`` kills a run with SIGKILL to check).
+(``tests/test_checkpoint.py`` kills a run with SIGKILL to check).
 
 Files are written atomically: to a temporary file beside the target, then
 renamed over it, so a crash while saving leaves the previous checkpoint intact.
 
-The functions take the run's :class:`~dlcourse.train.TrainState`; this module
-does not import the training loop.
+What the run holds comes from :meth:`TrainState.state_dict
+<dlcourse.train_state.TrainState.state_dict>` (as a model's comes from its
+``state_dict``); this module adds the format's version and the generators, and
+writes the file. It does not import the training loop.
+
+The format is version 2 since running sums began to count labelled positions
+(sequence outputs); a file of another version is refused with a message that says
+to start afresh.
 """
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from dlcourse.machinery.atomic import write_atomically
-
-if TYPE_CHECKING:
-    from dlcourse.train import TrainState
+from dlcourse.train_state import TrainState
 
 CHECKPOINT_VERSION = 2  # 2: running sums count labelled positions (sequence outputs)
 
@@ -62,54 +66,17 @@ def set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-def _callback_states(state: TrainState) -> list[tuple[str, dict[str, Any]]]:
-    """``(class name, state)`` of each callback that has state (a progress bar has none)."""
-    found = []
-    for cb in state.callbacks:
-        cb_state = cb.state_dict()
-        if cb_state:
-            found.append((type(cb).__name__, cb_state))
-    return found
-
-
-def _resumable(data: Any) -> bool:
-    return hasattr(data, "state_dict") and hasattr(data, "load_state_dict")
-
-
 def capture(state: TrainState, *, epoch_done: bool = False) -> dict[str, Any]:
-    """Everything needed to continue the run from here, as one dictionary.
+    """Everything needed to continue the run from here, as one dictionary: the run's
+    :meth:`~dlcourse.train_state.TrainState.state_dict`, the generators' states and the version.
 
     ``epoch_done``: the current epoch has ended (validated, callbacks run), so the run
     continues with the next one; otherwise it continues inside this epoch.
     """
-    state.flush()
-    s = state
-    running = {
-        "loss_sum": 0.0 if epoch_done else float(s.loss_sum),
-        "correct": 0 if epoch_done else int(s.correct),
-        "labelled": 0 if epoch_done else int(s.labelled),
-        "seen": 0 if epoch_done else s.seen,
-        "classification": s.classification,
-    }
-    data = None
-    if _resumable(s.train):
-        data = s.train.state_dict() if epoch_done else s.epoch_start_data
     return {
         "version": CHECKPOINT_VERSION,
-        "model": s.model.state_dict(),
-        "optimizer": s.optimizer.state_dict(),
-        "scaler": s.scaler.state_dict() if s.scaler is not None else None,
-        "callbacks": _callback_states(s),
-        "history": s.history.as_dict(),
-        "position": {
-            "epoch": s.epoch + 1 if epoch_done else s.epoch,
-            "step": s.step,
-            "batch": 0 if epoch_done else s.batch,
-        },
-        "running": running,
+        **state.state_dict(epoch_done=epoch_done),
         "rng": rng_states(),
-        "batches": data,
-        "time": s.elapsed(),
     }
 
 
@@ -129,37 +96,17 @@ def read(path: str | Path) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
         raise ValueError(f"{path} is not a readable checkpoint ({exc}); delete it") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("version") != CHECKPOINT_VERSION:
+    version = ckpt.get("version") if isinstance(ckpt, dict) else None
+    if version != CHECKPOINT_VERSION:
         raise ValueError(
-            f"{path} is a checkpoint of another format (this is version {CHECKPOINT_VERSION}); "
-            "start afresh"
+            f"{path} is a checkpoint of another format (version {version!r}; this dlcourse "
+            f"reads version {CHECKPOINT_VERSION}), so the run cannot continue from it: start "
+            "afresh (call fit without resume=, or delete the file)"
         )
     return ckpt
 
 
 def restore(state: TrainState, ckpt: dict[str, Any]) -> None:
     """Put the run back where :func:`capture` took it: weights, callbacks, position, generators."""
-    s = state
-    saved = [name for name, _ in ckpt["callbacks"]]
-    current = [cb for cb in s.callbacks if cb.state_dict()]
-    if saved != [type(cb).__name__ for cb in current]:
-        raise ValueError(
-            f"the checkpoint was saved with the callbacks {saved}, this run has "
-            f"{[type(cb).__name__ for cb in current]}: resume with the same callbacks"
-        )
-    s.model.load_state_dict(ckpt["model"])
-    s.optimizer.load_state_dict(ckpt["optimizer"])
-    if s.scaler is not None and ckpt["scaler"] is not None:
-        s.scaler.load_state_dict(ckpt["scaler"])
-    for cb, (_, cb_state) in zip(current, ckpt["callbacks"], strict=True):
-        cb.load_state_dict(cb_state)
-    s.history = type(s.history).from_dict(ckpt["history"])
-    pos = ckpt["position"]
-    s.epoch, s.step, s.batch = pos["epoch"], pos["step"], pos["batch"]
-    running = ckpt["running"]
-    s.loss_sum, s.correct, s.seen = running["loss_sum"], running["correct"], running["seen"]
-    s.labelled, s.classification = running["labelled"], running["classification"]
+    state.load_state_dict(ckpt)
     set_rng_states(ckpt["rng"])
-    if _resumable(s.train) and ckpt["batches"] is not None:
-        s.train.load_state_dict(ckpt["batches"])
-    s.time_offset = ckpt["time"]

@@ -1,4 +1,4 @@
-"""The training loop: ``fit``, ``evaluate``, ``predict``, a ``History`` and the run's state.
+"""The training loop: ``fit``, ``evaluate`` and ``predict``.
 
 First used in ``notebooks/00_welcome.ipynb``; every notebook that trains uses it.
 
@@ -8,11 +8,13 @@ First used in ``notebooks/00_welcome.ipynb``; every notebook that trains uses it
                            val=(x_val, y_val), epochs=20,
                            callbacks=[dl.callbacks.EarlyStopping("val_loss")])
 
-One loop, written once. What it does besides training (early stopping, learning
-rate schedules, gradient clipping, checkpoints, the progress bar and the live
-plot) are callbacks, in :mod:`dlcourse.callbacks`, called at the loop's events
-with the run's :class:`TrainState`; checkpoints and exact resumption are in
-:mod:`dlcourse.checkpoint`.
+One loop, written once: ``_train_epoch`` is forward, loss, backward and step for
+each batch, with the bookkeeping in named helpers around it. What it does besides
+training (early stopping, learning rate schedules, gradient clipping, checkpoints,
+the progress bar and the live plot) are callbacks, in :mod:`dlcourse.callbacks`,
+called at the loop's events with the run's :class:`~dlcourse.train_state.TrainState`
+(in :mod:`dlcourse.train_state` with the :class:`History`; both can be imported from
+here too); checkpoints and exact resumption are in :mod:`dlcourse.checkpoint`.
 
 Classification is recognised from the output and the labels: outputs ``(N, C)``
 with integer labels ``(N,)``, or, for a label at every position of a sequence or
@@ -23,159 +25,52 @@ towards neither the loss nor the accuracy.
 
 from __future__ import annotations
 
+import contextlib
 import math
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from dlcourse import checkpoint
-from dlcourse.callbacks import (  # noqa: F401  (also reachable as dl.train.X, as before)
-    Callback,
-    Checkpoint,
-    EarlyStopping,
-    GradientClipping,
-    GradNormRecorder,
-    LivePlot,
-    LRScheduler,
-    ProgressBar,
-)
+from dlcourse import _validate, checkpoint
+from dlcourse import callbacks as _callbacks
 from dlcourse.data import Batches
+from dlcourse.train_state import EpochSums, History, LossFn, StepResult, TrainState, count_hits
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+__all__ = ["History", "TrainState", "evaluate", "fit", "predict"]
+
 ValData = Batches | tuple[torch.Tensor, torch.Tensor] | None
 
+# The callbacks were once reachable from here too (dl.train.EarlyStopping): they still are,
+# with a DeprecationWarning that gives their home, dl.callbacks.
+_MOVED_TO_CALLBACKS = frozenset(
+    {
+        "Callback",
+        "Checkpoint",
+        "EarlyStopping",
+        "GradientClipping",
+        "GradNormRecorder",
+        "LivePlot",
+        "LRScheduler",
+        "ProgressBar",
+    }
+)
 
-# --------------------------------------------------------------------------- history
 
-
-@dataclass
-class History:
-    """What a run measured.
-
-    ``steps``: one value per optimizer step (``loss``, ``lr``, and whatever
-    callbacks add, e.g. ``grad_norm``). ``epochs``: one value per epoch
-    (``epoch``, ``step``, ``train_loss``, ``val_loss``, ``train_accuracy``,
-    ``val_accuracy`` where they apply, ``lr``, ``time`` in seconds since the start).
-    """
-
-    steps: dict[str, list[float]] = field(default_factory=dict)
-    epochs: dict[str, list[float]] = field(default_factory=dict)
-    label: str = ""
-    stop_reason: str = ""  # why training ended early ('' when it ran all epochs)
-
-    def log_step(self, **values: float) -> None:
-        for key, value in values.items():
-            self.steps.setdefault(key, []).append(value)
-
-    def log_epoch(self, **values: float) -> None:
-        for key, value in values.items():
-            self.epochs.setdefault(key, []).append(value)
-
-    def __getitem__(self, key: str) -> list[float]:
-        """``history['val_loss']``: an epoch series, else a step series."""
-        if key in self.epochs:
-            return self.epochs[key]
-        if key in self.steps:
-            return self.steps[key]
-        known = sorted(set(self.epochs) | set(self.steps))
-        raise KeyError(f"no series {key!r} in this history; it has {known}")
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.epochs or key in self.steps
-
-    @property
-    def num_epochs(self) -> int:
-        return len(self.epochs.get("epoch", []))
-
-    @property
-    def num_steps(self) -> int:
-        return len(self.steps.get("loss", []))
-
-    def best(self, key: str = "val_loss", mode: str = "min") -> tuple[int, float]:
-        """``(epoch, value)`` of the best value of an epoch series."""
-        values = self.epochs[key]
-        pick = min if mode == "min" else max
-        value = pick(values)
-        return int(self.epochs["epoch"][values.index(value)]), value
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "steps": self.steps,
-            "epochs": self.epochs,
-            "label": self.label,
-            "stop_reason": self.stop_reason,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> History:
-        return cls(
-            steps={k: list(v) for k, v in data["steps"].items()},
-            epochs={k: list(v) for k, v in data["epochs"].items()},
-            label=data.get("label", ""),
-            stop_reason=data.get("stop_reason", ""),
+def __getattr__(name: str) -> Any:
+    """``dl.train.EarlyStopping`` and the other callbacks: found in :mod:`dlcourse.callbacks`."""
+    if name in _MOVED_TO_CALLBACKS:
+        warnings.warn(
+            f"dl.train.{name} is dl.callbacks.{name}: import it from there "
+            f"(from dlcourse.callbacks import {name})",
+            DeprecationWarning,
+            stacklevel=2,
         )
-
-
-@dataclass
-class TrainState:
-    """One run of :func:`fit`: its objects, where it stands, and what callbacks see and change.
-
-    Callbacks read the model, optimizer, history and position; they may set ``stop``.
-    Checkpoints save and restore all of it (:mod:`dlcourse.checkpoint`).
-    """
-
-    model: nn.Module
-    loss_fn: LossFn
-    optimizer: torch.optim.Optimizer
-    history: History
-    epochs: int
-    train: Iterable = ()  # the training batches
-    val: ValData = None
-    callbacks: list[Callback] = field(default_factory=list)  # in the order they run
-    amp: bool = False  # mixed precision (CUDA)
-    on_nonfinite: str = "stop"
-    scaler: Any = None  # torch.amp.GradScaler with mixed precision
-    epoch: int = 0  # the current epoch, counting from 0
-    step: int = 0  # optimizer steps taken so far, in all epochs
-    batch: int = 0  # batches done in the current epoch
-    batches_per_epoch: int = 0
-    loss: torch.Tensor | None = None  # the current step's loss
-    stop: bool = False  # set by a callback to end training after this epoch
-    interrupted: bool = False  # Ctrl-C
-    # running sums of the current epoch (saved in checkpoints)
-    loss_sum: float | torch.Tensor = 0.0
-    correct: int | torch.Tensor = 0  # correctly classified labelled positions
-    labelled: int | torch.Tensor = 0  # labelled positions (samples, or sequence steps)
-    seen: int = 0  # samples
-    classification: bool | None = None  # known from the first batch
-    epoch_start_data: dict[str, Any] | None = None  # the batches' state when the epoch began
-    time_offset: float = 0.0  # wall time of the run before a resume
-    start_time: float = field(default_factory=time.perf_counter)
-    pending: list[torch.Tensor] = field(default_factory=list, repr=False)  # step losses not
-    pending_lr: list[float] = field(default_factory=list, repr=False)  # yet in the history
-
-    def flush(self) -> None:
-        """Copy the pending step losses into the history (one device sync)."""
-        if self.pending:
-            losses = torch.stack(self.pending).tolist()
-            for loss, lr in zip(losses, self.pending_lr, strict=True):
-                self.history.log_step(loss=loss, lr=lr)
-            self.pending.clear()
-            self.pending_lr.clear()
-
-    def elapsed(self) -> float:
-        """Seconds of training so far, counting the time before a resume."""
-        return self.time_offset + time.perf_counter() - self.start_time
-
-    def call(self, hook: str) -> None:
-        """Run ``hook`` of every callback, in order."""
-        for cb in self.callbacks:
-            getattr(cb, hook)(self)
+        return getattr(_callbacks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- checks
@@ -242,17 +137,6 @@ def _is_classification(out: torch.Tensor, y: torch.Tensor) -> bool:
     )
 
 
-def _hits(out: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(correct, labelled)`` positions of a classification batch, as 0-d tensors.
-
-    Positions labelled with the loss's ``ignore_index`` (padding) count in neither.
-    """
-    ignore = getattr(loss_fn, "ignore_index", None)
-    labelled = y != ignore if ignore is not None else torch.ones_like(y, dtype=torch.bool)
-    correct = (out.argmax(1) == y) & labelled
-    return correct.sum(), labelled.sum()
-
-
 # --------------------------------------------------------------------------- evaluate, predict
 
 
@@ -292,7 +176,8 @@ def evaluate(
             loss_sum += _compute_loss(loss_fn, out, yb).detach() * len(xb)
             if _is_classification(out, yb):
                 classification = True
-                hits, count = _hits(out, yb, loss_fn)
+                ignore_index = getattr(loss_fn, "ignore_index", None)
+                hits, count = count_hits(out.argmax(1), yb, ignore_index)
                 correct += hits
                 labelled += count
             seen += len(xb)
@@ -334,59 +219,74 @@ def _check_first_batch(state: TrainState, xb: torch.Tensor, yb: torch.Tensor) ->
 
 
 def _train_epoch(s: TrainState) -> None:
-    model, optimizer = s.model, s.optimizer
-    model.train()
-    if isinstance(s.train, Batches):
-        s.epoch_start_data = s.train.state_dict()
-    skip = s.batch  # batches already done in this epoch (when resuming mid-epoch)
-    loss_sum = correct = labelled = None  # running sums, kept on the device (no sync per step)
-    any_batch = False
-    for i, (xb, yb) in enumerate(s.train):
-        any_batch = True
-        if i < skip:
-            continue
-        if loss_sum is None:
-            _check_first_batch(s, xb, yb)
-            loss_sum = torch.tensor(float(s.loss_sum), device=xb.device)
-            correct = torch.tensor(int(s.correct), device=xb.device)
-            labelled = torch.tensor(int(s.labelled), device=xb.device)
-        optimizer.zero_grad(set_to_none=True)
-        if s.amp:
-            with torch.autocast(device_type="cuda", dtype=torch.float16):
-                out = model(xb)
-                loss = _compute_loss(s.loss_fn, out, yb)
-            s.scaler.scale(loss).backward()
-            s.scaler.unscale_(optimizer)
-        else:
-            out = model(xb)
-            loss = _compute_loss(s.loss_fn, out, yb)
-            loss.backward()
-        s.loss = loss
+    """One pass over the training data: for each batch, forward, loss, backward, step."""
+    s.model.train()
+    for xb, yb in _batches_to_do(s):  # those not done yet, after a resume mid-epoch
+        s.optimizer.zero_grad(set_to_none=True)
+        with _autocast(s):  # float16 where it is safe, under amp=True; otherwise nothing
+            out = s.model(xb)  # forward
+            s.loss = _compute_loss(s.loss_fn, out, yb)
+        _backward(s)  # s.loss.backward(), scaled under amp
         s.call("on_backward_end")
-        if s.amp:
-            s.scaler.step(optimizer)
-            s.scaler.update()
-        else:
-            optimizer.step()
-        detached = loss.detach()
-        s.pending.append(detached.float())
-        s.pending_lr.append(float(optimizer.param_groups[0]["lr"]))
-        loss_sum += detached.float() * len(xb)
-        if s.classification is None:
-            s.classification = _is_classification(out, yb)
-        if s.classification:
-            hits, count = _hits(out.detach(), yb, s.loss_fn)
-            correct += hits
-            labelled += count
-        s.seen += len(xb)
-        s.step += 1
-        s.batch = i + 1
-        s.loss_sum, s.correct, s.labelled = loss_sum, correct, labelled  # tensors until the end
+        _optimizer_step(s)  # s.optimizer.step(), through the scaler under amp
+        _record_step(s, out, yb)  # the numbers wait on the device; the position moves on
         s.call("on_step_end")
-    if not any_batch:
+
+
+def _batches_to_do(s: TrainState) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The epoch's batches, the first of them checked.
+
+    A run resumed in the middle of an epoch draws again the batches it had done and skips
+    them, so the shuffling and any random transform repeat exactly.
+    """
+    s.note_epoch_start()
+    done = s.batch
+    empty = True
+    for i, (xb, yb) in enumerate(s.train):
+        empty = False
+        if i < done:
+            continue
+        if i == done:
+            _check_first_batch(s, xb, yb)
+        yield xb, yb
+    if empty:
         raise ValueError("the training data yielded no batch: is the dataset empty?")
-    if loss_sum is not None:
-        s.loss_sum, s.correct, s.labelled = float(loss_sum), int(correct), int(labelled)
+
+
+def _autocast(s: TrainState) -> contextlib.AbstractContextManager:
+    if s.amp:
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _backward(s: TrainState) -> None:
+    if not s.amp:
+        s.loss.backward()
+        return
+    # mixed precision: scale the loss up so small float16 gradients do not underflow to 0,
+    # then scale the gradients back, so on_backward_end (clipping) sees the true ones
+    s.scaler.scale(s.loss).backward()
+    s.scaler.unscale_(s.optimizer)
+
+
+def _optimizer_step(s: TrainState) -> None:
+    if not s.amp:
+        s.optimizer.step()
+        return
+    s.scaler.step(s.optimizer)  # skipped if a gradient overflowed...
+    s.scaler.update()  # ...and then the scale is lowered
+
+
+def _record_step(s: TrainState, out: torch.Tensor, yb: torch.Tensor) -> None:
+    """Keep the step's loss, learning rate and predicted classes for the history and the
+    epoch's sums, as tensors (reading them here would wait for the GPU every step); count it."""
+    if s.classification is None:
+        s.classification = _is_classification(out, yb)
+    predicted, labels = (out.argmax(1), yb) if s.classification else (None, None)  # (N, *)
+    lr = float(s.optimizer.param_groups[0]["lr"])
+    s.pending.append(StepResult(s.loss.detach().float(), lr, len(yb), predicted, labels))
+    s.position.step += 1
+    s.position.batch += 1
 
 
 def _end_epoch(s: TrainState) -> bool:
@@ -397,20 +297,16 @@ def _end_epoch(s: TrainState) -> bool:
         (i for i in range(len(steps) - s.batch, len(steps)) if not math.isfinite(steps[i])),
         None,
     )
-    values: dict[str, float] = {
-        "epoch": s.epoch,
-        "step": s.step,
-        "train_loss": s.loss_sum / max(s.seen, 1),
-    }
+    values: dict[str, float] = {"epoch": s.epoch, "step": s.step, "train_loss": s.sums.mean_loss}
     if s.classification:
-        values["train_accuracy"] = s.correct / max(s.labelled, 1)
+        values["train_accuracy"] = s.sums.accuracy
     if s.val is not None and first_bad is None:
         for key, value in evaluate(s.model, s.loss_fn, s.val).items():
             values[f"val_{key}"] = value
     values["lr"] = float(s.optimizer.param_groups[0]["lr"])
     values["time"] = s.elapsed()
     s.history.log_epoch(**values)
-    s.batch, s.loss_sum, s.correct, s.labelled, s.seen = 0, 0.0, 0, 0, 0
+    s.position.batch, s.sums = 0, EpochSums()
     if first_bad is not None:
         reason = (
             f"the loss became {steps[first_bad]} at step {first_bad + 1} (epoch {s.epoch}): "
@@ -427,7 +323,6 @@ def _end_epoch(s: TrainState) -> bool:
 
 
 def _run(s: TrainState) -> History:
-    s.batches_per_epoch = len(s.train) if hasattr(s.train, "__len__") else 0
     s.call("on_fit_start")
     try:
         while s.epoch < s.epochs and not s.stop:
@@ -457,7 +352,7 @@ def fit(
     val: ValData = None,
     *,
     epochs: int,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[_callbacks.Callback] = (),
     progress: bool = True,
     live_plot: bool = True,
     amp: bool = False,
@@ -486,12 +381,8 @@ def fit(
 
     Ctrl-C stops training cleanly: the model and the history are returned as they stand.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if on_nonfinite not in ("stop", "raise", "continue"):
-        raise ValueError(
-            f"on_nonfinite must be 'stop', 'raise' or 'continue', got {on_nonfinite!r}"
-        )
+    epochs = _validate.integer(epochs, "epochs", minimum=1)
+    _validate.choice(on_nonfinite, "on_nonfinite", ("stop", "raise", "continue"))
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
             f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
@@ -501,13 +392,13 @@ def fit(
     if isinstance(train, Batches) and train.num_samples == 0:
         raise ValueError("the training set is empty")
     for cb in callbacks:
-        if not isinstance(cb, Callback):
+        if not isinstance(cb, _callbacks.Callback):
             raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
-    added: list[Callback] = []
-    if progress and not any(isinstance(cb, ProgressBar) for cb in callbacks):
-        added.append(ProgressBar())
-    if live_plot and not any(isinstance(cb, LivePlot) for cb in callbacks):
-        added.append(LivePlot())
+    added: list[_callbacks.Callback] = []
+    if progress and not any(isinstance(cb, _callbacks.ProgressBar) for cb in callbacks):
+        added.append(_callbacks.ProgressBar())
+    if live_plot and not any(isinstance(cb, _callbacks.LivePlot) for cb in callbacks):
+        added.append(_callbacks.LivePlot())
     device = _device_of(model)
     scaler = None
     if amp:
@@ -518,14 +409,14 @@ def fit(
         model=model,
         loss_fn=loss_fn,
         optimizer=optimizer,
-        history=History(label=label),
         epochs=epochs,
         train=train,
         val=val,
-        callbacks=sorted([*callbacks, *added], key=lambda cb: cb.order),  # stable: ties keep
-        amp=amp,  # the order they were given
+        # by their order; sorted() is stable, so ties keep the order they were given in
+        callbacks=sorted([*callbacks, *added], key=lambda cb: cb.order),
         on_nonfinite=on_nonfinite,
         scaler=scaler,
+        history=History(label=label),
     )
     if resume is not None:
         checkpoint.restore(state, checkpoint.read(resume))

@@ -10,8 +10,9 @@ import time
 import torch
 from torch import nn
 
+from dlcourse.callbacks import Callback, Checkpoint, EarlyStopping, LRScheduler
 from dlcourse.data import Batches, make_spirals
-from dlcourse.train import Callback, Checkpoint, EarlyStopping, LRScheduler, fit
+from dlcourse.train import fit
 
 
 class Pause(Callback):

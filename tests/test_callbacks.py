@@ -156,6 +156,26 @@ def test_hooks_get_the_run_and_callbacks_hold_no_reference_to_it(tmp_path) -> No
     assert set(vars(saver)) == {"path", "every_epochs", "every_steps"}  # no run planted on it
 
 
+def test_the_state_a_callback_reads() -> None:
+    """The names a learner's callback uses: state.model, .optimizer, .history, .epoch, .step,
+    .batch, .loss, .epochs, and state.stop to end training after this epoch."""
+    seen = []
+
+    class Reader(callbacks.Callback):
+        def on_step_end(self, state):
+            assert isinstance(state.model, torch.nn.Module) and state.loss.requires_grad
+            assert isinstance(state.optimizer, torch.optim.Adam) and state.epochs == 5
+            seen.append((state.epoch, state.step, state.batch, state.batches_per_epoch))
+
+        def on_epoch_end(self, state):
+            assert state.history["train_loss"] and state.position.epoch == state.epoch
+            state.stop = state.epoch == 1
+
+    _, h = _fit(epochs=5, callbacks=[Reader()])
+    assert h.num_epochs == 2
+    assert seen[:2] == [(0, 1, 1, 10), (0, 2, 2, 10)] and seen[-1] == (1, 20, 10, 10)
+
+
 def test_progress_bar_and_live_plot_are_added_once() -> None:
     calls = []
 

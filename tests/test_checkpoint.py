@@ -107,7 +107,8 @@ def test_killed_run_resumes_bit_identically(tmp_path: Path) -> None:
     for key, value in full["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
     assert full["history"]["steps"]["loss"] == resumed["history"]["steps"]["loss"]
-    assert full["history"]["epochs"]["val_loss"] == resumed["history"]["epochs"]["val_loss"]
+    for key in ("val_loss", "train_loss", "train_accuracy"):  # the epoch's sums came back too
+        assert full["history"]["epochs"][key] == resumed["history"]["epochs"][key], key
 
 
 def test_a_run_with_a_random_transform_resumes_bit_exactly(tmp_path: Path) -> None:
@@ -150,6 +151,9 @@ def test_a_run_with_a_random_transform_resumes_bit_exactly(tmp_path: Path) -> No
     assert h.steps["loss"] == h_full.steps["loss"]
     for a, b in zip(full.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b)
+    # the interrupted epoch's running sums (3 batches' losses and hits) were restored, then
+    # added to in the same order: its train_loss and train_accuracy are the same numbers
+    assert h.epochs == h_full.epochs | {"time": h.epochs["time"]}
 
 
 def test_a_checkpoint_names_the_callbacks_it_needs(tmp_path: Path) -> None:
@@ -164,6 +168,50 @@ def test_a_checkpoint_names_the_callbacks_it_needs(tmp_path: Path) -> None:
 
 def test_a_checkpoint_of_another_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "old.pt"
-    checkpoint.save_atomically({"version": 1}, path)
-    with pytest.raises(ValueError, match="another format"):
-        _fit(resume=path)
+    for version in (1, 3):
+        checkpoint.save_atomically({"version": version}, path)
+        with pytest.raises(ValueError, match=rf"another format \(version {version};.*start afresh"):
+            _fit(resume=path)
+
+
+def test_a_version_2_checkpoint_built_the_old_way_resumes_exactly(tmp_path: Path) -> None:
+    """The format did not change when TrainState got state_dict(): a checkpoint written before,
+    key by key as the old capture() wrote it at the end of an epoch, continues the run exactly."""
+    from dlcourse import train
+    from dlcourse.data import Batches
+    from tests._training import spirals
+
+    full, h_full = _fit(_classifier(), epochs=4)
+    x, y = spirals()
+    model, batches = _classifier(), Batches(x, y, 32, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    h = train.fit(model, torch.nn.CrossEntropyLoss(), opt, batches, (x, y), epochs=2,
+                  progress=False, live_plot=False)  # fmt: skip
+    old = {
+        "version": 2,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scaler": None,
+        "callbacks": [],  # (class name, state) of each callback with state
+        "history": h.as_dict(),
+        "position": {"epoch": 2, "step": 20, "batch": 0},
+        "running": {
+            "loss_sum": 0.0,
+            "correct": 0,
+            "labelled": 0,
+            "seen": 0,
+            "classification": True,
+        },
+        "rng": checkpoint.rng_states(),
+        "batches": batches.state_dict(),  # where the next epoch's shuffling starts
+        "time": h["time"][-1],
+    }
+    path = tmp_path / "v2.pt"
+    checkpoint.save_atomically(old, path)
+    resumed = _classifier(5)  # different start: everything must come from the checkpoint
+    opt = torch.optim.Adam(resumed.parameters(), lr=1e-2)
+    _, h = _fit(resumed, epochs=4, optimizer=opt, resume=path)
+    for a, b in zip(full.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert h.steps["loss"] == h_full.steps["loss"] and h["epoch"] == [0, 1, 2, 3]
+    assert h["train_accuracy"] == h_full["train_accuracy"]

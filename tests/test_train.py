@@ -147,8 +147,9 @@ def test_empty_training_data() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"epochs": 0}, "epochs"),
-        ({"epochs": 1, "on_nonfinite": "ignore"}, "on_nonfinite"),
+        ({"epochs": 0}, "epochs must be a positive int, got 0"),
+        ({"epochs": True}, "epochs must be a positive int, got True"),
+        ({"epochs": 1, "on_nonfinite": "ignore"}, "on_nonfinite must be 'stop', 'raise' or"),
         ({"epochs": 1, "amp": True}, "needs CUDA"),
         ({"epochs": 1, "callbacks": [object()]}, "Callback"),
     ],
@@ -196,6 +197,19 @@ def test_ctrl_c_returns_what_there_is(capsys: pytest.CaptureFixture[str]) -> Non
     assert h.num_steps == 13 and h.num_epochs == 1
     assert "interrupted" in h.stop_reason and "interrupted" in capsys.readouterr().out
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_the_callbacks_are_still_reachable_from_train_with_a_warning() -> None:
+    """A learner who typed dl.train.EarlyStopping gets the class, and its new address."""
+    for name in ("Callback", "Checkpoint", "EarlyStopping", "LRScheduler", "ProgressBar"):
+        with pytest.warns(DeprecationWarning, match=rf"dl\.callbacks\.{name}\b"):
+            assert getattr(train, name) is getattr(callbacks, name)
+    with pytest.warns(DeprecationWarning, match="from dlcourse.callbacks import GradientClipping"):
+        from dlcourse.train import GradientClipping
+    assert GradientClipping is callbacks.GradientClipping
+    with pytest.raises(AttributeError, match="has no attribute 'EarlyStop'"):
+        train.EarlyStop  # noqa: B018
+    assert train.TrainState.__module__ == "dlcourse.train_state"  # importable from here
 
 
 def test_history_helpers() -> None:

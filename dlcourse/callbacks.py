@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from dlcourse import checkpoint
+from dlcourse._validate import choice, integer, number
 from dlcourse.diagnostics import parameter_grad_norms
 from dlcourse.train_state import TrainState
 
@@ -117,12 +118,11 @@ class EarlyStopping(Callback):
         min_delta: float = 0.0,
         restore_best: bool = True,
     ) -> None:
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if patience < 0 or min_delta < 0:
-            raise ValueError(f"patience and min_delta must be >= 0, got {patience}, {min_delta}")
-        self.monitor, self.mode, self.patience = monitor, mode, patience
-        self.min_delta, self.restore_best = min_delta, restore_best
+        self.monitor = monitor
+        self.mode = choice(mode, "mode", ("min", "max"))
+        self.patience = integer(patience, "patience", minimum=0)
+        self.min_delta = number(min_delta, "min_delta", low=0)
+        self.restore_best = restore_best
         self.best: float | None = None
         self.best_epoch = -1
         self.wait = 0
@@ -152,10 +152,18 @@ class EarlyStopping(Callback):
             self.wait += 1
             if self.wait > self.patience:
                 state.stop = True
-                state.history.stop_reason = (
-                    f"early stopping: {self.monitor} did not improve for {self.patience} epochs "
-                    f"after epoch {self.best_epoch} ({self.best:.4g})"
-                )
+                state.history.stop_reason = self._reason(state.epoch)
+
+    def _reason(self, epoch: int) -> str:
+        """What happened, in epochs: ``self.wait`` of them in a row, ending with ``epoch``."""
+        if self.wait == 1:
+            epochs = f"1 epoch (epoch {epoch})"
+        else:
+            epochs = f"{self.wait} epochs in a row (epochs {epoch - self.wait + 1}-{epoch})"
+        return (
+            f"early stopping: {self.monitor} did not improve for {epochs}, more than "
+            f"patience={self.patience}; the best was {self.best:.4g}, at epoch {self.best_epoch}"
+        )
 
     def on_fit_end(self, state: TrainState) -> None:
         if self.restore_best and self.best_weights is not None:
@@ -187,8 +195,7 @@ class LRScheduler(Callback):
     def __init__(
         self, scheduler: Any, *, interval: str = "epoch", monitor: str = "val_loss"
     ) -> None:
-        if interval not in ("epoch", "step"):
-            raise ValueError(f"interval must be 'epoch' or 'step', got {interval!r}")
+        choice(interval, "interval", ("epoch", "step"))
         if not (hasattr(scheduler, "step") or callable(scheduler)):
             raise TypeError("scheduler must be a torch scheduler or a function lr(t)")
         self.scheduler, self.interval, self.monitor = scheduler, interval, monitor
@@ -243,9 +250,8 @@ class GradientClipping(Callback):
     """
 
     def __init__(self, max_norm: float, *, norm_type: float = 2.0) -> None:
-        if not max_norm > 0:
-            raise ValueError(f"max_norm must be positive, got {max_norm}")
-        self.max_norm, self.norm_type = max_norm, norm_type
+        self.max_norm = number(max_norm, "max_norm", low=0, low_open=True)
+        self.norm_type = norm_type
 
     def on_backward_end(self, state: TrainState) -> None:
         norm = nn.utils.clip_grad_norm_(
@@ -262,9 +268,8 @@ class GradNormRecorder(Callback):
     """
 
     def __init__(self, *, every: int = 1, include_bias: bool = False) -> None:
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
-        self.every, self.include_bias = every, include_bias
+        self.every = integer(every, "every", minimum=1)
+        self.include_bias = include_bias
 
     def on_backward_end(self, state: TrainState) -> None:
         if state.step % self.every:
@@ -288,9 +293,10 @@ class Checkpoint(Callback):
     ) -> None:
         if every_epochs is None and every_steps is None:
             raise ValueError("give every_epochs or every_steps (or both)")
-        for name, value in (("every_epochs", every_epochs), ("every_steps", every_steps)):
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
+        if every_epochs is not None:
+            every_epochs = integer(every_epochs, "every_epochs", minimum=1)
+        if every_steps is not None:
+            every_steps = integer(every_steps, "every_steps", minimum=1)
         self.path = Path(path)
         self.every_epochs, self.every_steps = every_epochs, every_steps
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import nbformat
@@ -11,7 +14,7 @@ import pytest
 import torch
 
 from dlcourse import exercises
-from dlcourse.exercises import engine, progress, student
+from dlcourse.exercises import engine, grading, progress, sandbox, student
 from dlcourse.machinery import workspace
 from dlcourse.machinery.notebooks import course_notebooks
 
@@ -46,15 +49,76 @@ def test_reference_passes(ex: engine.Exercise) -> None:
     assert result.passed, result.message
 
 
+def _counting(ex: engine.Exercise, calls: Counter) -> engine.Exercise:
+    """``ex`` whose known-wrong variants count their calls in ``calls`` (by position)."""
+
+    def counted(i: int, fn):
+        def wrapper(*args):
+            calls[i] += 1
+            return fn(*args)
+
+        return wrapper
+
+    wrong = tuple(engine.Wrong(counted(i, w.fn), w.hint) for i, w in enumerate(ex.wrong))
+    return dataclasses.replace(ex, wrong=wrong, _hints_shown=0)
+
+
 @pytest.mark.parametrize("ex", ALL, ids=IDS)
 def test_every_known_wrong_variant_fails_with_its_own_hint(ex: engine.Exercise) -> None:
     assert len(ex.wrong) >= 3
     hints = [w.hint for w in ex.wrong]
     assert len(set(hints)) == len(hints)
-    for wrong in ex.wrong:
+    for wrong in ex.wrong:  # on the device the learner's check picks
         result = ex.check(wrong.fn, show=False)
         assert result.status == "fail", wrong.fn.__name__
         assert result.hint == wrong.hint, wrong.fn.__name__
+
+
+@pytest.mark.parametrize("ex", ALL, ids=IDS)
+def test_known_wrong_variants_are_identified_by_their_failure_computed_once(
+    ex: engine.Exercise,
+) -> None:
+    """Each variant fails with a coded failure of its own; a check finds the hint by comparing
+    failures with the ones kept, without running any variant again."""
+    calls: Counter = Counter()
+    counting = _counting(ex, calls)
+    known = counting.known_failures()
+    after_first = Counter(calls)
+    assert set(after_first) == set(range(len(ex.wrong)))  # each variant ran once, here
+    failures = [failure for failure, _ in known]
+    assert None not in failures and len(set(failures)) == len(failures)
+    for wrong, failure in zip(ex.wrong, failures, strict=True):
+        # the learner's copy of the mistake: the plain function, not the counted one
+        result = counting.check(wrong.fn, device="cpu", show=False, record=False)
+        assert result.status == "fail" and result.failure == failure, wrong.fn.__name__
+        assert result.code in engine.FAILURE_CODES and result.code == failure.code
+        assert failure.case is not None and failure.seed is None and failure.output
+        assert result.hint == wrong.hint and counting.diagnose(failure) == wrong.hint
+    counting.check(_stub, device="cpu", show=False, record=False)
+    assert calls == after_first, "a diagnosis ran the known-wrong variants again"
+    # another input set: computed once for it, then kept too
+    on_seed = counting.known_failures(seed=12345)
+    assert all(f is not None and f.seed == 12345 for f, _ in on_seed)
+    assert counting.known_failures(seed=12345) is on_seed
+
+
+def test_a_mistake_failing_at_the_same_place_with_other_numbers_is_another_mistake() -> None:
+    """Same code, input and result as a known variant, different values: no hint (as the exact
+    message told them apart before)."""
+    ex = exercises.get("mse_gradient")
+    no_two = ex.check(ex.wrong[0].fn, device="cpu", show=False, record=False)  # half the gradient
+    assert no_two.hint == ex.wrong[0].hint
+
+    def a_third(w, b, x, y):
+        dw, db = ex.reference(w, b, x, y)
+        return dw / 3, db / 3
+
+    third = ex.check(a_third, device="cpu", show=False, record=False)
+    where = lambda f: (f.code, f.case, f.seed, f.output)  # noqa: E731
+    assert where(third.failure) == where(no_two.failure) == ("values", 1, None, "result 1")
+    assert third.failure.detail != no_two.failure.detail and third.hint == ""
+    same_place = dataclasses.replace(no_two.failure, detail=(1, 1, (), 0.5, 1.0, 0.5, 0.5))
+    assert ex.diagnose(same_place) == "" and ex.diagnose(no_two.failure) == ex.wrong[0].hint
 
 
 @pytest.mark.parametrize("ex", ALL, ids=IDS)
@@ -73,9 +137,9 @@ def test_correct_alternatives_pass(ex: engine.Exercise) -> None:
 
 @pytest.mark.parametrize("ex", ALL, ids=IDS)
 def test_cases_cover_edge_cases_and_are_seeded(ex: engine.Exercise) -> None:
-    cases = ex._cases()
+    cases = ex.input_cases()
     assert len(cases) >= 3
-    again = ex._cases()
+    again = ex.input_cases()
     for a, b in zip(cases, again, strict=True):
         for x, y in zip(a, b, strict=True):
             if isinstance(x, torch.Generator):  # a stochastic exercise's source of draws
@@ -123,25 +187,42 @@ class AlwaysEqual:
 
 
 @pytest.mark.parametrize(
-    ("fn", "status", "message"),
+    ("fn", "code", "message"),
     [
-        (lambda a, b: _good(a, b).as_subclass(Sneaky), "fail", "a subclass of torch.Tensor"),
-        (lambda a, b: _good(a, b).numpy(), "fail", "a NumPy ndarray"),
-        (lambda a, b: AlwaysEqual(), "fail", "not a torch.Tensor"),
-        (lambda a, b: float(_good(a, b).sum()), "fail", "a Python float"),
-        (lambda a, b: _good(a, b).double(), "fail", "dtype torch.float64, expected torch.float32"),
-        (lambda a, b: _good(a, b).unsqueeze(-1), "fail", "extra dimension of size 1"),
-        (lambda a, b: _good(a, b)[:, :1], "fail", "fewer elements"),
-        (lambda a, b: _good(a, b) / 0 * 0, "fail", "NaN or infinite"),
-        (lambda a, b: torch.cdist(a, b) ** 2, "fail", "calls cdist"),
-        (lambda a, b: (a.mul_(2), _good(a, b))[1], "fail", "changed its input in place"),
-        (lambda a, b: (_good(a, b), _good(a, b)), "fail", "returned 2 value(s), expected 1"),
+        (lambda a, b: _good(a, b).as_subclass(Sneaky), "type", "a subclass of torch.Tensor"),
+        (lambda a, b: _good(a, b).numpy(), "type", "a NumPy ndarray"),
+        (lambda a, b: AlwaysEqual(), "type", "not a torch.Tensor"),
+        (lambda a, b: float(_good(a, b).sum()), "type", "a Python float"),
+        (lambda a, b: _good(a, b).double(), "dtype", "dtype torch.float64, expected torch.float32"),
+        (lambda a, b: _good(a, b).unsqueeze(-1), "shape", "extra dimension of size 1"),
+        (lambda a, b: _good(a, b)[:, :1], "shape", "fewer elements"),
+        (lambda a, b: _good(a, b) / 0 * 0, "nonfinite", "NaN or infinite"),
+        (lambda a, b: torch.cdist(a, b) ** 2, "forbidden", "calls cdist"),
+        (lambda a, b: (a.mul_(2), _good(a, b))[1], "inplace", "changed its input in place"),
+        (lambda a, b: (_good(a, b), _good(a, b)), "count", "returned 2 value(s), expected 1"),
     ],
 )
-def test_hardening_and_diagnostics(fn, status: str, message: str) -> None:
+def test_hardening_and_diagnostics(fn, code: str, message: str) -> None:
     result = EX.check(fn, show=False)
-    assert result.status == status
+    assert result.status == "fail" and result.code == code
     assert message in result.message, result.message
+    assert result.failure.case == 1 and result.failure.seed is None
+
+
+def test_failures_say_where_and_with_which_values() -> None:
+    check = lambda fn: EX.check(fn, device="cpu", show=False).failure  # noqa: E731
+    assert check(lambda a, b: _good(a, b).T) == engine.Failure(
+        "shape", 1, None, "result 1", ((4, 5), (5, 4))
+    )
+    assert check(lambda a, b: _good(a, b).double()).detail == ("torch.float64", "torch.float32")
+    assert check(lambda a, b: (a.mul_(2), _good(a, b))[1]).output == "argument a"
+    assert check(torch.cdist).detail == ("cdist",)
+    assert check(lambda a, b: (_good(a, b), _good(a, b))).detail == (2, 1)
+    raised = check(lambda a, b: a - b)  # (5, 3) - (4, 3)
+    assert raised.code == "raised" and raised.detail[0].startswith("RuntimeError: The size")
+    assert EX.check(42, show=False).failure == engine.Failure("not_callable", detail=("int",))
+    assert EX.check(_stub, show=False).code == "not_attempted"
+    assert EX.check(_good, show=False).failure is None and EX.check(_good, show=False).code == ""
 
 
 def test_values_report_count_largest_difference_and_where() -> None:
@@ -158,11 +239,15 @@ def test_wrong_gradient_names_the_input() -> None:
     result = EX.check(lambda a, b: ((a.detach()[:, None] - b[None]) ** 2).sum(-1), show=False)
     assert "gradient with respect to `a`" in result.message
     assert "backward pass differs" in result.message
+    assert (result.code, result.failure.output, result.failure.detail[0]) == (
+        "grad", "grad a", "values"
+    )  # fmt: skip
 
 
 def test_detached_result_is_explained() -> None:
     result = EX.check(lambda a, b: _good(a, b).detach(), show=False)
     assert "not connected to the inputs in autograd's graph" in result.message
+    assert result.code == "not_connected"
 
 
 def test_an_exception_shows_the_learners_lines_only() -> None:
@@ -186,7 +271,7 @@ def test_only_the_package_folder_counts_as_the_engines() -> None:
     exec(compile("def f():\n    raise ValueError('in my file')\n", str(mine), "exec"), namespace)
     with pytest.raises(ValueError) as info:
         namespace["f"]()
-    text = engine._learner_traceback(info.value)
+    text = engine.learner_traceback(info.value)
     assert f"{mine}, line 2, in f" in text and text.endswith("ValueError: in my file")
 
 
@@ -195,9 +280,10 @@ def test_a_hanging_function_is_stopped() -> None:
         while True:
             pass
 
-    slow = engine.Exercise(**{**EX.__dict__, "timeout": 0.5, "_hints_shown": 0})
+    slow = dataclasses.replace(EX, timeout=0.5, _hints_shown=0)
     result = slow.check(hang, show=False)
     assert result.status == "timeout" and "took more than 0.5 s" in result.message
+    assert result.code == "timeout" and result.failure.case == 1
 
 
 def test_timeout_in_a_thread_falls_back_to_abandoning_it() -> None:
@@ -207,12 +293,12 @@ def test_timeout_in_a_thread_falls_back_to_abandoning_it() -> None:
     box = {}
 
     def run():  # not the main thread: SIGALRM cannot be used here
-        box["value"] = engine._call_with_limit(lambda: time.sleep(3), 0.3)
+        box["value"] = engine.call_with_time_limit(lambda: time.sleep(3), 0.3)
 
     def target():
         try:
             run()
-        except engine._Timeout:
+        except engine.TimeLimitExceeded:
             box["timeout"] = True
 
     t = threading.Thread(target=target)
@@ -251,6 +337,61 @@ def test_results_show_as_text_and_html(capsys: pytest.CaptureFixture[str]) -> No
 def test_exercise_needs_three_wrong_variants() -> None:
     with pytest.raises(ValueError, match="at least 3"):
         engine.Exercise("x", 0, "t", _good, lambda g: [], wrong=())
+
+
+# --------------------------------------------------------------------------- the contract
+
+# What class grading relies on (the engine's module docstring, "The contract").
+CONTRACT = (
+    "Exercise.input_cases", "Exercise.argument_names", "Exercise.attempt",
+    "Exercise.grad_attempt", "Exercise.verdict", "Exercise.grad_verdict", "Exercise.diagnose",
+    "Exercise.known_failures", "Attempt", "GradAttempt", "CheckResult", "Failure", "NotPlain",
+    "FAILURE_CODES", "TimeLimitExceeded", "call_with_time_limit", "learner_traceback",
+    "clone_inputs", "input_label",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CONTRACT)
+def test_the_contract_is_public_and_documented(name: str) -> None:
+    value = engine
+    for part in name.split("."):
+        value = getattr(value, part)
+    assert name.split(".")[-1] in engine.__doc__.split("The contract")[1], "not in the contract"
+    if callable(value):
+        assert (value.__doc__ or "").strip(), f"{name} has no docstring"
+
+
+def _engine_private_names() -> set[str]:
+    names = {n for n in vars(engine) if n.startswith("_") and not n.startswith("__")}
+    for cls in (engine.Exercise, engine.CheckResult, engine.Attempt, engine.GradAttempt,
+                engine.Failure, engine.NotPlain, engine.Wrong):  # fmt: skip
+        names |= {n for n in dir(cls) if n.startswith("_") and not n.startswith("__")}
+        names |= {f.name for f in dataclasses.fields(cls) if f.name.startswith("_")}
+    return names - {"_repr_html_", "_ipython_display_"}  # IPython's display protocol
+
+
+@pytest.mark.parametrize("module", [grading, sandbox], ids=["grading", "sandbox"])
+def test_grading_uses_no_private_name_of_the_engine(module) -> None:
+    private = _engine_private_names()
+    assert {"_check", "_compare", "_run", "_known", "_Forbidden"} <= private  # the test sees them
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("engine"):
+            found += [a.name for a in node.names if a.name.startswith("_")]
+        elif isinstance(node, ast.Attribute) and (
+            node.attr in private
+            or (  # ex._x, engine._x: a private name, even one the engine no longer has
+                node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("ex", "exercise", "engine")
+            )
+        ):
+            found.append(ast.unparse(node))
+        elif isinstance(node, ast.Constant) and node.value in private:  # getattr(ex, "_x")
+            found.append(repr(node.value))
+    assert found == [], f"{module.__name__} uses the engine's private names: {found}"
 
 
 # --------------------------------------------------------------------------- progress
@@ -476,7 +617,7 @@ def test_a_stochastic_exercise_gives_both_sides_the_same_random_stream() -> None
 def test_clone_copies_a_generator_at_its_state() -> None:
     gen = torch.Generator().manual_seed(5)
     torch.rand(3, generator=gen)  # advance it
-    copy = engine._clone(gen)
+    copy = engine.clone_inputs(gen)
     assert copy is not gen and torch.equal(
         torch.rand(4, generator=copy), torch.rand(4, generator=gen)
     )

@@ -9,6 +9,7 @@ checks every row of the CSV.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import inspect
 import json
 import os
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +165,7 @@ def test_a_renamed_notebook_is_recognised_by_its_functions_and_marks() -> None:
 )
 def test_cells_are_inspected_before_they_run(source: str, expected: str) -> None:
     problem = grading._static_problem(source, exercises.get("pairwise_sq_dists"))
-    assert problem is not None and expected in problem
+    assert problem is not None and expected in problem.message
 
 
 def test_a_correct_cell_passes_inspection() -> None:
@@ -218,6 +220,112 @@ def test_described_values_get_the_same_message_as_the_objects_themselves() -> No
 def test_bad_settings_are_refused_with_a_reason(kwargs: dict, match: str) -> None:
     with pytest.raises(grading.GradingError, match=match):
         grading.grade([NOTEBOOKS[N00]], **kwargs)
+
+
+# --------------------------------------------------------------------------- judging
+
+
+def _record(ex: engine.Exercise, fn: Any, sets: list[tuple[int | None, list]]) -> dict[str, Any]:
+    """What a grading process sends back for ``fn`` on ``sets`` (as :mod:`sandbox` builds it),
+    as the grader loads it."""
+    record: dict[str, Any] = {"found": True, "sets": []}
+    for seed, cases in sets:
+        attempts, grads = [], []
+        for args in cases:
+            attempts.append(sandbox._attempt_record(ex.attempt(fn, engine.clone_inputs(args))))
+            grads.append(sandbox._grad_record(ex.grad_attempt(fn, args)) if ex.grad else None)
+        label = engine.input_label(seed)
+        record["sets"].append({"label": label, "attempts": attempts, "grads": grads})
+    return grading._validate(record)
+
+
+def _memorised(ex: engine.Exercise, fixed: list, fn: Any) -> Any:
+    """Right on the self-check's fixed inputs (memorised), ``fn`` on any others."""
+
+    def same(args: tuple, case: tuple) -> bool:
+        return all(
+            torch.equal(x.detach().to(y.dtype), y) if isinstance(y, torch.Tensor) else x == y
+            for x, y in zip(args, case, strict=True)
+        )
+
+    def memorised(*args: Any) -> Any:
+        known = any(same(args, case) for case in fixed)
+        return ex.reference(*args) if known else fn(*args)
+
+    return memorised
+
+
+# Exercises whose randomised inputs share no case with the fixed ones (a learner who memorised
+# the fixed answers then fails where the variant fails); results of one and of several tensors.
+@pytest.mark.parametrize(
+    "name", ["pairwise_sq_dists", "momentum_step", "batch_norm_backward", "conv2d_single"]
+)
+def test_the_judge_names_known_mistakes_on_randomised_inputs_running_each_once(name: str) -> None:
+    """Class grading diagnoses as a check does: by the failure's code, place and values, with
+    each known-wrong variant run once per input set, however many learners made the mistake."""
+    ex = exercises.get(name)
+    calls: Counter = Counter()
+
+    def counted(i: int, fn: Any) -> Any:
+        def wrapper(*args: Any) -> Any:
+            calls[i] += 1
+            return fn(*args)
+
+        return wrapper
+
+    wrong = tuple(engine.Wrong(counted(i, w.fn), w.hint) for i, w in enumerate(ex.wrong))
+    counting = dataclasses.replace(ex, wrong=wrong, _hints_shown=0)
+    settings = grading._Settings(60.0, 2048, 5, {})
+    seed = grading._exercise_seed(5, ex)
+    sets = [(s, settings.cases_of(ex, s)) for s in (None, seed)]
+    learners = [_memorised(ex, sets[0][1], w.fn) for w in ex.wrong]
+    records = [_record(ex, fn, sets) for fn in learners]
+    for _ in range(2):  # a second class with the same mistakes: nothing runs again
+        for w, record in zip(ex.wrong, records, strict=True):
+            result = grading._judge(counting, record, sets, settings)
+            assert result.status == "fail" and "on randomised input" in result.message
+            assert result.failure.seed == seed and result.code in engine.FAILURE_CODES
+            assert result.hint == w.hint, (w.fn.__name__, result.message)
+        if not _:
+            ran = Counter(calls)
+            assert set(ran) == set(range(len(ex.wrong)))
+    assert calls == ran, "the judge ran the known-wrong variants again"
+    passed = grading._judge(counting, _record(ex, ex.reference, sets), sets, settings)
+    assert passed.passed and passed.code == "" and passed.failure is None
+
+
+def test_results_are_written_whole_inside_the_fence(tmp_path: Path) -> None:
+    """The grading process saves its records with dlcourse.machinery.atomic (a temporary file
+    beside the target, fsync, chmod, rename) after fencing itself in: the fence allows it."""
+    job = tmp_path / "job"
+    (job / "results").mkdir(parents=True)
+    script = f"""
+import os, sys
+from pathlib import Path
+from dlcourse.exercises import sandbox
+job = {str(job)!r}
+fence = sandbox._Fence(job, sandbox._read_roots(""))
+how = sandbox._landlock(job, fence.read_roots)
+sys.addaudithook(fence)
+fence.on = True
+results = Path(job) / "results"
+sandbox._save(results, "a.json", b'{{"x": 1}}')
+sandbox._save(results, "b.pt", {{"found": True, "sets": [1.5, "x"]}})
+sandbox._save(results, "a.json", b'{{"x": 2}}')  # over an older one
+try:  # the fence is on: outside the job, nothing may be written
+    sandbox._save(Path({str(tmp_path)!r}), "outside.json", b"{{}}")
+    print("ALLOWED")
+except PermissionError:
+    print("REFUSED")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["REFUSED"] and not (tmp_path / "outside.json").exists()
+    assert sorted(p.name for p in (job / "results").iterdir()) == ["a.json", "b.pt"]  # no temp
+    assert (job / "results" / "a.json").read_bytes() == b'{"x": 2}'
+    assert grading._load_result(job / "results" / "b.pt") == {"found": True, "sets": [1.5, "x"]}
 
 
 # --------------------------------------------------------------------------- the fence
@@ -356,12 +464,30 @@ HOSTILE_RUNTIME = {
 }
 
 
+# The failure code of every failing row of these learners.
+HOSTILE_CODES = {
+    **dict.fromkeys(("h-abort", "h-segfault", "h-loop-cell", "h-print", "h-os-exit"), "stopped"),
+    **dict.fromkeys(("h-ctypes", "h-fork-bomb", "h-subprocess", "h-read-outside",
+                     "h-write-outside", "h-kill-grader"), "not_defined"),  # the cell stopped
+    **dict.fromkeys(("h-memory", "h-memory-torch", "h-read-class"), "raised"),
+    **dict.fromkeys(("h-patch-engine", "h-reference"), "uses_package"),
+    **dict.fromkeys(("h-always-equal", "h-lying-tensor"), "type"),
+    **dict.fromkeys(("h-patch-torch", "h-hard-coded"), "values"),
+    **dict.fromkeys(("h-forbidden", "h-forbidden-hidden"), "forbidden"),
+    **dict.fromkeys(("h-not-json", "h-empty-file", "h-no-cells"), "bad_notebook"),
+    "h-loop": "timeout",
+    "h-sys-exit": "exited",
+    "h-syntax": "syntax",
+    "h-cell-types": "no_cell",
+}  # fmt: skip
+
+
 def _hard_coded_cell() -> str:
     """Memorised answers to the self-check's inputs: right there, wrong on randomised ones."""
     ex = exercises.get("metropolis_acceptance")
     table = {
         f"{float(delta.sum()):.12g}/{temperature!r}": ex.reference(delta, temperature).tolist()
-        for delta, temperature in ex._cases()
+        for delta, temperature in ex.input_cases()
     }
     return (
         f"ANSWERS = {table!r}\n\ndef metropolis_acceptance(delta, temperature):\n"
@@ -529,12 +655,20 @@ def test_a_class_of_hostile_and_honest_submissions_is_graded_row_by_row(tmp_path
         assert row["seed"] == "7"
         worth = exercises.get(row["exercise"]).points if row["exercise"] != "(notebook)" else 0.0
         assert float(row["points"]) == (worth if status == "pass" else 0.0)
-        if says == "WRONG":  # the check's own message and targeted hint, word for word
+        if says == "WRONG":  # the check's own message, code and targeted hint, word for word
             ex = exercises.get(row["exercise"])
             check = ex.check(ex.wrong[0].fn, show=False, record=False)
             assert g.message == check.message and g.hint == check.hint == wrong_hints[ex.name], key
+            assert row["code"] == g.code == check.code != "", key
         elif says != "NotImplementedError":
             assert says in row["message"], (key, row["message"])
+        learner = row["learner"]
+        if status == "fail" and learner in HOSTILE_CODES:
+            assert row["code"] == HOSTILE_CODES[learner], (key, row["code"], row["message"])
+        assert row["code"] == {"pass": "", "not attempted": "not_attempted"}.get(
+            status, row["code"]
+        ), key
+        assert row["code"] == "" or row["code"] in engine.FAILURE_CODES, key
 
     # the grader and its files came through; nothing was written outside the jobs
     assert (
@@ -591,11 +725,10 @@ def test_randomised_inputs_reject_no_correct_answer(ex: engine.Exercise) -> None
     randomised inputs (no false rejection), and the inputs do change with the seed."""
     seeds = [grading._exercise_seed(run, ex) for run in range(12)]
     for seed in seeds:
-        cases = ex._cases(seed)
         for fn in (ex.reference, *ex.alternatives):
-            result = ex._check(fn, cases=cases, label="randomised input")
+            result = ex.check(fn, device="cpu", seed=seed, show=False, record=False)
             assert result.passed, (seed, fn.__name__, result.message)
-    first, second = ex._cases(seeds[0]), ex._cases(seeds[1])
+    first, second = ex.input_cases(seeds[0]), ex.input_cases(seeds[1])
     tensors = lambda cases: [a for case in cases for a in case if isinstance(a, torch.Tensor)]  # noqa: E731
     if tensors(first):
         assert any(

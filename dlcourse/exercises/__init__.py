@@ -3,7 +3,8 @@
 ::
 
     ex = dl.exercises.get("pairwise_sq_dists")
-    ex.check(pairwise_sq_dists)   # green pass, red diagnosis, or "not attempted yet"
+    result = ex.check(pairwise_sq_dists)  # green pass, red diagnosis, or "not attempted yet"
+    result.code, result.failure           # what failed, for programs ("shape", input 2, ...)
     ex.hint()                     # hints one at a time; ex.hint(2) for a given one
     ex.solution()                 # the reference, highlighted
 
@@ -15,7 +16,8 @@ for 02, ``optimizers.py`` for 03. Each defines ``EXERCISES``;
 course map, so a new notebook's exercises need no list edited.
 
 Class grading (:mod:`dlcourse.exercises.grading`, ``dlcourse grade``) runs learners' notebooks in
-a separate, limited process and judges them with the same messages::
+a separate, limited process and judges them with the same messages and codes, through the
+engine's public contract (:mod:`dlcourse.exercises.engine`, "The contract")::
 
     grades = dl.exercises.grade(["submissions/"], out="grades.csv", jobs=2)
 """
@@ -24,12 +26,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlcourse.exercises.engine import CheckResult, Exercise, Wrong
+from dlcourse.exercises.engine import CheckResult, Exercise, Failure, Wrong
 from dlcourse.exercises.registry import all_exercises, exercise_modules, get
 
 __all__ = [
     "CheckResult",
     "Exercise",
+    "Failure",
     "Wrong",
     "all_exercises",
     "exercise_modules",

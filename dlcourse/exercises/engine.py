@@ -20,6 +20,14 @@ What a check does, in order, for each input case:
 5. for differentiable exercises, compares the gradient with respect to each
    input, in float64, and names the input whose gradient is wrong.
 
+A failing check says what is wrong twice: in words for the learner
+(``result.message``) and as a :class:`Failure` for programs (``result.failure``:
+a code from :data:`FAILURE_CODES`, the input case and the result or gradient it
+is about, and the values that make it specific). The failure is what finds the
+known-wrong variant the learner wrote, and so the targeted hint
+(``result.hint``): each variant's failure is computed once per input set, then
+compared, never the whole check again.
+
 The time limit (``Exercise.timeout``) uses ``SIGALRM`` when the check runs in
 the main thread on Linux or macOS (a Jupyter kernel does): it stops Python code
 that loops forever, but not a single long call inside a C library (a huge
@@ -27,6 +35,38 @@ matrix product finishes first), and not code that catches every exception.
 Elsewhere (Windows, other threads) the function runs in a helper thread that
 is abandoned after the limit: the check returns "took too long", but the
 thread keeps running until it ends by itself.
+
+The contract (what class grading relies on)
+-------------------------------------------
+
+A check is two halves, so that class grading can run the first in a separate,
+fenced process (:mod:`dlcourse.exercises.sandbox`) and the second in the grader
+(:mod:`dlcourse.exercises.grading`), with the same messages, word for word:
+
+- **the cases**: ``ex.input_cases(seed)``, the self-check's fixed inputs
+  (``seed=None``) or those a grading seed draws (answers cannot be
+  memorised); :func:`input_label` names a set in messages ("input 2",
+  "randomised input 2"); :func:`clone_inputs` makes the copies a call may
+  change without changing the cases.
+- **the learner's side**, which runs the learner's code:
+  ``ex.attempt(fn, args)`` gives an :class:`Attempt` (what the call returned,
+  or that it raised, timed out, called a forbidden function);
+  ``ex.grad_attempt(fn, args)`` a :class:`GradAttempt` (its gradients in
+  float64). Both run ``fn`` under :func:`call_with_time_limit` (which raises
+  :exc:`TimeLimitExceeded`, not an ``Exception``) and show an error's
+  traceback with the learner's own lines only (:func:`learner_traceback`). A
+  value that is not plain data is sent back as a :class:`NotPlain`.
+- **the judge's side**, which never runs the learner's code:
+  ``ex.verdict(args, attempt, case=, seed=)`` and
+  ``ex.grad_verdict(args, grad_attempt, case=, seed=)`` give a failing
+  :class:`CheckResult` (with its :class:`Failure`, coded as
+  :data:`FAILURE_CODES` says), or ``None`` when the attempt is right; messages
+  name the arguments as the reference does (``ex.argument_names()``).
+  ``ex.diagnose(failure)`` gives the hint of the known-wrong variant that fails
+  the same way (``ex.known_failures(seed)``: each variant's failure on that
+  input set, computed once and kept).
+
+Grading imports these names only; everything else here may change.
 """
 
 from __future__ import annotations
@@ -43,7 +83,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -58,6 +98,49 @@ TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
     torch.bfloat16: (2e-2, 1e-2),
 }
 
+# What ``Failure.code`` can be, and what it means. ``detail`` holds the values named.
+FAILURE_CODES: dict[str, str] = {
+    # the call itself
+    "not_attempted": "the function still raises NotImplementedError (the stub)",
+    "not_callable": "check() was given something that is not a function (detail: its type)",
+    "raised": "the function raised an exception (detail: its last line, 'Type: message')",
+    "exited": "the function raised SystemExit or the like (grading only; detail: the same)",
+    "timeout": "the function ran past the time limit",
+    "forbidden": "the function calls what the exercise forbids (detail: the function's name)",
+    "inplace": "the function changed an input in place (output: 'argument <name>')",
+    # what it returned
+    "count": "it returned another number of values (detail: got, expected)",
+    "type": (
+        "a result is not a plain tensor, or not a whole number where one is due (detail: its "
+        "module and type name; for a tensor in place of a whole number, its shape and dtype too)"
+    ),
+    "shape": "a result has another shape (detail: got, expected)",
+    "dtype": "a result has another dtype (detail: got, expected)",
+    "device": "a result is on another device than the inputs (detail: its device)",
+    "nonfinite": "a result has NaN or infinite values the reference has not (detail: how many)",
+    "values": (
+        "a result's values differ (detail: how many differ, of how many, where the largest "
+        "difference is, that difference, expected and got there, the largest relative "
+        "difference, rounded as the message shows them; for a whole number: got, expected)"
+    ),
+    # its gradients
+    "grad_failed": "the float64 run for the gradient check failed (detail: the error)",
+    "not_connected": "a result is not connected to the inputs in autograd's graph",
+    "grad": (
+        "a gradient differs (output: 'grad <input name>'; detail: the comparison's code, "
+        "then its values; ('count', got, expected) when another number came back)"
+    ),
+    # class grading only: about the notebook, the cell or the grading process
+    "bad_notebook": "the file is not a notebook that can be graded",
+    "no_cell": "no code cell defines the function",
+    "syntax": "the learner's cell has a syntax error",
+    "uses_package": "the learner's cell uses the dlcourse package",
+    "not_defined": "the cell ran but did not define the function",
+    "not_plain": "what came back from the grading process is not plain data",
+    "stopped": "the grading process stopped before this exercise was graded",
+    "no_result": "no result came back from the grading process",
+}
+
 # Frames from these folders are not the learner's (the trailing separator keeps a learner's
 # folder named, say, dlcourse_notes/ from matching dlcourse/).
 _ENGINE_DIR = str(Path(__file__).resolve().parent.parent) + os.sep  # dlcourse/
@@ -66,9 +149,10 @@ _TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
 _CELL_FILES = os.path.join(tempfile.gettempdir(), "ipykernel_")
 
 
-class _Timeout(BaseException):
-    """Raised inside the learner's function when its time is up (not an Exception, so
-    an ``except Exception`` in the learner's code does not swallow it)."""
+class TimeLimitExceeded(BaseException):
+    """Raised inside the learner's function when its time is up (see
+    :func:`call_with_time_limit`). Not an ``Exception``, so an ``except Exception`` in the
+    learner's code does not swallow it."""
 
 
 class _Forbidden(BaseException):
@@ -85,19 +169,51 @@ class Wrong:
     hint: str
 
 
+@dataclass(frozen=True)
+class Failure:
+    """What a failing check found, for programs (the message says it for people).
+
+    ``code``: what kind of failure (a key of :data:`FAILURE_CODES`). Where: ``case``, the input
+    case, counted from 1 as the message counts ("input 2"; ``None`` when it is about no one
+    case); ``seed``, the input set (``None``: the self-check's fixed inputs; else the grading
+    seed that drew them); ``output``, which result or gradient (``"result 1"``, ``"grad x"``,
+    ``"argument x"``; ``""`` when it is about the call). ``detail``: the values that make the
+    failure specific (shapes, counts, the largest difference and where, rounded as the message
+    shows them), so that two mistakes failing at the same place with different numbers differ.
+
+    Two failures are the same mistake when they are equal: :meth:`Exercise.diagnose` finds the
+    known-wrong variant that way.
+    """
+
+    code: str
+    case: int | None = None
+    seed: int | None = None
+    output: str = ""
+    detail: tuple[Any, ...] = ()
+
+
 @dataclass
 class CheckResult:
-    """What ``Exercise.check`` found. ``status``: pass, fail, not attempted, timeout, error."""
+    """What ``Exercise.check`` found. ``status``: pass, fail, not attempted, timeout, error.
+
+    ``failure``: the same as a :class:`Failure` (``None`` when it passed); ``code`` is its
+    code (``""`` when it passed)."""
 
     exercise: str
     status: str
     message: str
     hint: str = ""  # the targeted hint of a recognised mistake
+    failure: Failure | None = None
     _shown: bool = field(default=False, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
         return self.status == "pass"
+
+    @property
+    def code(self) -> str:
+        """The failure's code (:data:`FAILURE_CODES`), ``""`` when there is no failure."""
+        return self.failure.code if self.failure is not None else ""
 
     def __str__(self) -> str:
         mark = {"pass": "PASSED", "not attempted": "NOT ATTEMPTED YET"}.get(self.status, "FAILED")
@@ -158,6 +274,12 @@ class GradAttempt:
     detail: str = ""
 
 
+def input_label(seed: int | None) -> str:
+    """How messages name the inputs of a set: ``input`` for the self-check's fixed ones
+    (``seed=None``), ``randomised input`` for those of a grading seed ("on randomised input 2")."""
+    return "input" if seed is None else "randomised input"
+
+
 # --------------------------------------------------------------------------- the learner's code
 
 
@@ -174,13 +296,17 @@ class _Forbid(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def _call_with_limit(fn: Callable[[], Any], seconds: float) -> Any:
-    """``fn()``, stopped with :class:`_Timeout` after ``seconds`` (see the module docstring)."""
+def call_with_time_limit(fn: Callable[[], Any], seconds: float) -> Any:
+    """``fn()``, stopped with :exc:`TimeLimitExceeded` after ``seconds``.
+
+    In the main thread (where there is ``SIGALRM``) a timer interrupts ``fn`` itself; elsewhere
+    ``fn`` runs in a helper thread that is abandoned at the limit (see the module docstring).
+    """
     use_alarm = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
     if use_alarm:
 
         def on_alarm(signum, frame):
-            raise _Timeout
+            raise TimeLimitExceeded
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -201,14 +327,15 @@ def _call_with_limit(fn: Callable[[], Any], seconds: float) -> Any:
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
-        raise _Timeout
+        raise TimeLimitExceeded
     if "error" in box:
         raise box["error"]
     return box["value"]
 
 
-def _learner_traceback(exc: BaseException) -> str:
-    """The traceback of ``exc``, only the learner's own frames (not the engine's, not torch's)."""
+def learner_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` with the learner's own frames only (not the engine's, not
+    torch's), a notebook cell's called "your code"; its last line is ``Type: message``."""
     frames = [
         f
         for f in traceback.extract_tb(exc.__traceback__)
@@ -224,6 +351,15 @@ def _learner_traceback(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- comparing
+
+
+class _Mismatch(NamedTuple):
+    """Why a value is not the expected one: a code of :data:`FAILURE_CODES`, its values, the
+    sentence a learner reads."""
+
+    code: str
+    detail: tuple[Any, ...]
+    text: str
 
 
 def _is_plain_tensor(value: Any) -> bool:
@@ -252,10 +388,14 @@ class NotPlain:
         return cls(kind.__module__, kind.__name__, False, text[:80])
 
 
+def _described(value: Any) -> NotPlain:
+    return value if isinstance(value, NotPlain) else NotPlain.of(value)
+
+
 def _reject_non_tensor(value: Any, what: str) -> str | None:
     if _is_plain_tensor(value):
         return None
-    info = value if isinstance(value, NotPlain) else NotPlain.of(value)
+    info = _described(value)
     if info.tensor_subclass:
         return (
             f"{what} is a {info.name}, a subclass of torch.Tensor. Return a plain tensor, "
@@ -298,17 +438,21 @@ def _shape_cause(expected: torch.Size, actual: torch.Size) -> str:
     return "check which dimension each step works on"
 
 
-def _index_text(flat: int, shape: torch.Size) -> str:
-    if not shape:
-        return ""
+def _index(flat: int, shape: torch.Size) -> tuple[int, ...]:
     index = []
     for size in reversed(shape):
         index.append(flat % size)
         flat //= size
-    return f" at index {tuple(reversed(index))}"
+    return tuple(reversed(index))
 
 
-def _compare_int(expected: int, actual: Any, what: str) -> str | None:
+def _rounded(value: float, digits: int) -> float | str:
+    """``value`` to ``digits`` significant figures, as a message shows it (a NaN as ``"nan"``,
+    so that two equal failures compare equal)."""
+    return "nan" if math.isnan(value) else float(f"{value:.{digits}g}")
+
+
+def _compare_int(expected: int, actual: Any, what: str) -> _Mismatch | None:
     """Why ``actual`` is not the whole number ``expected`` (an index, a count); None when equal.
 
     A Python int, a NumPy integer or a 0-d integer tensor is accepted; a float is not (an
@@ -322,45 +466,58 @@ def _compare_int(expected: int, actual: Any, what: str) -> str | None:
     if isinstance(actual, bool) or not isinstance(actual, int):
         if isinstance(actual, torch.Tensor):
             got = f"a tensor of shape {tuple(actual.shape)} and dtype {actual.dtype}"
+            detail: tuple[Any, ...] = ("torch", "Tensor", tuple(actual.shape), str(actual.dtype))
         elif isinstance(actual, NotPlain):
             got = f"a {actual.name} ({actual.text})"
+            detail = (actual.module, actual.name)
         else:
             got = f"a {type(actual).__name__} ({actual!r})"
-        return f"{what} should be a whole number (an int), got {got}."
+            info = NotPlain.of(actual)
+            detail = (info.module, info.name)
+        return _Mismatch("type", detail, f"{what} should be a whole number (an int), got {got}.")
     if actual != expected:
-        return f"{what} is {actual}, expected {expected}."
+        return _Mismatch("values", (actual, expected), f"{what} is {actual}, expected {expected}.")
     return None
 
 
-def _compare(expected: Any, actual: Any, what: str, input_devices: set) -> str | None:
+def _compare(expected: Any, actual: Any, what: str, input_devices: set) -> _Mismatch | None:
     """Why ``actual`` is not ``expected``; None when they agree."""
     if isinstance(expected, int) and not isinstance(expected, bool):
         return _compare_int(expected, actual, what)
     rejected = _reject_non_tensor(actual, what)
     if rejected:
-        return rejected
+        info = _described(actual)
+        return _Mismatch("type", (info.module, info.name), rejected)
     if actual.shape != expected.shape:
-        return (
+        return _Mismatch(
+            "shape",
+            (tuple(actual.shape), tuple(expected.shape)),
             f"{what} has shape {tuple(actual.shape)}, expected {tuple(expected.shape)}: "
-            f"{_shape_cause(expected.shape, actual.shape)}"
+            f"{_shape_cause(expected.shape, actual.shape)}",
         )
     if actual.dtype != expected.dtype:
-        return (
+        return _Mismatch(
+            "dtype",
+            (str(actual.dtype), str(expected.dtype)),
             f"{what} has dtype {actual.dtype}, expected {expected.dtype}. Build new tensors "
-            "from the inputs (torch.zeros_like, x.new_tensor, ...) or pass dtype=x.dtype."
+            "from the inputs (torch.zeros_like, x.new_tensor, ...) or pass dtype=x.dtype.",
         )
     if input_devices and actual.device not in input_devices:
-        return (
+        return _Mismatch(
+            "device",
+            (str(actual.device),),
             f"{what} is on {actual.device}, but the inputs are on "
-            f"{', '.join(map(str, input_devices))}: create new tensors with device=x.device."
+            f"{', '.join(map(str, input_devices))}: create new tensors with device=x.device.",
         )
     got = actual.detach().to("cpu", torch.float64)
     want = expected.detach().to("cpu", torch.float64)
     nonfinite = int((~torch.isfinite(got)).sum() - (~torch.isfinite(want)).sum())
     if nonfinite > 0:
-        return (
+        return _Mismatch(
+            "nonfinite",
+            (nonfinite,),
             f"{what} has {nonfinite} NaN or infinite values that the expected result does not: "
-            "a division by zero, a log of 0, or an overflow (exp of a large number)?"
+            "a division by zero, a log of 0, or an overflow (exp of a large number)?",
         )
     rtol, atol = TOLERANCES.get(expected.dtype, (1e-6, 1e-8))
     bad = ~torch.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
@@ -370,21 +527,28 @@ def _compare(expected: Any, actual: Any, what: str, input_devices: set) -> str |
     diff = (got - want).abs().nan_to_num(0.0)
     flat = int(diff.reshape(-1).argmax())
     rel = diff / want.abs().clamp_min(1e-12)
-    return (
+    largest = float(diff.reshape(-1)[flat])
+    at_want, at_got = float(want.reshape(-1)[flat]), float(got.reshape(-1)[flat])
+    largest_rel = float(rel.max())
+    where = f" at index {_index(flat, want.shape)}" if want.shape else ""
+    return _Mismatch(
+        "values",
+        (count, want.numel(), _index(flat, want.shape), _rounded(largest, 3),
+         _rounded(at_want, 6), _rounded(at_got, 6), _rounded(largest_rel, 3)),
         f"{what}: {count} of {want.numel()} values differ. Largest difference "
-        f"{float(diff.reshape(-1)[flat]):.3g}{_index_text(flat, want.shape)} "
-        f"(expected {float(want.reshape(-1)[flat]):.6g}, got {float(got.reshape(-1)[flat]):.6g}); "
-        f"largest relative difference {float(rel.max()):.3g}."
-    )
+        f"{largest:.3g}{where} (expected {at_want:.6g}, got {at_got:.6g}); "
+        f"largest relative difference {largest_rel:.3g}.",
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the exercise
 
 
-def _clone(value: Any) -> Any:
-    """A copy the callee cannot use to change the original; a generator is copied at its state,
-    so the reference and the learner's function draw the same random numbers (dropout masks,
-    augmentations)."""
+def clone_inputs(value: Any) -> Any:
+    """A copy of ``value`` (a case, or one argument) that a call cannot use to change the
+    original: tensors cloned and detached, tuples and lists copied; a generator is copied at
+    its state, so the reference and the learner's function draw the same random numbers
+    (dropout masks, augmentations)."""
     if isinstance(value, torch.Tensor):
         return value.detach().clone()
     if isinstance(value, torch.Generator):
@@ -392,7 +556,7 @@ def _clone(value: Any) -> Any:
         copy.set_state(value.get_state())
         return copy
     if isinstance(value, tuple | list):
-        return type(value)(_clone(v) for v in value)
+        return type(value)(clone_inputs(v) for v in value)
     return value
 
 
@@ -402,6 +566,11 @@ def _to_device(args: Case, device: torch.device) -> Case:
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:
     return value if isinstance(value, tuple) else (value,)
+
+
+def _last_line(text: str) -> str:
+    """The last line of a traceback: ``Type: message``."""
+    return text.rstrip().rsplit("\n", 1)[-1]
 
 
 @dataclass
@@ -421,6 +590,7 @@ class Exercise:
         alternatives: other correct implementations (the tests check they pass).
         timeout: seconds one call of the learner's function may take.
         points: what a pass is worth in class grading (``dlcourse grade --points`` changes it).
+        seed: the seed of the self-check's fixed inputs.
     """
 
     name: str
@@ -437,6 +607,13 @@ class Exercise:
     points: float = 1.0
     seed: int = 0
     _hints_shown: int = field(default=0, repr=False)
+    # The known-wrong variants' failures, by (seed, device): see known_failures.
+    _known: dict[tuple[int | None, str], tuple[tuple[Failure | None, str], ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _known_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if len(self.wrong) < 3:
@@ -444,7 +621,7 @@ class Exercise:
         if not (math.isfinite(self.points) and self.points >= 0):
             raise ValueError(f"exercise {self.name!r}: points must be >= 0, got {self.points!r}")
 
-    # -- the learner's side
+    # -- what a learner calls
 
     def check(
         self,
@@ -453,20 +630,22 @@ class Exercise:
         device: torch.device | str | None = None,
         show: bool = True,
         record: bool = True,
+        seed: int | None = None,
     ) -> CheckResult:
         """Check ``fn`` against the reference; show the result (rich in JupyterLab); return it.
 
         ``fn`` runs on ``device`` (by default the one ``dl.setup`` picks: a GPU when there is
         one); results are compared on the CPU in float64, gradients in float64 on the CPU.
         In the learner's own notebooks the result is recorded as their progress (see
-        :mod:`dlcourse.exercises.progress`); ``record=False`` leaves it alone.
+        :mod:`dlcourse.exercises.progress`); ``record=False`` leaves it alone. ``seed``: check
+        on the inputs that seed draws (as class grading does) instead of the fixed ones.
         """
         from dlcourse.env import pick_device
 
         where = pick_device(device)
-        result = self._check(fn, where)
-        if result.status == "fail":
-            result.hint = self.diagnose(result.message, where)
+        result = self._check(fn, where, seed)
+        if result.failure is not None:
+            result.hint = self.diagnose(result.failure, where)
         if record and result.status != "not attempted":
             from dlcourse.exercises.progress import record_result
 
@@ -504,43 +683,51 @@ class Exercise:
         print(source)
         return source
 
-    # -- the engine
+    # -- the cases
 
-    def _cases(self, seed: int | None = None) -> list[Case]:
-        """The input cases: the fixed ones of the self-check, or those of another ``seed``
-        (class grading adds randomised ones, so answers cannot be hard-coded)."""
+    def input_cases(self, seed: int | None = None) -> list[Case]:
+        """The input cases, each a tuple of positional arguments: the self-check's fixed ones
+        (``seed=None``), or those ``seed`` draws (class grading adds these, so answers cannot
+        be hard-coded). The same seed gives the same cases, as new objects each time."""
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
         return [_as_tuple(c) for c in self.cases(gen)]
 
+    def argument_names(self) -> list[str]:
+        """The reference's parameter names, as messages name the arguments."""
+        try:
+            return list(inspect.signature(self.reference).parameters)
+        except (TypeError, ValueError):
+            return []
+
+    # -- the learner's side: runs the learner's code (a grading process runs these)
+
     def _run(self, fn: Callable[..., Any], args: Case) -> Any:
         call = (lambda: fn(*args)) if not self.forbidden else (lambda: _forbid_call(fn, args, self))
-        return _call_with_limit(call, self.timeout)
+        return call_with_time_limit(call, self.timeout)
 
-    # The learner's side (a grading process runs these) ...
-
-    def _attempt(self, fn: Callable[..., Any], args: Case) -> Attempt:
-        """Call ``fn`` on ``args`` (the learner's own copies), with the time limit and the
-        forbidden calls blocked; say what happened."""
+    def attempt(self, fn: Callable[..., Any], args: Case) -> Attempt:
+        """Call ``fn`` on ``args`` (the learner's own copies: :func:`clone_inputs`), with the
+        time limit and the forbidden calls blocked; say what happened."""
         try:
             got = self._run(fn, args)
         except NotImplementedError:
             return Attempt("not attempted")
-        except _Timeout:
+        except TimeLimitExceeded:
             return Attempt("timeout")
         except _Forbidden as exc:
             return Attempt("forbidden", detail=exc.name)
         except Exception as exc:
-            return Attempt("raised", detail=_learner_traceback(exc))
+            return Attempt("raised", detail=learner_traceback(exc))
         after = tuple(a if isinstance(a, torch.Tensor) else None for a in args)
         return Attempt("returned", got if isinstance(got, tuple) else (got,), after)
 
-    def _grad_attempt(self, fn: Callable[..., Any], args: Case) -> GradAttempt:
-        """The gradients of ``fn``'s results, weighted by fixed random weights, with respect to
-        each floating-point tensor input, all in float64."""
+    def grad_attempt(self, fn: Callable[..., Any], args: Case) -> GradAttempt:
+        """The gradients of ``fn``'s results on ``args``, weighted by fixed random weights, with
+        respect to each floating-point tensor input, all in float64 (``args`` is not changed)."""
         my_args = _float64_leaves(args)
         try:
             my_out = _as_tuple(self._run(fn, my_args))
-        except (_Timeout, _Forbidden, Exception) as exc:
+        except (TimeLimitExceeded, _Forbidden, Exception) as exc:
             return GradAttempt("failed", detail=repr(exc))
         if any(not (isinstance(o, torch.Tensor) and o.requires_grad) for o in my_out):
             return GradAttempt("not connected")
@@ -553,70 +740,109 @@ class Exercise:
         )
         return GradAttempt("ok", grads)
 
-    # ... and the judge's (never runs the learner's code).
+    # -- the judge's side: never runs the learner's code
 
-    def _verdict(
+    def _failed(
         self,
-        label: str,
+        status: str,
+        message: str,
+        code: str,
+        case: int | None,
+        seed: int | None,
+        output: str = "",
+        detail: tuple[Any, ...] = (),
+    ) -> CheckResult:
+        return CheckResult(
+            self.name, status, message, failure=Failure(code, case, seed, output, detail)
+        )
+
+    def verdict(
+        self,
         args: Case,
-        params: list[str],
         attempt: Attempt,
-        devices: set | None = None,
+        *,
+        case: int,
+        seed: int | None = None,
+        devices: set[torch.device] | None = None,
     ) -> CheckResult | None:
-        """Why ``attempt`` on input ``args`` (called ``label``, e.g. "input 2") is not right;
-        None when it is. ``devices``: where the learner's inputs were."""
-        name = self.name
+        """Why ``attempt`` (the learner's call on ``args``, input ``case`` of the set ``seed``
+        draws; counted from 1) is not right, as a failing :class:`CheckResult`; None when it
+        is. ``devices``: where the learner's inputs were."""
+        label = f"{input_label(seed)} {case}"
+        params = self.argument_names()
         if attempt.kind != "returned":
             raised = f"your function raised an error on {label} ({_describe_args(args, params)}):"
-            status, message = {
+            status, code, message = {
                 "not attempted": (
                     "not attempted",
+                    "not_attempted",
                     "replace the `raise NotImplementedError` with your code.",
                 ),
                 "timeout": (
+                    "timeout",
                     "timeout",
                     f"your function took more than {self.timeout:g} s on {label} and was "
                     "stopped. Is there a loop that never ends?",
                 ),
                 "forbidden": (
                     "fail",
+                    "forbidden",
                     f"your function calls {attempt.detail}, which this exercise asks you to do "
                     "without: build it from simpler operations.",
                 ),
-            }.get(attempt.kind, ("error", f"{raised}\n{attempt.detail}"))  # raised, exited
-            return CheckResult(name, status, message)
-        for a, original in zip(attempt.args_after, args, strict=True):
+                "exited": ("error", "exited", f"{raised}\n{attempt.detail}"),
+            }.get(attempt.kind, ("error", "raised", f"{raised}\n{attempt.detail}"))
+            detail = () if code in ("not_attempted", "timeout") else (_last_line(attempt.detail),)
+            return self._failed(status, message, code, case, seed, "", detail)
+        for j, (a, original) in enumerate(zip(attempt.args_after, args, strict=True)):
             if isinstance(a, torch.Tensor) and not torch.equal(a.cpu(), original):
-                return CheckResult(
-                    name, "fail",
+                return self._failed(
+                    "fail",
                     "your function changed its input in place (an operation ending in _, or "
                     "an assignment into x[...]). Compute a new tensor instead.",
+                    "inplace", case, seed, f"argument {_name(params, j)}",
                 )  # fmt: skip
-        expected = _as_tuple(self.reference(*_clone(args)))
+        expected = _as_tuple(self.reference(*clone_inputs(args)))
         if len(attempt.value) != len(expected):
-            return CheckResult(
-                name, "fail",
+            return self._failed(
+                "fail",
                 f"your function returned {len(attempt.value)} value(s), expected {len(expected)}.",
+                "count", case, seed, "", (len(attempt.value), len(expected)),
             )  # fmt: skip
         for j, (want, have) in enumerate(zip(expected, attempt.value, strict=True)):
             what = "your result" if len(expected) == 1 else f"result {j + 1} of {len(expected)}"
             problem = _compare(want, have, what, devices or set())
             if problem:
-                return CheckResult(
-                    name, "fail", f"on {label} ({_describe_args(args, params)}): {problem}"
-                )
+                return self._failed(
+                    "fail",
+                    f"on {label} ({_describe_args(args, params)}): {problem.text}",
+                    problem.code, case, seed, f"result {j + 1}", problem.detail,
+                )  # fmt: skip
         return None
 
-    def _grad_verdict(self, args: Case, params: list[str], attempt: GradAttempt) -> str | None:
-        """Why the learner's gradients are not the reference's; None when they agree."""
+    def grad_verdict(
+        self, args: Case, attempt: GradAttempt, *, case: int, seed: int | None = None
+    ) -> CheckResult | None:
+        """Why the learner's gradients on ``args`` (input ``case`` of the set ``seed`` draws)
+        are not the reference's, as a failing :class:`CheckResult`; None when they agree."""
+        label = f"{input_label(seed)} {case}"
+
+        def failed(text: str, code: str, output: str = "", detail: tuple = ()) -> CheckResult:
+            return self._failed("fail", f"on {label}: {text}", code, case, seed, output, detail)
+
         if attempt.kind == "failed":
-            return f"in float64 (for the gradient check) your function failed: {attempt.detail}"
+            return failed(
+                f"in float64 (for the gradient check) your function failed: {attempt.detail}",
+                "grad_failed", detail=(attempt.detail,),
+            )  # fmt: skip
         if attempt.kind == "not connected":
-            return (
+            return failed(
                 "your result is not connected to the inputs in autograd's graph, so no gradient "
                 "flows back: did you use .detach(), .item(), .numpy(), torch.no_grad() or build "
-                "a new tensor with torch.tensor(...)?"
+                "a new tensor with torch.tensor(...)?",
+                "not_connected",
             )
+        params = self.argument_names()
         ref_args = _float64_leaves(args)
         ref_out = _as_tuple(self.reference(*ref_args))
         weights = _grad_weights([o.shape for o in ref_out])
@@ -626,58 +852,82 @@ class Exercise:
         ]
         ref_grads = torch.autograd.grad(ref_loss, [ref_args[i] for i in inputs], allow_unused=True)
         if len(attempt.grads) != len(inputs):
-            return f"{len(attempt.grads)} gradients came back, expected {len(inputs)}."
+            return failed(
+                f"{len(attempt.grads)} gradients came back, expected {len(inputs)}.",
+                "grad", detail=("count", len(attempt.grads), len(inputs)),
+            )  # fmt: skip
         for i, want, have in zip(inputs, ref_grads, attempt.grads, strict=True):
             want = torch.zeros_like(ref_args[i]) if want is None else want
-            problem = _compare(want, have, f"the gradient with respect to `{params[i]}`", set())
+            name = _name(params, i)
+            problem = _compare(want, have, f"the gradient with respect to `{name}`", set())
             if problem:
-                return problem + " (the values themselves match: the backward pass differs)"
+                return failed(
+                    problem.text + " (the values themselves match: the backward pass differs)",
+                    "grad", f"grad {name}", (problem.code, *problem.detail),
+                )  # fmt: skip
         return None
 
     def _check(
-        self,
-        fn: Callable[..., Any],
-        device: torch.device | None = None,
-        cases: list[Case] | None = None,
-        label: str = "input",
+        self, fn: Callable[..., Any], device: torch.device | None = None, seed: int | None = None
     ) -> CheckResult:
-        name = self.name
+        """Both halves, here: ``fn`` on every case of the set ``seed`` draws, until one fails."""
         device = device or torch.device("cpu")
         if not callable(fn):
-            return CheckResult(
-                name, "error", f"check needs your function, got a {type(fn).__name__}"
-            )
-        params = _param_names(fn, self.reference)
-        cases = self._cases() if cases is None else cases
-        for i, args in enumerate(cases):
-            learner_args = _to_device(_clone(args), device)
-            attempt = self._attempt(fn, learner_args)
+            kind = type(fn).__name__
+            return self._failed(
+                "error", f"check needs your function, got a {kind}", "not_callable", None, seed,
+                detail=(kind,),
+            )  # fmt: skip
+        cases = self.input_cases(seed)
+        for case, args in enumerate(cases, start=1):
+            learner_args = _to_device(clone_inputs(args), device)
+            attempt = self.attempt(fn, learner_args)
             devices = {a.device for a in learner_args if isinstance(a, torch.Tensor)}
-            failure = self._verdict(f"{label} {i + 1}", args, params, attempt, devices)
+            failure = self.verdict(args, attempt, case=case, seed=seed, devices=devices)
             if failure:
                 return failure
             if self.grad:
-                problem = self._grad_verdict(args, params, self._grad_attempt(fn, args))
-                if problem:
-                    return CheckResult(name, "fail", f"on {label} {i + 1}: {problem}")
-        return CheckResult(name, "pass", f"all {len(cases)} inputs match, edge cases included.")
+                failure = self.grad_verdict(args, self.grad_attempt(fn, args), case=case, seed=seed)
+                if failure:
+                    return failure
+        return CheckResult(
+            self.name, "pass", f"all {len(cases)} inputs match, edge cases included."
+        )
+
+    # -- the diagnosis: which known mistake is it?
+
+    def known_failures(
+        self, seed: int | None = None, device: torch.device | str | None = None
+    ) -> tuple[tuple[Failure | None, str], ...]:
+        """Each known-wrong variant's failure on the inputs of ``seed`` (run on ``device``,
+        by default the CPU), with its hint, in the order of ``wrong``.
+
+        Computed once per input set and device, then kept: a diagnosis compares, it does not run
+        the variants again. Safe to call from several threads (class grading's jobs)."""
+        where = torch.device("cpu") if device is None else torch.device(device)
+        key = (seed, str(where))
+        with self._known_lock:
+            known = self._known.get(key)
+            if known is None:
+                known = tuple((self._check(w.fn, where, seed).failure, w.hint) for w in self.wrong)
+                self._known[key] = known
+        return known
 
     def diagnose(
-        self,
-        message: str,
-        device: torch.device | None = None,
-        cases: list[Case] | None = None,
-        label: str = "input",
+        self, failure: Failure | CheckResult | None, device: torch.device | str | None = None
     ) -> str:
-        """The hint of the known-wrong variant that fails with exactly this message, if any.
+        """The hint of the known-wrong variant that fails exactly as ``failure`` does (same
+        code, input set, case, result or gradient, and values), ``""`` when none does.
 
-        The same mistake gives the same failure on the same seeded inputs, down to the
-        numbers in the message, so an exact match identifies it. ``cases`` and ``label``:
-        the inputs the message is about, when not the fixed ones (class grading).
-        """
-        for wrong in self.wrong:
-            if self._check(wrong.fn, device, cases, label).message == message:
-                return wrong.hint
+        The same mistake fails the same way on the same seeded inputs, down to the numbers, so
+        equal failures identify it. ``device``: where the learner's function ran."""
+        if isinstance(failure, CheckResult):
+            failure = failure.failure
+        if failure is None or failure.code == "not_attempted":
+            return ""
+        for known, hint in self.known_failures(failure.seed, device):
+            if known == failure:
+                return hint
         return ""
 
 
@@ -686,7 +936,7 @@ def _float64_leaves(args: Case) -> Case:
     return tuple(
         a.detach().to(torch.float64).clone().requires_grad_(True)
         if isinstance(a, torch.Tensor) and a.is_floating_point()
-        else _clone(a)
+        else clone_inputs(a)
         for a in args
     )
 
@@ -703,19 +953,14 @@ def _forbid_call(fn: Callable[..., Any], args: Case, ex: Exercise) -> Any:
         return fn(*args)
 
 
-def _param_names(fn: Callable[..., Any], reference: Callable[..., Any]) -> list[str]:
-    for f in (reference, fn):
-        try:
-            return list(inspect.signature(f).parameters)
-        except (TypeError, ValueError):
-            continue
-    return []
+def _name(names: list[str], i: int) -> str:
+    return names[i] if i < len(names) else f"arg{i}"
 
 
 def _describe_args(args: Case, names: list[str]) -> str:
     parts = []
     for i, a in enumerate(args):
-        name = names[i] if i < len(names) else f"arg{i}"
+        name = _name(names, i)
         if isinstance(a, torch.Tensor):
             parts.append(f"{name}: {tuple(a.shape)} {str(a.dtype).removeprefix('torch.')}")
         elif isinstance(a, torch.Generator):  # its repr has an address: not the same twice

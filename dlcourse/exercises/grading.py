@@ -34,7 +34,9 @@ For each submission the grader
    another submission.
 
 Outputs: the records (:class:`Grade`), a CSV, a feedback page per learner
-(Markdown) and a summary. Points per exercise come from ``Exercise.points``;
+(Markdown) and a summary. Each row carries the failure's code beside the message
+(``shape``, ``values``, ``timeout``, ``syntax``, ...: the engine's ``FAILURE_CODES``),
+so that a class's mistakes can be counted. Points per exercise come from ``Exercise.points``;
 ``points={"adam_step": 2}`` (``--points adam_step=2``) changes them for a run.
 """
 
@@ -69,9 +71,10 @@ from dlcourse.exercises.engine import (
     Attempt,
     CheckResult,
     Exercise,
+    Failure,
     GradAttempt,
     NotPlain,
-    _param_names,
+    input_label,
 )
 from dlcourse.machinery.atomic import write_bytes_atomically
 from dlcourse.machinery.notebooks import cell_source
@@ -84,8 +87,8 @@ RESULT_LIMIT_MB = 64  # the largest file it may write (its results included)
 EXTRA_TASKS = 64  # processes/threads it may add to the user's count
 MAX_NOTEBOOK_BYTES = 50 << 20
 
-COLUMNS = ("learner", "notebook", "exercise", "status", "points", "max_points", "seconds", "seed",
-           "message")  # fmt: skip
+COLUMNS = ("learner", "notebook", "exercise", "status", "code", "points", "max_points", "seconds",
+           "seed", "message")  # fmt: skip
 
 
 class GradingError(ValueError):
@@ -107,6 +110,7 @@ class Grade:
     seconds: float = 0.0
     seed: int = 0
     submission: str = ""
+    code: str = ""  # what failed, for programs (engine.FAILURE_CODES); "" for a pass
 
     def row(self) -> dict[str, Any]:
         message = self.message + (f"\nHint: {self.hint}" if self.hint else "")
@@ -154,7 +158,7 @@ class _Settings:
         with self.lock:
             key = (ex.name, seed)
             if key not in self.cases:
-                self.cases[key] = ex._cases(seed)
+                self.cases[key] = ex.input_cases(seed)
             return self.cases[key]
 
 
@@ -291,7 +295,12 @@ def _find_cell(cells: list[Any], ex: Exercise) -> tuple[int | None, str]:
     )
 
 
-def _static_problem(source: str, ex: Exercise) -> str | None:
+def _failed(ex: Exercise, message: str, code: str, detail: tuple[Any, ...] = ()) -> CheckResult:
+    """A failing result that is about the notebook, the cell or the process, not one input."""
+    return CheckResult(ex.name, "fail", message, failure=Failure(code, detail=detail))
+
+
+def _static_problem(source: str, ex: Exercise) -> CheckResult | None:
     """What is wrong with a cell before it runs: a syntax error, a forbidden call, the package.
 
     A check on the text, which code that hides its calls (``getattr`` with built strings) gets
@@ -299,26 +308,38 @@ def _static_problem(source: str, ex: Exercise) -> str | None:
     try:
         tree = _parse(source)
     except SyntaxError as exc:
-        return (
+        return _failed(
+            ex,
             f"your cell has a syntax error on line {exc.lineno}: {exc.msg}. Run it in JupyterLab "
-            "to see where."
+            "to see where.",
+            "syntax",
         )
     except ValueError as exc:  # null bytes
-        return f"your cell cannot be read as Python: {exc}"
+        return _failed(ex, f"your cell cannot be read as Python: {exc}", "syntax")
     forbidden = {getattr(f, "__name__", "") for f in ex.forbidden} - {""}
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in forbidden:
-            return (
+            return _failed(
+                ex,
                 f"your cell uses {ast.unparse(node)}, which this exercise asks you to do without: "
-                "build it from simpler operations."
+                "build it from simpler operations.",
+                "forbidden",
+                (node.attr,),
             )
         if isinstance(node, ast.ImportFrom) and any(a.name in forbidden for a in node.names):
             names = ", ".join(a.name for a in node.names if a.name in forbidden)
-            return f"your cell imports {names}, which this exercise asks you to do without."
+            return _failed(
+                ex,
+                f"your cell imports {names}, which this exercise asks you to do without.",
+                "forbidden",
+                (names,),
+            )
         if _uses_the_package(node):
-            return (
+            return _failed(
+                ex,
                 "your cell uses the dlcourse package, whose implementation is the answer: "
-                "write the function with torch alone (grading runs your cell without the package)."
+                "write the function with torch alone (grading runs your cell without the package).",
+                "uses_package",
             )
     return None
 
@@ -529,17 +550,17 @@ def _memory_note(text: str, settings: _Settings) -> str:
 
 
 def _judge(
-    ex: Exercise, record: dict[str, Any], sets: list[tuple[str, list]], settings: _Settings
+    ex: Exercise, record: dict[str, Any], sets: list[tuple[int | None, list]], settings: _Settings
 ) -> CheckResult:
     """The verdict on what the process sent back for ``ex``: the fixed inputs first (the same
-    messages as ``ex.check()``), then the randomised ones."""
+    messages as ``ex.check()``), then the randomised ones; a recognised mistake's hint from the
+    engine's diagnosis, as in ``ex.check()``."""
     if not record.get("found"):
-        return CheckResult(ex.name, "fail", f"your cell ran, but did not define `{_function(ex)}`.")
-    params = _param_names(ex.reference, ex.reference)
+        return _failed(ex, f"your cell ran, but did not define `{_function(ex)}`.", "not_defined")
     got_sets = record.get("sets") or []
     if not isinstance(got_sets, list) or len(got_sets) > len(sets):
         raise _NotPlainData("the wrong number of input sets")
-    for k, (label, cases) in enumerate(sets):
+    for k, (seed, cases) in enumerate(sets):
         if k >= len(got_sets):  # the process stops after a set that fails
             raise _NotPlainData("results missing for some inputs")
         got = got_sets[k]
@@ -551,16 +572,18 @@ def _judge(
             if i >= len(attempts):
                 raise _NotPlainData("too few attempts")
             attempt = _attempt(attempts[i])
-            verdict = ex._verdict(f"{label} {i + 1}", args, params, attempt, {torch.device("cpu")})
+            cpu = {torch.device("cpu")}
+            verdict = ex.verdict(args, attempt, case=i + 1, seed=seed, devices=cpu)
             if verdict:
                 verdict.message += _memory_note(verdict.message, settings)
-                return _with_hint(ex, verdict, cases, label)
+                verdict.hint = ex.diagnose(verdict.failure)
+                return verdict
             if ex.grad:
                 grad = _grad_attempt(grads[i] if i < len(grads) else None)
-                problem = ex._grad_verdict(args, params, grad)
-                if problem:
-                    verdict = CheckResult(ex.name, "fail", f"on {label} {i + 1}: {problem}")
-                    return _with_hint(ex, verdict, cases, label)
+                verdict = ex.grad_verdict(args, grad, case=i + 1, seed=seed)
+                if verdict:
+                    verdict.hint = ex.diagnose(verdict.failure)
+                    return verdict
     total = sum(len(cases) for _, cases in sets)
     return CheckResult(
         ex.name,
@@ -568,12 +591,6 @@ def _judge(
         f"all {total} inputs match (the self-check's and {total - len(sets[0][1])} "
         "randomised ones).",
     )
-
-
-def _with_hint(ex: Exercise, verdict: CheckResult, cases: list, label: str) -> CheckResult:
-    if verdict.status != "not attempted":
-        verdict.hint = ex.diagnose(verdict.message, None, cases, label)
-    return verdict
 
 
 # --------------------------------------------------------------------------- one submission
@@ -590,7 +607,7 @@ def _grade_submission(sub: Submission, settings: _Settings) -> _Run:
     def rows(exercises: Sequence[Exercise], status: str, message: str, nb: str) -> list[Grade]:
         return [
             Grade(learner, nb, ex.name, status, 0.0, settings.points.get(ex.name, ex.points),
-                  message, seed=seed, submission=str(sub.path))
+                  message, seed=seed, submission=str(sub.path), code="bad_notebook")
             for ex in exercises
         ]  # fmt: skip
 
@@ -598,7 +615,7 @@ def _grade_submission(sub: Submission, settings: _Settings) -> _Run:
         """A problem with the whole file: one row per exercise of the notebook it should be."""
         if sub.notebook is None:
             grades = [Grade(learner, "?", "(notebook)", "fail", 0.0, 0.0, message, seed=seed,
-                            submission=str(sub.path))]  # fmt: skip
+                            submission=str(sub.path), code="bad_notebook")]  # fmt: skip
         else:
             grades = rows(_exercises_of(sub.notebook), "fail", message, sub.notebook.filename)
         return _Run(sub, grades, time.perf_counter() - start)
@@ -646,12 +663,12 @@ def _grade_submission(sub: Submission, settings: _Settings) -> _Run:
     for ex in exercises:
         index, why = _find_cell(cells, ex)
         if index is None:
-            results[ex.name] = CheckResult(ex.name, "fail", why)
+            results[ex.name] = _failed(ex, why, "no_cell")
             continue
         source = cell_source(cells[index])
         problem = _static_problem(source, ex)
         if problem:
-            results[ex.name] = CheckResult(ex.name, "fail", problem)
+            results[ex.name] = problem
             continue
         to_run.setdefault(index, _Cell(index, source, [])).exercises.append(ex.name)
 
@@ -667,7 +684,7 @@ def _grade_submission(sub: Submission, settings: _Settings) -> _Run:
         run.grades.append(
             Grade(learner, course_nb.filename, ex.name, status, worth if status == "pass" else 0.0,
                   worth, result.message, result.hint, seconds.get(ex.name, 0.0), seed,
-                  str(sub.path))
+                  str(sub.path), result.code)
         )  # fmt: skip
     run.seconds = time.perf_counter() - start
     return run
@@ -685,10 +702,11 @@ def _run_and_judge(
     import dlcourse
 
     # The self-check's fixed inputs (seed None), then inputs from this run's seed.
-    seeds = {ex.name: [("input", None), ("randomised input", _exercise_seed(settings.seed, ex))]
-             for ex in exercises}  # fmt: skip
     sets_of = {
-        ex.name: [(label, settings.cases_of(ex, seed)) for label, seed in seeds[ex.name]]
+        ex.name: [
+            (seed, settings.cases_of(ex, seed))
+            for seed in (None, _exercise_seed(settings.seed, ex))
+        ]
         for ex in exercises
     }
     job = Path(tempfile.mkdtemp(prefix="dlcourse-grade-"))
@@ -712,7 +730,9 @@ def _run_and_judge(
                 {
                     "name": ex.name,
                     "function": _function(ex),
-                    "sets": [{"label": label, "seed": seed} for label, seed in seeds[ex.name]],
+                    "sets": [
+                        {"label": input_label(seed), "seed": seed} for seed, _ in sets_of[ex.name]
+                    ],
                 }
                 for ex in exercises
             ],
@@ -750,7 +770,7 @@ def _judge_results(
     cells: list[_Cell],
     job: Path,
     end: _ProcessEnd,
-    sets_of: dict[str, list[tuple[str, list]]],
+    sets_of: dict[str, list[tuple[int | None, list]]],
     settings: _Settings,
     results: dict[str, CheckResult],
     seconds: dict[str, float],
@@ -780,18 +800,18 @@ def _judge_results(
         cell_record = _cell_record(job, cell.index) if cell else None
         if not path.exists():
             if not finished and last == f"exercise {ex.name}":
-                results[ex.name] = CheckResult(
-                    ex.name, "fail", f"not graded: {ended}" + ("" if ended.endswith("?") else ".")
+                results[ex.name] = _failed(
+                    ex, f"not graded: {ended}" + ("" if ended.endswith("?") else "."), "stopped"
                 )
             elif not finished:
-                results[ex.name] = CheckResult(
-                    ex.name,
-                    "fail",
+                results[ex.name] = _failed(
+                    ex,
                     f"not graded, as the notebook's grading stopped: {ended}"
                     + ("" if ended.endswith("?") else "."),
+                    "stopped",
                 )
             else:
-                results[ex.name] = CheckResult(ex.name, "fail", "no result came back from grading.")
+                results[ex.name] = _failed(ex, "no result came back from grading.", "no_result")
             continue
         try:
             record = _load_result(path)
@@ -799,11 +819,12 @@ def _judge_results(
             seconds[ex.name] = took if type(took) is float and 0 <= took < 1e6 else 0.0
             result = _judge(ex, record, sets_of[ex.name], settings)
         except _NotPlainData as exc:
-            result = CheckResult(
-                ex.name, "fail",
+            result = _failed(
+                ex,
                 f"what came back from your code is not plain data ({exc}): return plain "
                 "torch.Tensor results, and leave the grading machinery alone.",
-            )  # fmt: skip
+                "not_plain",
+            )
         if result.status != "pass" and cell_record and cell_record.get("kind") not in (None, "ok"):
             result.message = _cell_message(cell_record, settings) + "\n" + result.message
         results[ex.name] = result

@@ -351,11 +351,11 @@ def _run_cell(source: str, label: str, namespace: dict[str, Any], timeout: float
     except SyntaxError as exc:
         return {"kind": "syntax", "detail": f"line {exc.lineno}: {exc.msg}"}
     try:
-        _call_with_limit(lambda: exec(code, namespace), timeout)
-    except _Timeout:
+        call_with_time_limit(lambda: exec(code, namespace), timeout)
+    except TimeLimitExceeded:
         return {"kind": "timeout", "detail": f"running your cell took more than {timeout:g} s"}
     except Exception as exc:
-        return {"kind": "raised", "detail": _learner_traceback(exc)}
+        return {"kind": "raised", "detail": learner_traceback(exc)}
     except BaseException as exc:  # SystemExit, KeyboardInterrupt: this cell's problem only
         return {"kind": "exited", "detail": _exited(exc)}
     return {"kind": "ok", "detail": ""}
@@ -384,7 +384,7 @@ def main(job_dir: str) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from dlcourse.exercises.engine import Attempt, _clone
+    from dlcourse.exercises.engine import Attempt, clone_inputs
     from dlcourse.exercises.registry import get
 
     # Every input, before any learner code runs.
@@ -393,7 +393,7 @@ def main(job_dir: str) -> int:
     for item in spec["exercises"]:
         ex = get(item["name"])
         sets = [
-            (s["label"], _with_tensors(ex._cases(s["seed"]), given))
+            (s["label"], _with_tensors(ex.input_cases(s["seed"]), given))
             for s, given in zip(item["sets"], tensors[ex.name], strict=True)
         ]
         plan.append((ex, item["function"], sets))
@@ -422,8 +422,8 @@ def main(job_dir: str) -> int:
                 attempts, grads = [], []
                 for args in cases:
                     try:
-                        attempt = ex._attempt(fn, _clone(args))
-                        grad = ex._grad_attempt(fn, args) if ex.grad else None
+                        attempt = ex.attempt(fn, clone_inputs(args))
+                        grad = ex.grad_attempt(fn, args) if ex.grad else None
                     except BaseException as exc:  # SystemExit and friends, from learner code
                         attempt, grad = Attempt("exited", detail=_exited(exc)), None
                     attempts.append(_attempt_record(attempt))

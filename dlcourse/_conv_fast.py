@@ -202,12 +202,7 @@ class _MaxPool2dFunction(torch.autograd.Function):
         windows = _pool_windows(xp, kernel, stride)  # (N, C, Ho, Wo, kH, kW)
         taps = [(u, v) for u in range(kernel[0]) for v in range(kernel[1])]
         pieces = torch.stack([windows[..., u, v] for u, v in taps])  # (kH kW, N, C, Ho, Wo)
-        y = pieces.amax(dim=0)  # (N, C, Ho, Wo)
-        nan = bool(y.isnan().any())  # torch lets a NaN win, and sends it the gradient
-        place = torch.full(y.shape, len(taps) - 1, dtype=torch.long, device=x.device)
-        for index in reversed(range(len(taps) - 1)):  # ends at the first largest, as torch
-            hit = pieces[index] == y
-            place = torch.where(hit | pieces[index].isnan() if nan else hit, index, place)
+        y, place = pieces.max(dim=0)  # (N, C, Ho, Wo): the largest, and the first tap holding it
         # the flat position in the padded map of every window's every tap, by the same view
         positions = torch.arange(xp.shape[2] * xp.shape[3], device=x.device).view(xp.shape[2:])
         positions = _pool_windows(positions, kernel, stride).flatten(-2)  # (Ho, Wo, kH kW)

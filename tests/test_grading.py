@@ -470,9 +470,10 @@ HOSTILE_CODES = {
     **dict.fromkeys(("h-ctypes", "h-fork-bomb", "h-subprocess", "h-read-outside",
                      "h-write-outside", "h-kill-grader"), "not_defined"),  # the cell stopped
     **dict.fromkeys(("h-memory", "h-memory-torch", "h-read-class"), "raised"),
+    "h-hard-coded": "raised",  # a KeyError: no memorised answer for a randomised input
     **dict.fromkeys(("h-patch-engine", "h-reference"), "uses_package"),
     **dict.fromkeys(("h-always-equal", "h-lying-tensor"), "type"),
-    **dict.fromkeys(("h-patch-torch", "h-hard-coded"), "values"),
+    "h-patch-torch": "values",
     **dict.fromkeys(("h-forbidden", "h-forbidden-hidden"), "forbidden"),
     **dict.fromkeys(("h-not-json", "h-empty-file", "h-no-cells"), "bad_notebook"),
     "h-loop": "timeout",

@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dlcourse.machinery.atomic import write_atomically, write_bytes_atomically
+
 # The command line the grader runs: python -I -c BOOT JOB_DIR PACKAGE_PARENT. -I: no
 # PYTHON* variables, no user site, and not the working folder on sys.path (a learner's
 # torch.py cannot shadow torch).
@@ -329,20 +331,27 @@ class _Progress:
 
 
 def _save(results: Path, name: str, record: Any) -> None:
-    """Write ``record`` to ``results/name`` under a temporary name, then rename: a process
-    killed while writing leaves no half file."""
+    """Write ``record`` (bytes, or plain data for ``torch.save``) to ``results/name`` whole or
+    not at all, so that a process killed while writing leaves no half file.
+
+    :mod:`dlcourse.machinery.atomic` works inside the fence: its temporary file (``mkstemp``
+    beside the target), ``fsync``, ``chmod`` and ``os.replace`` all stay in the job's folder,
+    which Landlock and the audit hook let this process create, write and rename files in, and
+    a record is far below the file-size limit."""
     import torch
 
-    tmp = results / f".{name}.tmp"
     if isinstance(record, bytes):
-        tmp.write_bytes(record)
+        write_bytes_atomically(results / name, record)
     else:
-        torch.save(record, tmp)
-    os.replace(tmp, results / name)
+        write_atomically(results / name, lambda fh: torch.save(record, fh))
 
 
 def _run_cell(source: str, label: str, namespace: dict[str, Any], timeout: float) -> dict:
-    from dlcourse.exercises.engine import _call_with_limit, _learner_traceback, _Timeout
+    from dlcourse.exercises.engine import (
+        TimeLimitExceeded,
+        call_with_time_limit,
+        learner_traceback,
+    )
 
     filename = f"<your cell for {label}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)

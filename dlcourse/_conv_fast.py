@@ -71,13 +71,21 @@ def _padded_nhwc(x: torch.Tensor, sides: Sides) -> torch.Tensor:
     return F.pad(x.permute(0, 2, 3, 1), (0, 0, left, right, top, bottom)).contiguous()
 
 
+def _windows(x: torch.Tensor, dims: Pair, kernel: Pair, stride: Pair, dilation=(1, 1)):
+    """Every window of ``x`` over its dimensions ``dims`` (height, width), as a view with the
+    window's ``(kH, kW)`` appended last, no copy: ``unfold`` slides a span of ``d (k - 1) + 1``
+    positions by the stride, ``::d`` keeps the dilated taps. Writing into the view writes into
+    ``x`` (col2im adds through it). :func:`dlcourse.conv._windows` is the same for ``(N, C,
+    H, W)``."""
+    for dim, k, s, d in zip(dims, kernel, stride, dilation, strict=True):
+        x = x.unfold(dim, d * (k - 1) + 1, s)[..., ::d]
+    return x
+
+
 def _windows_nhwc(xh: torch.Tensor, kernel: Pair, stride: Pair, dilation: Pair) -> torch.Tensor:
-    """Every window of ``xh`` ``(N, Hp, Wp, C)`` as a view ``(N, Ho, Wo, kH, kW, C)``, no copy:
-    ``unfold`` slides a span of ``d (k - 1) + 1`` rows (then columns) by the stride, ``::d``
-    keeps the dilated taps. Writing into the view writes into ``xh`` (col2im adds through it)."""
-    for dim, k, s, d in zip((1, 2), kernel, stride, dilation, strict=True):
-        xh = xh.unfold(dim, d * (k - 1) + 1, s)[..., ::d]
-    return xh.permute(0, 1, 2, 4, 5, 3)  # (N, Ho, Wo, C, kH, kW) -> (N, Ho, Wo, kH, kW, C)
+    """Every window of ``xh`` ``(N, Hp, Wp, C)`` as a view ``(N, Ho, Wo, kH, kW, C)``."""
+    windows = _windows(xh, (1, 2), kernel, stride, dilation)  # (N, Ho, Wo, C, kH, kW)
+    return windows.permute(0, 1, 2, 4, 5, 3)
 
 
 def _chunks(n: int, values_per_image: int) -> list[tuple[int, int]]:
@@ -119,8 +127,9 @@ class Conv2dFunction(torch.autograd.Function):
         y = x.new_empty((n, o, ho * wo))  # (N, O, Ho Wo): torch's layout, written directly
         chunks = _chunks(n, ho * wo * k)
         for first, last in chunks:
-            cols = windows[first:last].reshape(last - first, ho * wo, k)  # im2col: (images,
-            # Ho Wo, kH kW C), one row per output position; then per image W2 cols^T: (O, Ho Wo)
+            # im2col: one row per output position, (images, Ho Wo, kH kW C)
+            cols = windows[first:last].reshape(last - first, ho * wo, k)
+            # each image's outputs w2 cols^T, (O, Ho Wo), written into y
             if bias is None:
                 torch.matmul(w2, cols.transpose(1, 2), out=y[first:last])
             else:
@@ -161,7 +170,9 @@ class Conv2dFunction(torch.autograd.Function):
             hp, wp = grad_xh.shape[1:3]
             grad_x = grad_xh[:, top : hp - bottom, left : wp - right]  # (N, H, W, C)
             grad_x = grad_x.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
-        grad_w = grad_w2.view(o, kh, kw, c).permute(0, 3, 1, 2).contiguous() if want_w else None
+        grad_w = None
+        if want_w:
+            grad_w = grad_w2.view(o, kh, kw, c).permute(0, 3, 1, 2).contiguous()  # (O, C, kH, kW)
         grad_b = g.view(-1, o).sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b, None, None, None
 
@@ -181,11 +192,6 @@ def conv2d(
 # --------------------------------------------------------------------------- pooling
 
 
-def _pool_windows(xp: torch.Tensor, kernel: Pair, stride: Pair) -> torch.Tensor:
-    """Every window of ``xp`` ``(..., Hp, Wp)`` as a view ``(..., Ho, Wo, kH, kW)``."""
-    return xp.unfold(-2, kernel[0], stride[0]).unfold(-2, kernel[1], stride[1])
-
-
 def _pad2(x: torch.Tensor, padding: Pair, value: float = 0.0) -> torch.Tensor:
     ph, pw = padding
     return F.pad(x, (pw, pw, ph, ph), value=value) if ph or pw else x
@@ -199,13 +205,13 @@ class _MaxPool2dFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x, kernel, stride, padding):  # x: (N, C, H, W)
         xp = _pad2(x, padding, value=-math.inf)  # padding never wins
-        windows = _pool_windows(xp, kernel, stride)  # (N, C, Ho, Wo, kH, kW)
+        windows = _windows(xp, (2, 3), kernel, stride)  # (N, C, Ho, Wo, kH, kW)
         taps = [(u, v) for u in range(kernel[0]) for v in range(kernel[1])]
         pieces = torch.stack([windows[..., u, v] for u, v in taps])  # (kH kW, N, C, Ho, Wo)
         y, place = pieces.max(dim=0)  # (N, C, Ho, Wo): the largest, and the first tap holding it
         # the flat position in the padded map of every window's every tap, by the same view
         positions = torch.arange(xp.shape[2] * xp.shape[3], device=x.device).view(xp.shape[2:])
-        positions = _pool_windows(positions, kernel, stride).flatten(-2)  # (Ho, Wo, kH kW)
+        positions = _windows(positions, (0, 1), kernel, stride).flatten(-2)  # (Ho, Wo, kH kW)
         flat = positions.expand(*y.shape, len(taps)).gather(-1, place.unsqueeze(-1))
         ctx.save_for_backward(flat.squeeze(-1))  # (N, C, Ho, Wo): where each maximum was
         ctx.geometry = (tuple(xp.shape), padding)
@@ -226,7 +232,7 @@ class _AvgPool2dFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x, kernel, stride, padding, count_include_pad):  # x: (N, C, H, W)
-        windows = _pool_windows(_pad2(x, padding), kernel, stride)  # (N, C, Ho, Wo, kH, kW)
+        windows = _windows(_pad2(x, padding), (2, 3), kernel, stride)  # (N, C, Ho, Wo, kH, kW)
         total = windows[..., 0, 0].clone()
         for u in range(kernel[0]):
             for v in range(kernel[1]):
@@ -236,7 +242,7 @@ class _AvgPool2dFunction(torch.autograd.Function):
             divisor: torch.Tensor | float = float(kernel[0] * kernel[1])
         else:  # count only the input's own values in each window: (Ho, Wo)
             ones = _pad2(x.new_ones(x.shape[2:]), padding)
-            divisor = _pool_windows(ones, kernel, stride).sum((-2, -1))
+            divisor = _windows(ones, (0, 1), kernel, stride).sum((-2, -1))
         ctx.divisor = divisor
         ctx.geometry = (tuple(x.shape), kernel, stride, padding)
         return total / divisor
@@ -247,7 +253,7 @@ class _AvgPool2dFunction(torch.autograd.Function):
         (n, c, h, w), kernel, stride, (ph, pw) = ctx.geometry
         share = grad_y / ctx.divisor  # spread evenly over the window
         grad = grad_y.new_zeros((n, c, h + 2 * ph, w + 2 * pw))
-        into = _pool_windows(grad, kernel, stride)  # (N, C, Ho, Wo, kH, kW), a view of grad
+        into = _windows(grad, (2, 3), kernel, stride)  # (N, C, Ho, Wo, kH, kW), a view of grad
         for u in range(kernel[0]):
             for v in range(kernel[1]):
                 into[..., u, v] += share

@@ -215,7 +215,8 @@ def run_seed() -> int:
 
 
 def summary_line(device: torch.device, seed: int, deterministic: bool) -> str:
-    """The one line :func:`setup` prints (``dlcourse/machinery/nbval_sanitize.cfg`` masks its varying parts)."""
+    """The one line :func:`setup` prints (``dlcourse/machinery/nbval_sanitize.cfg`` masks its
+    varying parts)."""
     from dlcourse._version import __version__
 
     return (

@@ -76,7 +76,8 @@ def int_tuple(value: Any, name: str, length: int, *, minimum: int | None = None)
         )
     if not all(is_integer(v) and (minimum is None or v >= minimum) for v in items):
         wording = _int_wording(minimum, None)
-        raise ValueError(f"{name} must hold {wording.replace('an int', 'ints')}, got {value!r}")
+        plural = wording.replace("a positive int", "positive ints").replace("an int", "ints")
+        raise ValueError(f"{name} must hold {plural}, got {value!r}")
     return tuple(int(v) for v in items)
 
 

@@ -368,9 +368,9 @@ def test_rank_errors_teach():
 
 def test_bad_hyperparameters_name_the_argument():
     x, w = torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 3, 3)
-    with pytest.raises(ValueError, match="stride must hold a positive int, got 0"):
+    with pytest.raises(ValueError, match="stride must hold positive ints, got 0"):
         conv.conv2d(x, w, stride=0)
-    with pytest.raises(ValueError, match=r"dilation must hold a positive int, got \(1, 0\)"):
+    with pytest.raises(ValueError, match=r"dilation must hold positive ints, got \(1, 0\)"):
         conv.conv2d(x, w, dilation=(1, 0))
     with pytest.raises(ValueError, match="not supported for strided"):
         conv.conv2d(x, w, stride=2, padding="same")
@@ -380,7 +380,7 @@ def test_bad_hyperparameters_name_the_argument():
         conv.conv2d(x, w, stride=1.5)
     with pytest.raises(ValueError, match="more than half the kernel"):
         conv.max_pool2d(x, 2, padding=2)
-    with pytest.raises(ValueError, match=r"kernel_size must hold a positive int, got \(2, 0\)"):
+    with pytest.raises(ValueError, match=r"kernel_size must hold positive ints, got \(2, 0\)"):
         conv.avg_pool2d(x, (2, 0))
     with pytest.raises(ValueError, match="out_channels must be a positive int, got 0"):
         conv.Conv2d(1, 0, 3)
@@ -394,7 +394,7 @@ def test_bad_hyperparameters_name_the_argument():
         conv.Conv2d(1, 2, 3, padding=-1)
     with pytest.raises(ValueError, match=r"stride must be an int or 1 ints .*, got 1.5"):
         conv.conv1d(torch.zeros(1, 1, 8), torch.zeros(1, 1, 3), stride=1.5)
-    with pytest.raises(ValueError, match="stride must hold a positive int, got 0"):
+    with pytest.raises(ValueError, match="stride must hold positive ints, got 0"):
         conv.MaxPool2d(2, stride=0)
 
 

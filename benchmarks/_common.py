@@ -37,13 +37,16 @@ def report(name: str, ours: float, reference: float, *, target: str) -> None:
 
 
 def run_on_every_device(run: Callable[..., None], description: str, repeats: int = 30) -> None:
-    """A script's command line: ``--repeats``, then ``run(repeats, device)`` on the CPU and on
-    CUDA when there is a GPU."""
+    """A script's command line: ``--repeats`` (or ``--quick``: two, a smoke test, as
+    ``run.py --quick``), then ``run(repeats, device)`` on the CPU and on CUDA when there is a
+    GPU."""
     import torch
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--quick", action="store_true", help="two repeats: the numbers are noisy")
     args = parser.parse_args()
-    run(args.repeats, torch.device("cpu"))
+    repeats = 2 if args.quick else args.repeats
+    run(repeats, torch.device("cpu"))
     if torch.cuda.is_available():
-        run(args.repeats, torch.device("cuda"))
+        run(repeats, torch.device("cuda"))

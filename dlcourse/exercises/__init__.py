@@ -24,10 +24,24 @@ engine's public contract (:mod:`dlcourse.exercises.engine`, "The contract")::
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from dlcourse.exercises.engine import CheckResult, Exercise, Failure, Wrong
-from dlcourse.exercises.registry import all_exercises, exercise_modules, get
+# Loaded on first use (PEP 562), as ``dlcourse`` itself is: the ``dlcourse`` command reads
+# grading's limits (:mod:`dlcourse.exercises.limits`) without importing torch.
+_EXPORTS = {
+    "CheckResult": "engine",
+    "Exercise": "engine",
+    "Failure": "engine",
+    "Wrong": "engine",
+    "all_exercises": "registry",
+    "exercise_modules": "registry",
+    "get": "registry",
+}
+
+if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers only
+    from dlcourse.exercises.engine import CheckResult, Exercise, Failure, Wrong
+    from dlcourse.exercises.registry import all_exercises, exercise_modules, get
 
 __all__ = [
     "CheckResult",
@@ -47,3 +61,14 @@ def grade(submissions: list, **settings: Any) -> list:
     from dlcourse.exercises.grading import grade as grade_notebooks
 
     return grade_notebooks(submissions, **settings)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -76,16 +76,18 @@ from dlcourse.exercises.engine import (
     NotPlain,
     input_label,
 )
+
+# Defaults: per submission (one notebook), what its process may use (dlcourse/exercises/limits.py).
+from dlcourse.exercises.limits import (
+    EXTRA_TASKS,
+    MAX_NOTEBOOK_BYTES,
+    MEMORY_MB,
+    OUTPUT_LIMIT,
+    RESULT_LIMIT_MB,
+    TIMEOUT_S,
+)
 from dlcourse.machinery.atomic import write_bytes_atomically
 from dlcourse.machinery.notebooks import cell_source
-
-# Defaults: per submission (one notebook), what its process may use.
-TIMEOUT_S = 120.0
-MEMORY_MB = 2048
-OUTPUT_LIMIT = 1 << 20  # bytes a submission may print
-RESULT_LIMIT_MB = 64  # the largest file it may write (its results included)
-EXTRA_TASKS = 64  # processes/threads it may add to the user's count
-MAX_NOTEBOOK_BYTES = 50 << 20
 
 COLUMNS = ("learner", "notebook", "exercise", "status", "code", "points", "max_points", "seconds",
            "seed", "message")  # fmt: skip

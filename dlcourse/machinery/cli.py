@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -307,18 +306,6 @@ def _student(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- grade
 
 
-def _grading_default(name: str) -> str:
-    """A default limit of :mod:`dlcourse.exercises.grading` (``TIMEOUT_S``, ``MEMORY_MB``), as
-    its source writes it, for the help text only: read, not imported, because importing the
-    grader imports torch. The value itself comes from the grader when the command runs."""
-    source = Path(__file__).resolve().parents[1] / "exercises" / "grading.py"
-    try:
-        found = re.search(rf"^{name} = ([0-9.]+)", source.read_text("utf-8"), re.MULTILINE)
-    except OSError:
-        found = None
-    return f"{float(found.group(1)):g}" if found else f"grading.{name}"
-
-
 def _points(text: str) -> tuple[str, float]:
     name, _, value = text.partition("=")
     try:
@@ -330,6 +317,8 @@ def _points(text: str) -> tuple[str, float]:
 
 
 def _add_grade(sub: argparse._SubParsersAction) -> None:
+    from dlcourse.exercises import limits  # no torch: the defaults, for the help text
+
     p = sub.add_parser(
         "grade",
         help="grade learners' notebooks: isolated, limited, a CSV and feedback pages",
@@ -343,16 +332,16 @@ def _add_grade(sub: argparse._SubParsersAction) -> None:
     p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks or folders")
     p.add_argument("--out", default=None, help="write the grades as CSV here")
     p.add_argument("--report", default=None, help="write a feedback page per learner here")
-    # No default here: the grader's own (TIMEOUT_S, MEMORY_MB) applies when a flag is not given.
+    # No default here: the grader's own (limits.TIMEOUT_S, MEMORY_MB) applies when not given.
     p.add_argument(
         "--timeout",
         type=float,
-        help=f"seconds one notebook may run (default {_grading_default('TIMEOUT_S')})",
+        help=f"seconds one notebook may run (default {limits.TIMEOUT_S:g})",
     )
     p.add_argument(
         "--memory",
         type=int,
-        help=f"megabytes of memory one notebook may use (default {_grading_default('MEMORY_MB')})",
+        help=f"megabytes of memory one notebook may use (default {limits.MEMORY_MB})",
     )
     p.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
     p.add_argument(

@@ -2,11 +2,13 @@
 
 CI runs every notebook under two off-pinned variants: ``other kernels`` (another CPU's
 rounding: the claims hold, and the outputs nbval checks come out as stored) and ``seed 3``
-(the claims hold); the whole matrix is ``make robustness``.
+(the claims hold, run on the student version, whose checks must all say "not attempted");
+the whole matrix is ``make robustness``.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from dlcourse.exercises import student
 from dlcourse.machinery import robustness
 from dlcourse.machinery.notebooks import PINNED_ENV, course_notebooks
 
@@ -118,16 +121,53 @@ def test_a_stalled_run_is_run_again_and_a_failing_cell_is_not(tmp_path: Path) ->
         robustness.run_notebook(failing, pinned, retries=-1)
 
 
+def student_problems(source: Path):
+    """What a run of ``source``'s student version must show: no error (the run fails on one
+    anyway), and every check of the learner's own function saying "not attempted" (cells
+    after an exercise must not need the learner's answer); as many such checks as exercises."""
+    expected = student.solution_regions(json.loads(source.read_text(encoding="utf-8")))
+
+    def problems(nb) -> list[str]:
+        found, checks = [], 0
+        for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+            if ".check(" in cell.source and "record=False" not in cell.source:
+                checks += 1
+                text = "".join(o.get("data", {}).get("text/plain", "") for o in cell.outputs)
+                if "NOT ATTEMPTED YET" not in text:
+                    found.append(f"code cell {i} of the student version: {text[:120]!r}")
+        if checks != expected:
+            found.append(f"the student version ran {checks} checks, expected {expected}")
+        return found
+
+    return problems
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", ["other kernels", "seed 3"])
 @pytest.mark.parametrize("path", course_notebooks(), ids=lambda p: p.name)
-def test_every_claim_holds_off_the_pinned_settings(path: Path, variant: str) -> None:
-    """What CI can afford of the matrix: every notebook on another CPU's kernels with one
-    thread (its checked outputs as stored, too), and with another seed.
+def test_claims_and_stored_outputs_hold_on_other_kernels(path: Path) -> None:
+    """Every notebook on another CPU's rounding, with one thread: its asserts hold, and every
+    output nbval checks comes out as stored (so nbval passes on a learner's CPU, not only on the
+    one that made the outputs).
 
     A cell gets 180 s (a whole notebook runs in under 60 s); a run whose kernel stalls past
     that is run once more in a fresh kernel, and the stall is reported as a warning."""
-    outcome = robustness.run_notebook(path, robustness.variant(variant), timeout=180, retries=1)
-    assert outcome.ok, f"{path.name} under {variant}: {outcome.failure}"
+    _run_and_assert(path, robustness.variant("other kernels"), path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", course_notebooks(), ids=lambda p: p.name)
+def test_claims_hold_with_another_seed_in_the_student_version(path: Path, tmp_path: Path) -> None:
+    """One run, two checks: the student version (what a learner opens: exercises stubbed) under
+    seed 3. Every claim holds with other data, weights and batch orders, and every cell after an
+    exercise runs without the learner's answer, every check saying "not attempted"."""
+    (handout,) = student.write_student_versions([path], tmp_path)
+    _run_and_assert(handout, robustness.variant("seed 3"), path, check=student_problems(path))
+
+
+def _run_and_assert(path: Path, variant, source: Path, **kwargs) -> None:
+    outcome = robustness.run_notebook(path, variant, timeout=180, retries=1, **kwargs)
+    assert outcome.ok, f"{source.name} under {variant.name}: {outcome.failure}"
     if outcome.stalls:
-        warnings.warn(f"{path.name} under {variant} was run again: {outcome.stalls}", stacklevel=1)
+        warnings.warn(
+            f"{source.name} under {variant.name} was run again: {outcome.stalls}", stacklevel=2
+        )

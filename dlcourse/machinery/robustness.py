@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dlcourse.machinery.notebooks import (
     PINNED_ENV,
@@ -150,7 +151,14 @@ def _failure(nb: object, exc: BaseException) -> str:
     return first[-1] if first else type(exc).__name__
 
 
-def run_notebook(path: Path, v: Variant, *, timeout: float = 600.0, retries: int = 0) -> Outcome:
+def run_notebook(
+    path: Path,
+    v: Variant,
+    *,
+    timeout: float = 600.0,
+    retries: int = 0,
+    check: Callable[[Any], list[str]] | None = None,
+) -> Outcome:
     """Execute a copy of the notebook ``path`` under the variant ``v``; nothing is written back.
 
     ``timeout`` bounds each cell. A run that *stalled* (a cell passed ``timeout`` without an
@@ -158,6 +166,10 @@ def run_notebook(path: Path, v: Variant, *, timeout: float = 600.0, retries: int
     kernel: it is run again in a fresh kernel, up to ``retries`` times, and the outcome
     lists the stalls (the test suite allows one: twice a CI run saw a kernel sit idle for
     about 600 s, cause unknown). A failing cell is never retried.
+
+    ``check(executed_notebook)`` may look at the run's outputs and return problems, which fail
+    the outcome: one run then serves two checks (the tests run the student version under
+    ``seed 3`` and check that every exercise says "not attempted").
     """
     import nbformat
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -182,10 +194,13 @@ def run_notebook(path: Path, v: Variant, *, timeout: float = 600.0, retries: int
                 failure = _failure(nb, exc)
             else:
                 failure = ""
+                problems = []
                 if v.outputs:
                     stored = json.loads(path.read_text(encoding="utf-8"))
-                    changed = output_differences(stored, nb)
-                    failure = "; ".join(f"output of {c}" for c in changed)
+                    problems += [f"output of {c}" for c in output_differences(stored, nb)]
+                if check is not None:
+                    problems += check(nb)
+                failure = "; ".join(problems)
         seconds = time.perf_counter() - start
         return Outcome(path.name, v.name, not failure, seconds, failure, tuple(stalls))
 

@@ -31,17 +31,21 @@ from typing import Any
 
 from dlcourse.machinery.atomic import write_bytes_atomically
 
-# Settings that make notebook outputs reproduce on CI's machine: the CPU, a fixed
-# thread count, AVX2 kernels (not AVX-512) and MKL's reproducible code path.
+# Settings that make notebook outputs reproduce on CI's machine: the CPU, one thread, AVX2
+# kernels (not AVX-512) and MKL's reproducible code path.
+#
+# One thread, because the notebooks' operations are small and OpenMP's team waits at every one
+# of them: with two threads spinning and two other busy programs on the two cores, a loop of
+# 3,000 small 64x64 products took 2.5 s instead of 0.07 s on one thread; sleeping threads
+# (OMP_WAIT_POLICY=PASSIVE) fixed that but tripled notebook 07's time on an idle machine (wake-up
+# latency: 100 s against 34 s). One thread runs 07 in 36-37 s and 05 in 46-47 s, idle or with
+# two busy programs beside it.
 PINNED_ENV: dict[str, str] = {
     "DLCOURSE_DEVICE": "cpu",
-    "OMP_NUM_THREADS": "2",
-    "MKL_NUM_THREADS": "2",
-    "OPENBLAS_NUM_THREADS": "2",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
     "MKL_CBWR": "COMPATIBLE",
-    # OpenMP's idle threads sleep instead of spinning: with another program on a core, a
-    # spinning team made a loop of small products 100x slower (no effect on any number)
-    "OMP_WAIT_POLICY": "PASSIVE",
     "PYTHONHASHSEED": "0",
     "TQDM_MININTERVAL": "1000",  # at most one progress-bar update a stored output shows
     "DLCOURSE_HEADLESS": "1",  # live plots draw one static figure at the end

@@ -79,14 +79,23 @@ def test_readme_quick_start_shows_exactly_two_commands() -> None:
     assert commands == ["make lab", "make test"]
 
 
+def _outside_make() -> dict[str, str]:
+    """This environment without what a calling make passes down (``make test`` runs these
+    tests: its MAKEFLAGS, and variables given on its command line such as PYTEST_ARGS, would
+    change what the inner make prints)."""
+    passed_down = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS", "PYTEST_ARGS", "TORCH", "CONSTRAINTS",
+                   "PYTHON", "VENV", "NB", "LAB_FLAGS", "LOCK_TORCH"}  # fmt: skip
+    return {k: v for k, v in os.environ.items() if k not in passed_down}
+
+
 def _make_dry_run(*args: str, venv: str = "/nonexistent/venv") -> list[str]:
     """The commands ``make ARGS`` would run from scratch (``-n -B``: print, do not run; as if
     nothing were built), with the virtual environment at ``venv``."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     proc = subprocess.run(
-        ["make", "-n", "-B", f"VENV={venv}", *args],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        ["make", "--no-print-directory", "-n", "-B", f"VENV={venv}", *args],
+        cwd=ROOT, capture_output=True, text=True, check=True, env=_outside_make(),
     )  # fmt: skip
     return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
 
@@ -119,8 +128,8 @@ def test_make_reinstalls_when_the_lock_changes_and_can_skip_it() -> None:
         pytest.skip("make is not installed")
     # -W: as if constraints.txt had just changed; without -B only what is out of date runs
     proc = subprocess.run(
-        ["make", "-n", "-W", "constraints.txt", "VENV=.venv", "test"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        ["make", "--no-print-directory", "-n", "-W", "constraints.txt", "VENV=.venv", "test"],
+        cwd=ROOT, capture_output=True, text=True, check=True, env=_outside_make(),
     )  # fmt: skip
     assert "pip install --quiet -c constraints.txt -e" in proc.stdout
     unlocked = " ".join(" ".join(c.split()) for c in _make_dry_run("lab", "CONSTRAINTS="))

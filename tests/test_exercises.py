@@ -13,7 +13,18 @@ import pytest
 import torch
 
 from dlcourse import exercises
-from dlcourse.exercises import engine, grading, progress, sandbox, student
+from dlcourse.exercises import (
+    class_report,
+    engine,
+    fence,
+    grading,
+    isolation,
+    judging,
+    progress,
+    sandbox,
+    student,
+    submissions,
+)
 from dlcourse.machinery import workspace
 from dlcourse.machinery.notebooks import course_notebooks
 
@@ -369,7 +380,11 @@ def _engine_private_names() -> set[str]:
     return names - {"_repr_html_", "_ipython_display_"}  # IPython's display protocol
 
 
-@pytest.mark.parametrize("module", [grading, sandbox], ids=["grading", "sandbox"])
+@pytest.mark.parametrize(
+    "module",
+    [grading, sandbox, submissions, isolation, judging, class_report, fence],
+    ids=lambda m: m.__name__.rsplit(".", 1)[-1],
+)
 def test_grading_uses_no_private_name_of_the_engine(module) -> None:
     private = _engine_private_names()
     assert {"_check", "_compare", "_run", "_known", "_Forbidden"} <= private  # the test sees them

@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from dlcourse import exercises
-from dlcourse.exercises import engine, grading, sandbox, student
+from dlcourse.exercises import engine, grading, judging, sandbox, student
 from dlcourse.machinery.notebooks import course_notebooks
 
 NOTEBOOKS = {p.stem: p for p in course_notebooks()[:4]}  # 00-03
@@ -175,11 +175,11 @@ def test_a_correct_cell_passes_inspection() -> None:
 
 def test_only_plain_data_is_accepted_from_a_grading_process() -> None:
     ok = {"a": [torch.ones(2), 3, 1.5, "x", None, True], "b": {"not plain": ["m", "C", False, "r"]}}
-    checked = grading._validate(ok)
+    checked = judging._validate(ok)
     assert isinstance(checked["b"], engine.NotPlain) and checked["b"].name == "C"
     for bad in (torch.nn.Parameter(torch.ones(1)), {1: 2}, {"not plain": [1, 2]}, bytearray(b"x")):
-        with pytest.raises(grading._NotPlainData):
-            grading._validate(bad)
+        with pytest.raises(judging._NotPlainData):
+            judging._validate(bad)
 
 
 class Lying(torch.Tensor):
@@ -189,8 +189,8 @@ class Lying(torch.Tensor):
 def test_a_tensor_subclass_in_a_result_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "r.pt"
     torch.save({"found": True, "x": torch.ones(2).as_subclass(Lying)}, path)
-    with pytest.raises(grading._NotPlainData):
-        grading._load_result(path)
+    with pytest.raises(judging._NotPlainData):
+        judging._load_result(path)
 
 
 def test_described_values_get_the_same_message_as_the_objects_themselves() -> None:
@@ -202,7 +202,7 @@ def test_described_values_get_the_same_message_as_the_objects_themselves() -> No
     for value in (AlwaysEqual(), lying, [1.0]):
         described = sandbox._plain(value)
         assert set(described) == {"not plain"}
-        info = grading._validate(described)
+        info = judging._validate(described)
         assert engine._reject_non_tensor(info, "r") == engine._reject_non_tensor(value, "r")
     assert sandbox._plain(2.5) == 2.5 and type(sandbox._plain(torch.ones(1))) is torch.Tensor
 
@@ -236,7 +236,7 @@ def _record(ex: engine.Exercise, fn: Any, sets: list[tuple[int | None, list]]) -
             grads.append(sandbox._grad_record(ex.grad_attempt(fn, args)) if ex.grad else None)
         label = engine.input_label(seed)
         record["sets"].append({"label": label, "attempts": attempts, "grads": grads})
-    return grading._validate(record)
+    return judging._validate(record)
 
 
 def _memorised(ex: engine.Exercise, fixed: list, fn: Any) -> Any:
@@ -282,7 +282,7 @@ def test_the_judge_names_known_mistakes_on_randomised_inputs_running_each_once(n
     records = [_record(ex, fn, sets) for fn in learners]
     for _ in range(2):  # a second class with the same mistakes: nothing runs again
         for w, record in zip(ex.wrong, records, strict=True):
-            result = grading._judge(counting, record, sets, settings)
+            result = judging._judge(counting, record, sets, settings)
             assert result.status == "fail" and "on randomised input" in result.message
             assert result.failure.seed == seed and result.code in engine.FAILURE_CODES
             assert result.hint == w.hint, (w.fn.__name__, result.message)
@@ -290,7 +290,7 @@ def test_the_judge_names_known_mistakes_on_randomised_inputs_running_each_once(n
             ran = Counter(calls)
             assert set(ran) == set(range(len(ex.wrong)))
     assert calls == ran, "the judge ran the known-wrong variants again"
-    passed = grading._judge(counting, _record(ex, ex.reference, sets), sets, settings)
+    passed = judging._judge(counting, _record(ex, ex.reference, sets), sets, settings)
     assert passed.passed and passed.code == "" and passed.failure is None
 
 
@@ -302,12 +302,12 @@ def test_results_are_written_whole_inside_the_fence(tmp_path: Path) -> None:
     script = f"""
 import os, sys
 from pathlib import Path
-from dlcourse.exercises import sandbox
+from dlcourse.exercises import fence, sandbox
 job = {str(job)!r}
-fence = sandbox._Fence(job, sandbox._read_roots(""))
-how = sandbox._landlock(job, fence.read_roots)
-sys.addaudithook(fence)
-fence.on = True
+fence_ = fence._Fence(job, fence._read_roots(""))
+how = fence._landlock(job, fence_.read_roots)
+sys.addaudithook(fence_)
+fence_.on = True
 results = Path(job) / "results"
 sandbox._save(results, "a.json", b'{{"x": 1}}')
 sandbox._save(results, "b.pt", {{"found": True, "sets": [1.5, "x"]}})
@@ -325,7 +325,7 @@ except PermissionError:
     assert out.stdout.split() == ["REFUSED"] and not (tmp_path / "outside.json").exists()
     assert sorted(p.name for p in (job / "results").iterdir()) == ["a.json", "b.pt"]  # no temp
     assert (job / "results" / "a.json").read_bytes() == b'{"x": 2}'
-    assert grading._load_result(job / "results" / "b.pt") == {"found": True, "sets": [1.5, "x"]}
+    assert judging._load_result(job / "results" / "b.pt") == {"found": True, "sets": [1.5, "x"]}
 
 
 # --------------------------------------------------------------------------- the fence
@@ -340,8 +340,8 @@ def test_landlock_alone_keeps_a_process_in_its_folder(tmp_path: Path) -> None:
     job.mkdir()
     script = f"""
 import os, sys
-from dlcourse.exercises import sandbox
-how = sandbox._landlock({str(job)!r}, sandbox._read_roots(""))
+from dlcourse.exercises import fence, sandbox
+how = fence._landlock({str(job)!r}, fence._read_roots(""))
 if not how.startswith("Landlock"):
     print("SKIP", how); sys.exit(0)
 import torch  # already-opened libraries keep working, and new imports from Python's folders

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from dlcourse import optim
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -276,6 +275,9 @@ def optimizer_race(
         )
     if not (0 <= s.beta1 < 1 and 0 <= s.beta2 < 1):
         raise ValueError(f"betas must be in [0, 1), got {s.beta1}, {s.beta2}")
+    from dlcourse import optim  # here, not at the top: class grading's process reads landscapes
+    # (the descent exercise's gradients) and must not hold the optimizers, which are answers
+
     ls = LANDSCAPES[s.landscape]
     start = torch.tensor([s.start_x, s.start_y], dtype=torch.float64)
     makers = {

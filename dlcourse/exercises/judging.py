@@ -1,87 +1,118 @@
-"""Judging what a grading process sent back: untrusted data, checked, then compared with the
-reference in the grader's own process (the same verdicts and hints as ``ex.check()``)."""
+"""Judging what a grading process sent back: untrusted bytes, read within bounds and checked
+against the protocol, then compared with the reference in the grader's own process (the same
+verdicts and hints as ``ex.check()``).
+
+What comes back is everything the process wrote on its results pipe (:mod:`dlcourse.exercises.
+wire`): learner code shares that process and may have written to the pipe too, so every frame is
+read as untrusted. A frame that is malformed, too large or of the wrong shape fails that exercise
+with a plain message; an exception while judging one exercise fails that exercise, never the
+learner's other exercises, nor the class.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
+import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from dlcourse.exercises.engine import Attempt, CheckResult, Exercise, GradAttempt, NotPlain
+from dlcourse.exercises.engine import Attempt, CheckResult, Exercise, GradAttempt
 from dlcourse.exercises.isolation import _ProcessEnd, _why_it_ended
-from dlcourse.exercises.limits import RESULT_LIMIT_MB
 from dlcourse.exercises.submissions import _Cell, _failed, _function
+from dlcourse.exercises.wire import WireError, decode, read_stream
 
 if TYPE_CHECKING:  # pragma: no cover
     from dlcourse.exercises.grading import _Run, _Settings
 
-
-# --------------------------------------------------------------------------- reading results
+# What an attempt's kind may be (engine.Attempt, GradAttempt): anything else is malformed.
+_ATTEMPT_KINDS = {"returned", "not attempted", "timeout", "forbidden", "raised", "exited"}
+_GRAD_KINDS = {"ok", "failed", "not connected"}
+_MAX_VALUES = 16  # results of one call
 
 
 class _NotPlainData(ValueError):
-    pass
+    """What came back is not what the protocol allows."""
 
 
-def _validate(value: Any, depth: int = 0) -> Any:
-    """``value`` as loaded, if it is the plain data the process is to send; raise otherwise.
-    The "not plain" descriptions become :class:`NotPlain`."""
-    if depth > 8:
-        raise _NotPlainData("nested too deeply")
-    if type(value) is torch.Tensor or value is None or type(value) in (int, float, bool, str):
-        return value
-    if type(value) is dict:
-        if set(value) == {"not plain"}:
-            info = value["not plain"]
-            if (
-                type(info) is list
-                and len(info) == 4
-                and all(type(x) is str for x in (info[0], info[1], info[3]))
-            ):
-                return NotPlain(info[0][:200], info[1][:200], bool(info[2]), info[3][:80])
-            raise _NotPlainData("a malformed description")
-        if not all(type(k) is str for k in value):
-            raise _NotPlainData("a dict with non-string keys")
-        return {k: _validate(v, depth + 1) for k, v in value.items()}
-    if type(value) in (list, tuple):
-        return [_validate(v, depth + 1) for v in value]
-    raise _NotPlainData(f"a {type(value).__module__}.{type(value).__name__}")
+# --------------------------------------------------------------------------- reading the pipe
 
 
-def _load_result(path: Path) -> dict[str, Any]:
-    """A result file, loaded safely (``weights_only``) and checked to be plain data."""
-    if path.stat().st_size > RESULT_LIMIT_MB << 20:
-        raise _NotPlainData(f"larger than {RESULT_LIMIT_MB} MB")
+@dataclass
+class _Back:
+    """What a grading process sent, sorted: where it got to, and its records (still bytes)."""
+
+    progress: list[str] = field(default_factory=list)
+    fence: str = ""
+    crashed: str = ""
+    cells: dict[int, bytes] = field(default_factory=dict)
+    records: dict[str, bytes] = field(default_factory=dict)
+    garbled: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.progress) and self.progress[-1] == "done"
+
+
+def _text(body: bytes, limit: int = 2000) -> str:
+    """Untrusted bytes as one line of printable text."""
+    text = body[: limit * 4].decode("utf-8", errors="replace")[:limit]
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", "", text)
+
+
+def _read_back(data: bytes) -> _Back:
+    """Sort the frames of the results pipe (later frames of one name replace earlier ones)."""
+    stream = read_stream(data)
+    back = _Back(garbled=stream.garbled)
+    for name, body in stream.frames:
+        if name == "progress":
+            back.progress.append(_text(body, 300))
+            del back.progress[:-100]
+        elif name == "fence":
+            back.fence = _text(body, 300)
+        elif name == "crashed":
+            back.crashed = _text(body)
+        elif name.startswith("cell-") and name[5:].isdigit() and len(name) < 16:
+            back.cells[int(name[5:])] = body
+        elif name.startswith("exercise-"):
+            back.records[name[9:]] = body
+    return back
+
+
+def _load_record(body: bytes) -> dict[str, Any]:
+    """One record, decoded within the wire's bounds; a record says "too large" when the process
+    found it too large to send."""
     try:
-        loaded = torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:
-        raise _NotPlainData(f"not loadable as plain data ({type(exc).__name__})") from None
-    record = _validate(loaded)
+        record = decode(body)
+    except WireError as exc:
+        raise _NotPlainData(str(exc)) from None
     if type(record) is not dict:
         raise _NotPlainData("not a record")
     return record
 
 
-def _attempt(record: Any) -> Attempt:
-    if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+def _attempt(record: Any, n_args: int) -> Attempt:
+    if not isinstance(record, dict) or record.get("kind") not in _ATTEMPT_KINDS:
         raise _NotPlainData("a malformed attempt")
+    value, after = record.get("value") or [], record.get("args_after") or []
+    if type(value) is not list or type(after) is not list or len(value) > _MAX_VALUES:
+        raise _NotPlainData("a malformed attempt")
+    if record["kind"] == "returned" and len(after) != n_args:
+        raise _NotPlainData("an attempt for another number of arguments")
+    detail = record.get("detail", "")
     return Attempt(
-        record["kind"],
-        tuple(record.get("value") or ()),
-        tuple(record.get("args_after") or ()),
-        str(record.get("detail", "")),
+        record["kind"], tuple(value), tuple(after), detail if type(detail) is str else ""
     )
 
 
 def _grad_attempt(record: Any) -> GradAttempt:
-    if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+    if not isinstance(record, dict) or record.get("kind") not in _GRAD_KINDS:
         raise _NotPlainData("a malformed gradient record")
-    return GradAttempt(
-        record["kind"], tuple(record.get("grads") or ()), str(record.get("detail", ""))
-    )
+    grads = record.get("grads") or []
+    if type(grads) is not list or len(grads) > 64:
+        raise _NotPlainData("a malformed gradient record")
+    detail = record.get("detail", "")
+    return GradAttempt(record["kind"], tuple(grads), detail if type(detail) is str else "")
 
 
 def _memory_note(text: str, settings: _Settings) -> str:
@@ -107,12 +138,12 @@ def _judge(
         got = got_sets[k]
         attempts = got.get("attempts") or [] if isinstance(got, dict) else []
         grads = got.get("grads") or [] if isinstance(got, dict) else []
-        if not attempts:
+        if type(attempts) is not list or not attempts:
             raise _NotPlainData("no attempts")
         for i, args in enumerate(cases):
             if i >= len(attempts):
                 raise _NotPlainData("too few attempts")
-            attempt = _attempt(attempts[i])
+            attempt = _attempt(attempts[i], len(args))
             cpu = {torch.device("cpu")}
             verdict = ex.verdict(args, attempt, case=i + 1, seed=seed, devices=cpu)
             if verdict:
@@ -120,7 +151,7 @@ def _judge(
                 verdict.hint = ex.diagnose(verdict.failure)
                 return verdict
             if ex.grad:
-                grad = _grad_attempt(grads[i] if i < len(grads) else None)
+                grad = _grad_attempt(grads[i] if type(grads) is list and i < len(grads) else None)
                 verdict = ex.grad_verdict(args, grad, case=i + 1, seed=seed)
                 if verdict:
                     verdict.hint = ex.diagnose(verdict.failure)
@@ -134,19 +165,9 @@ def _judge(
     )
 
 
-def _progress_lines(job: Path) -> list[str]:
-    try:
-        with open(job / "progress.txt", "rb") as fh:
-            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 65536))
-            return fh.read().decode("utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
-
-
 def _judge_results(
     exercises: list[Exercise],
     cells: list[_Cell],
-    job: Path,
     end: _ProcessEnd,
     sets_of: dict[str, list[tuple[int | None, list]]],
     settings: _Settings,
@@ -154,16 +175,17 @@ def _judge_results(
     seconds: dict[str, float],
     run: _Run,
 ) -> None:
-    """Judge each exercise from its result file; say why for those without one."""
-    lines = _progress_lines(job)
-    finished = bool(lines) and lines[-1] == "done"
-    last = lines[-1] if lines else "starting"
-    ended = "" if finished else _why_it_ended(end, settings)
-    try:
-        run.fence = json.loads((job / "results" / "fence.json").read_text())["fence"]
-    except (OSError, ValueError, KeyError, TypeError):
-        run.fence = ""
-    if not finished:
+    """Judge each exercise from its record; say why for those without one."""
+    back = _read_back(end.results)
+    run.fence = back.fence
+    last = back.progress[-1] if back.progress else "starting"
+    ended = ""
+    if not back.finished:
+        ended = _why_it_ended(end, settings)
+        if back.crashed and not end.stopped_for:
+            ended = f"the grading process failed ({back.crashed})" + _memory_note(
+                back.crashed, settings
+            )
         if last.startswith("cell "):
             where = f"while running your cell for `{last[5:]}`"
         elif last.startswith("exercise "):
@@ -173,26 +195,24 @@ def _judge_results(
         ended = f"{where}, {ended}".rstrip(".?") + ("?" if ended.endswith("?") else "")
     cell_of = {name: cell for cell in cells for name in cell.exercises}
     for ex in exercises:
-        path = job / "results" / f"{ex.name}.pt"
         cell = cell_of.get(ex.name)
-        cell_record = _cell_record(job, cell.index) if cell else None
-        if not path.exists():
-            if not finished and last == f"exercise {ex.name}":
-                results[ex.name] = _failed(
-                    ex, f"not graded: {ended}" + ("" if ended.endswith("?") else "."), "stopped"
-                )
-            elif not finished:
-                results[ex.name] = _failed(
-                    ex,
-                    f"not graded, as the notebook's grading stopped: {ended}"
-                    + ("" if ended.endswith("?") else "."),
-                    "stopped",
-                )
+        cell_record = _cell_record(back.cells.get(cell.index)) if cell else None
+        body = back.records.get(ex.name)
+        if body is None:
+            if not back.finished:
+                stop = "" if ended.endswith("?") else "."
+                if last == f"exercise {ex.name}":
+                    message = f"not graded: {ended}{stop}"
+                else:
+                    message = f"not graded, as the notebook's grading stopped: {ended}{stop}"
+                results[ex.name] = _failed(ex, message, "stopped")
             else:
                 results[ex.name] = _failed(ex, "no result came back from grading.", "no_result")
             continue
         try:
-            record = _load_result(path)
+            record = _load_record(body)
+            if "too large" in record:
+                raise _NotPlainData("too large to send back: results far larger than expected")
             took = record.get("seconds")
             seconds[ex.name] = took if type(took) is float and 0 <= took < 1e6 else 0.0
             result = _judge(ex, record, sets_of[ex.name], settings)
@@ -203,18 +223,24 @@ def _judge_results(
                 "torch.Tensor results, and leave the grading machinery alone.",
                 "not_plain",
             )
+        except Exception as exc:  # one exercise's problem, never the class's
+            result = _failed(
+                ex,
+                f"the grader could not judge what came back ({type(exc).__name__}: "
+                f"{_text(str(exc).encode(), 300)}).",
+                "grader_error",
+            )
         if result.status != "pass" and cell_record and cell_record.get("kind") not in (None, "ok"):
             result.message = _cell_message(cell_record, settings) + "\n" + result.message
         results[ex.name] = result
 
 
-def _cell_record(job: Path, index: int) -> dict[str, Any] | None:
+def _cell_record(body: bytes | None) -> dict[str, Any] | None:
+    if body is None:
+        return None
     try:
-        path = job / "results" / f"cell-{index}.json"
-        if path.stat().st_size > 1 << 20:
-            return None
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = decode(body)
+    except WireError:
         return None
     return record if isinstance(record, dict) else None
 

@@ -1,32 +1,30 @@
 """The grading process: a learner's exercise cells run here, limited and fenced in.
 
-:mod:`dlcourse.exercises.grading` starts one such process per submission
-(``python -I -c BOOT JOB``) and never runs learner code itself. The process,
-in this order:
+:mod:`dlcourse.exercises.grading` starts one such process per submission (through
+:mod:`dlcourse.exercises.isolation`: ``python -I -c BOOT JOB PACKAGE_PARENT RESULTS_FD``, in its
+own namespaces where the platform has them) and never runs learner code itself. The process, in
+this order:
 
-1. sets its resource limits, soft and hard, so the learner's code cannot raise
-   them: CPU seconds, address space (memory), file size, open files, no core
-   dumps, and a bound on the number of processes;
-2. imports torch (one thread) and the exercises, and builds every input case
-   the grader asked for (fixed and randomised seeds), before any learner code;
-3. fences itself in: with Landlock (Linux 5.13+, no privileges needed) the
-   kernel lets it read only Python's and the libraries' folders, write only
-   the job folder, open no network connection and signal no process outside
-   it; an audit hook (:func:`sys.addaudithook`, which cannot be removed) turns
-   the same rules into readable errors and refuses new processes, ``ctypes``,
-   sockets and signals on every platform;
-4. runs a fixed preamble of imports, then the learner's cells, each with a
-   time limit, then calls each learner function on every case, as
-   ``Exercise.check`` would (forbidden calls blocked, per-call time limit),
-   and the gradients where the exercise checks them;
-5. writes what happened as plain data, one file per exercise
-   (``torch.save`` of tensors, numbers, strings; anything else described, not
-   sent), which the grader loads with ``weights_only=True`` and judges.
+1. sets its resource limits, soft and hard, so the learner's code cannot raise them (CPU
+   seconds, address space, file size, open files, no core dumps, processes);
+2. imports torch (one thread) and what it needs to call a function and describe what happened:
+   the engine's learner side, the wire format, the forbidden-call guard, the landscapes an input
+   may need. **Never an exercise module, nor anything that holds a reference solution**: the
+   inputs come from the grader, as data (:mod:`dlcourse.exercises.wire`), with each exercise's
+   function name, time limit and forbidden calls; the judge runs only in the grader;
+3. fences itself in (:mod:`dlcourse.exercises.fence`): Landlock lets it read Python's and the
+   libraries' folders but not the course's package or notebooks, write only its work folder, and
+   open no network connection; an audit hook turns the same rules into readable errors;
+4. runs a fixed preamble of imports, then the learner's cells, each with a time limit, then calls
+   each learner function on every case as ``Exercise.check`` would (forbidden calls blocked,
+   per-call time limit), and the gradients where the exercise checks them;
+5. sends what happened down its results pipe (``RESULTS_FD``), frame by frame: where it is
+   (``progress``), each cell's outcome, each exercise's record; values that are not plain data
+   or too large to send are described, never sent.
 
-Nothing here is trusted by the grader: learner code shares this process and
-can change any of it. It can make the process send lies, but only plain
-data, which the grader compares with its own reference on inputs drawn from
-a seed the learner does not know.
+Nothing here is trusted by the grader: learner code shares this process and can change any of it,
+or write to the pipe itself. It can make the process send lies, but only bounded plain data, which
+the grader compares with its own reference on inputs drawn from a seed the learner does not know.
 """
 
 from __future__ import annotations
@@ -40,14 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from dlcourse.exercises.fence import _Fence, _landlock, _read_roots, _set_limits
-from dlcourse.machinery.atomic import write_atomically, write_bytes_atomically
 
-# The command line the grader runs: python -I -c BOOT JOB_DIR PACKAGE_PARENT. -I: no
+# The command line the grader runs: python -I -c BOOT JOB_DIR PACKAGE_PARENT RESULTS_FD. -I: no
 # PYTHON* variables, no user site, and not the working folder on sys.path (a learner's
 # torch.py cannot shadow torch).
 BOOT = (
     "import sys; sys.path.append(sys.argv[2]); "
-    "from dlcourse.exercises.sandbox import main; sys.exit(main(sys.argv[1]))"
+    "from dlcourse.exercises.sandbox import main; sys.exit(main(sys.argv[1], int(sys.argv[3])))"
 )
 
 # A cell runs after these imports (the grader's, not the learner's: the notebook's other cells
@@ -63,26 +60,72 @@ import torch.nn.functional as F
 from torch import nn
 """
 
-# --------------------------------------------------------------------------- running
+# What one value sent back may weigh, and one exercise's record: results are small (the
+# references' are a few KB); anything far larger is described instead ("too large to send").
+VALUE_LIMIT = 16 << 20
+RECORD_LIMIT = 48 << 20
+TEXT_LIMIT = 20_000
+
+# --------------------------------------------------------------------------- sending back
+
+
+class _Results:
+    """The results pipe: whole frames (:func:`dlcourse.exercises.wire.frame`), written in full."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, name: str, body: bytes) -> None:
+        from dlcourse.exercises.wire import frame
+
+        data = memoryview(frame(name, body))
+        try:
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except OSError:  # the learner's code closed the pipe: nothing more can be sent
+            pass
+
+    def progress(self, text: str) -> None:
+        self.send("progress", text.encode("utf-8", errors="replace"))
 
 
 def _plain(value: Any) -> Any:
-    """``value`` as plain data the grader can load with ``weights_only``; other objects
-    described, never sent."""
+    """``value`` as the wire may carry it: an ordinary tensor (copied, at most ``VALUE_LIMIT``
+    bytes), a bounded number, a cut text, None; anything else described, never sent."""
     import torch
 
-    from dlcourse.exercises.engine import NotPlain
+    from dlcourse.exercises.engine import NotPlain, _is_plain_tensor
 
     kind = type(value)
-    if kind is torch.Tensor:
+    if kind is torch.Tensor and _is_plain_tensor(value):
+        size = value.numel() * value.element_size()
+        if size > VALUE_LIMIT:
+            shape = tuple(value.shape)
+            text = f"tensor of shape {shape} ({size / 2**20:.0f} MB), too large to send back"
+            return _described(NotPlain("torch", "Tensor", False, text))
         return value.detach().cpu().clone()
-    if kind in (int, float, bool, str) or value is None:
+    if kind is int and -(1 << 63) <= value < 1 << 63:
         return value
+    if kind in (float, bool) or value is None:
+        return value
+    if kind is str:
+        return value if len(value) <= TEXT_LIMIT else value[:TEXT_LIMIT] + " [... cut]"
     numpy_integer = kind.__module__ == "numpy" and getattr(value, "ndim", 1) == 0
     if numpy_integer and getattr(getattr(value, "dtype", None), "kind", "") in ("i", "u"):
-        return int(value)
-    info = NotPlain.of(value)
-    return {"not plain": [info.module, info.name, info.tensor_subclass, info.text]}
+        return _plain(int(value))
+    if kind is int:
+        return _described(NotPlain("builtins", "int", False, "an integer too large to send"))
+    return _described(NotPlain.of(value))
+
+
+def _described(info: Any) -> dict[str, Any]:
+    return {"$n": [info.module, info.name, info.tensor_subclass, info.text]}
+
+
+def _not_sendable(value: Any) -> dict[str, Any]:
+    from dlcourse.exercises.engine import NotPlain
+
+    return _described(NotPlain.of(value))
 
 
 def _attempt_record(attempt: Any) -> dict[str, Any]:
@@ -90,7 +133,7 @@ def _attempt_record(attempt: Any) -> dict[str, Any]:
         "kind": attempt.kind,
         "value": [_plain(v) for v in attempt.value],
         "args_after": [_plain(a) for a in attempt.args_after],
-        "detail": str(attempt.detail)[:20_000],
+        "detail": str(attempt.detail)[:TEXT_LIMIT],
     }
 
 
@@ -98,8 +141,21 @@ def _grad_record(attempt: Any) -> dict[str, Any]:
     return {
         "kind": attempt.kind,
         "grads": [_plain(g) for g in attempt.grads],
-        "detail": str(attempt.detail)[:20_000],
+        "detail": str(attempt.detail)[:TEXT_LIMIT],
     }
+
+
+def _encoded(record: dict[str, Any]) -> bytes:
+    """``record`` on the wire; a record too large to send becomes one that says so."""
+    from dlcourse.exercises.wire import encode
+
+    data = encode(record, describe=_not_sendable)
+    if len(data) > RECORD_LIMIT:
+        data = encode({"too large": len(data)})
+    return data
+
+
+# --------------------------------------------------------------------------- running
 
 
 def _exited(exc: BaseException) -> str:
@@ -109,33 +165,6 @@ def _exited(exc: BaseException) -> str:
             "SystemExit): return a value instead"
         )
     return f"your code raised {type(exc).__name__}, which stops a program: return a value instead"
-
-
-class _Progress:
-    """Where the process is, one line per step, so the grader can say where it stopped."""
-
-    def __init__(self, path: Path) -> None:
-        self.fh = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-
-    def __call__(self, text: str) -> None:
-        self.fh.write(text + "\n")
-        self.fh.flush()
-
-
-def _save(results: Path, name: str, record: Any) -> None:
-    """Write ``record`` (bytes, or plain data for ``torch.save``) to ``results/name`` whole or
-    not at all, so that a process killed while writing leaves no half file.
-
-    :mod:`dlcourse.machinery.atomic` works inside the fence: its temporary file (``mkstemp``
-    beside the target), ``fsync``, ``chmod`` and ``os.replace`` all stay in the job's folder,
-    which Landlock and the audit hook let this process create, write and rename files in, and
-    a record is far below the file-size limit."""
-    import torch
-
-    if isinstance(record, bytes):
-        write_bytes_atomically(results / name, record)
-    else:
-        write_atomically(results / name, lambda fh: torch.save(record, fh))
 
 
 def _run_cell(source: str, label: str, namespace: dict[str, Any], timeout: float) -> dict:
@@ -149,93 +178,102 @@ def _run_cell(source: str, label: str, namespace: dict[str, Any], timeout: float
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     try:
         code = compile(source, filename, "exec")
-    except SyntaxError as exc:
-        return {"kind": "syntax", "detail": f"line {exc.lineno}: {exc.msg}"}
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+        where = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, SyntaxError) else str(exc)
+        return {"kind": "syntax", "detail": where[:TEXT_LIMIT]}
     try:
         call_with_time_limit(lambda: exec(code, namespace), timeout)
     except TimeLimitExceeded:
         return {"kind": "timeout", "detail": f"running your cell took more than {timeout:g} s"}
     except Exception as exc:
-        return {"kind": "raised", "detail": learner_traceback(exc)}
+        return {"kind": "raised", "detail": learner_traceback(exc)[:TEXT_LIMIT]}
     except BaseException as exc:  # SystemExit, KeyboardInterrupt: this cell's problem only
         return {"kind": "exited", "detail": _exited(exc)}
     return {"kind": "ok", "detail": ""}
 
 
-def _with_tensors(cases: list[tuple], given: list[list[Any]]) -> list[tuple]:
-    """``cases`` with their tensor arguments replaced by the grader's (``given``)."""
-    if len(cases) != len(given):
-        raise RuntimeError("the grader's inputs and this process's differ in number")
-    out = []
-    for case, tensors in zip(cases, given, strict=True):
-        if len(case) != len(tensors):
-            raise RuntimeError("the grader's inputs and this process's differ in shape")
-        out.append(tuple(a if t is None else t for a, t in zip(case, tensors, strict=True)))
-    return out
+def _call_all(item: dict[str, Any], fn: Any, sets: list[dict[str, Any]]) -> dict[str, Any]:
+    """Call the learner's ``fn`` on every case of ``sets``, as ``Exercise.check`` would; stop at
+    the first call that does not return (the verdict stops there too)."""
+    from dlcourse.exercises.engine import Attempt, attempt, clone_inputs, grad_attempt
+
+    limits = {"timeout": float(item["timeout"]), "forbidden": tuple(item["forbidden"])}
+    record: dict[str, Any] = {"found": callable(fn), "sets": []}
+    if not callable(fn):
+        return record
+    for one_set in sets:
+        attempts, grads = [], []
+        for args in one_set["cases"]:
+            args = tuple(args)
+            try:
+                got = attempt(fn, clone_inputs(args), **limits)
+                grad = grad_attempt(fn, args, **limits) if item["grad"] else None
+            except BaseException as exc:  # SystemExit and friends, from learner code
+                got, grad = Attempt("exited", detail=_exited(exc)), None
+            attempts.append(_attempt_record(got))
+            grads.append(_grad_record(grad) if grad is not None else None)
+            if got.kind != "returned":
+                break
+        record["sets"].append({"label": one_set["label"], "attempts": attempts, "grads": grads})
+        if got.kind != "returned":  # the verdict stops there: skip the other sets
+            break
+    return record
 
 
-def main(job_dir: str) -> int:
-    job = Path(job_dir)
+def main(job_dir: str, results_fd: int) -> int:
+    """The grading process's whole life (see the module docstring); its exit status is 0 when it
+    got to the end, and anything that went wrong in its own machinery is sent as ``crashed``."""
+    results = _Results(results_fd)
+    try:
+        _main(Path(job_dir), results)
+    except BaseException as exc:  # MemoryError at the limit, and the like: say what it was
+        results.send("crashed", f"{type(exc).__name__}: {exc}"[:2000].encode(errors="replace"))
+        sys.stdout.flush()
+        os._exit(70)
+    sys.stdout.flush()
+    os._exit(0)  # not waiting for threads the learner's code may have left running
+
+
+def _main(job: Path, results: _Results) -> None:
     spec = json.loads((job / "spec.json").read_text(encoding="utf-8"))
     _set_limits(spec["limits"])
-    results = job / "results"
-    progress = _Progress(job / "progress.txt")
-    progress("starting")
+    results.progress("starting")
 
     import torch
 
     torch.set_num_threads(1)
-    from dlcourse.exercises.engine import Attempt, clone_inputs
-    from dlcourse.exercises.registry import get
+    # Everything the learner's side needs, before the fence goes up (it hides the package).
+    import importlib.util
 
-    # Every input, before any learner code runs.
-    plan = []
-    tensors = torch.load(job / "inputs.pt", weights_only=True)
-    for item in spec["exercises"]:
-        ex = get(item["name"])
-        sets = [
-            (s["label"], _with_tensors(ex.input_cases(s["seed"]), given))
-            for s, given in zip(item["sets"], tensors[ex.name], strict=True)
-        ]
-        plan.append((ex, item["function"], sets))
+    import dlcourse.exercises.engine
 
-    fence = _Fence(str(job), _read_roots(spec["package_parent"]))
-    how = _landlock(str(job), fence.read_roots)
+    if importlib.util.find_spec("dlcourse.exercises.forbidden"):
+        import dlcourse.exercises.forbidden  # noqa: F401
+    from dlcourse.exercises.given import rebuild
+    from dlcourse.exercises.wire import decode
+
+    # Every input, as the grader made it, before any learner code runs.
+    inputs = decode((job / "inputs.wire").read_bytes(), given=rebuild, max_tensor_bytes=1 << 30)
+
+    work = job / "work"
+    fence = _Fence(str(work), _read_roots(spec["package_parent"]))
+    how = _landlock(str(work), fence.read_roots)
     sys.addaudithook(fence)
     fence.on = True
-    _save(results, "fence.json", json.dumps({"fence": how}).encode())
-    os.chdir(job / "work")
+    results.send("fence", how.encode())
+    os.chdir(work)
 
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
     exec(compile(PREAMBLE, "<preamble>", "exec"), namespace)
     for cell in spec["cells"]:
-        progress(f"cell {cell['label']}")
+        results.progress(f"cell {cell['label']}")
         record = _run_cell(cell["source"], cell["label"], namespace, spec["cell_timeout"])
-        _save(results, f"cell-{cell['index']}.json", json.dumps(record).encode())
+        results.send(f"cell-{cell['index']}", _encoded(record))
 
-    for ex, function, sets in plan:
-        progress(f"exercise {ex.name}")
+    for item in spec["exercises"]:
+        results.progress(f"exercise {item['name']}")
         start = time.perf_counter()
-        fn = namespace.get(function)
-        record: dict[str, Any] = {"found": callable(fn), "sets": []}
-        if callable(fn):
-            for label, cases in sets:
-                attempts, grads = [], []
-                for args in cases:
-                    try:
-                        attempt = ex.attempt(fn, clone_inputs(args))
-                        grad = ex.grad_attempt(fn, args) if ex.grad else None
-                    except BaseException as exc:  # SystemExit and friends, from learner code
-                        attempt, grad = Attempt("exited", detail=_exited(exc)), None
-                    attempts.append(_attempt_record(attempt))
-                    grads.append(_grad_record(grad) if grad is not None else None)
-                    if attempt.kind != "returned":
-                        break
-                record["sets"].append({"label": label, "attempts": attempts, "grads": grads})
-                if attempt.kind != "returned":  # the verdict stops there: skip the other sets
-                    break
+        record = _call_all(item, namespace.get(item["function"]), inputs[item["name"]])
         record["seconds"] = time.perf_counter() - start
-        _save(results, f"{ex.name}.pt", record)
-    progress("done")
-    sys.stdout.flush()
-    os._exit(0)  # not waiting for threads the learner's code may have left running
+        results.send(f"exercise-{item['name']}", _encoded(record))
+    results.progress("done")

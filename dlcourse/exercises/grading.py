@@ -51,7 +51,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,8 +60,15 @@ import torch
 
 from dlcourse.exercises.class_report import (  # noqa: F401 (the outputs, also reachable here)
     COLUMNS,
+    ClassOutputs,
+    error_text,
     feedback_markdown,
+    note_two_files,
+    read_kept_rows,
+    short_path,
+    submission_key,
     summary,
+    terminal_text,
     write_csv,
     write_reports,
 )
@@ -72,14 +79,15 @@ from dlcourse.exercises.judging import _judge_results
 # Defaults: per submission (one notebook), what its process may use (dlcourse/exercises/limits.py).
 from dlcourse.exercises.limits import (
     EXTRA_TASKS,
-    MAX_NOTEBOOK_BYTES,
     MEMORY_MB,
     OUTPUT_LIMIT,
     RESULT_LIMIT_MB,
     TIMEOUT_S,
 )
 from dlcourse.exercises.submissions import (
+    MESSAGES,
     GradingError,
+    NotebookProblem,
     Submission,
     _Cell,
     _exercises_of,
@@ -88,7 +96,10 @@ from dlcourse.exercises.submissions import (
     _function,
     _recognise,
     _static_problem,
+    exercise_sources,
     find_submissions,
+    is_solution_copy,
+    read_notebook,
 )
 from dlcourse.machinery.notebooks import cell_source
 
@@ -158,62 +169,60 @@ def _exercise_seed(seed: int, ex: Exercise) -> int:
     return (seed * 1_000_003 + zlib.crc32(ex.name.encode())) % (1 << 62)
 
 
+def _whole_file(
+    sub: Submission, settings: _Settings, message: str, code: str, seconds: float
+) -> _Run:
+    """A problem with the whole file: one failing row per exercise of the notebook it should
+    be, or one ``(notebook)`` row when that is not known."""
+    if sub.notebook is None:
+        grades = [Grade(sub.learner, "?", "(notebook)", "fail", 0.0, 0.0, message,
+                        seed=settings.seed, submission=str(sub.path), code=code)]  # fmt: skip
+    else:
+        grades = [
+            Grade(sub.learner, sub.notebook.filename, ex.name, "fail", 0.0,
+                  settings.points.get(ex.name, ex.points), message, seed=settings.seed,
+                  submission=str(sub.path), code=code)
+            for ex in _exercises_of(sub.notebook)
+        ]  # fmt: skip
+    return _Run(sub, grades, seconds)
+
+
+def _grade_contained(sub: Submission, settings: _Settings) -> _Run:
+    """:func:`_grade_submission`, with any exception it lets out turned into this learner's
+    rows (``grader_error``): one learner never stops the class. ``KeyboardInterrupt`` is not an
+    ``Exception``: it still stops the run."""
+    start = time.perf_counter()
+    try:
+        return _grade_submission(sub, settings)
+    except Exception as exc:
+        message = MESSAGES["grader_error"].format(what=error_text(exc))
+        return _whole_file(sub, settings, message, "grader_error", time.perf_counter() - start)
+
+
 def _grade_submission(sub: Submission, settings: _Settings) -> _Run:
+    """Grade one submission. Whatever goes wrong in it is this learner's rows: a file that is
+    not a notebook fails all of them with the reason; a grader that fails while running or
+    judging the cells fails the exercises it had not judged, with what went wrong."""
     start = time.perf_counter()
     learner, seed = sub.learner, settings.seed
 
-    def rows(exercises: Sequence[Exercise], status: str, message: str, nb: str) -> list[Grade]:
-        return [
-            Grade(learner, nb, ex.name, status, 0.0, settings.points.get(ex.name, ex.points),
-                  message, seed=seed, submission=str(sub.path), code="bad_notebook")
-            for ex in exercises
-        ]  # fmt: skip
-
     def whole(message: str) -> _Run:
-        """A problem with the whole file: one row per exercise of the notebook it should be."""
-        if sub.notebook is None:
-            grades = [Grade(learner, "?", "(notebook)", "fail", 0.0, 0.0, message, seed=seed,
-                            submission=str(sub.path), code="bad_notebook")]  # fmt: skip
-        else:
-            grades = rows(_exercises_of(sub.notebook), "fail", message, sub.notebook.filename)
-        return _Run(sub, grades, time.perf_counter() - start)
+        return _whole_file(sub, settings, message, "bad_notebook", time.perf_counter() - start)
 
+    if sub.problem:  # a link: never read
+        return whole(sub.problem)
     try:
-        raw = sub.path.read_bytes()
-    except OSError as exc:
-        return whole(f"the file could not be read: {exc.strerror}.")
-    if len(raw) > MAX_NOTEBOOK_BYTES:
-        return whole(
-            f"the file is larger than {MAX_NOTEBOOK_BYTES >> 20} MB: not a notebook to grade."
-        )
-    if not raw.strip():
-        return whole("the notebook file is empty: hand in the notebook saved from JupyterLab.")
-    try:
-        nb_json = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        where = (
-            f" (line {exc.lineno}, column {exc.colno})"
-            if isinstance(exc, json.JSONDecodeError)
-            else ""
-        )
-        return whole(
-            f"the notebook file is not valid JSON{where}, so it cannot be read: was it edited "
-            "outside JupyterLab, or cut short? Open it in JupyterLab; if it will not open, hand in "
-            "your last good copy."
-        )
-    if not isinstance(nb_json, dict) or not isinstance(nb_json.get("cells"), list):
-        return whole("the file is JSON but not a notebook (it has no list of cells).")
+        nb_json = read_notebook(sub.path)
+    except NotebookProblem as exc:
+        return whole(str(exc))
     course_nb = sub.notebook or _recognise(nb_json)
     if course_nb is None:
-        if not nb_json["cells"]:
-            return whole("the notebook is empty: it has no cells.")
-        return whole(
-            "this notebook has none of the course's exercises: is it the right file? "
-            "Name it as in the course (e.g. 01_gradient_descent.ipynb)."
-        )
+        return whole(MESSAGES["no_cells"] if not nb_json["cells"] else MESSAGES["not_course"])
     sub.notebook = course_nb
     exercises = _exercises_of(course_nb)
     cells: list[Any] = nb_json["cells"]
+    sources = exercise_sources(cells, exercises)
+    note = MESSAGES["solution_copy"] if is_solution_copy(course_nb, sources) else ""
 
     results: dict[str, CheckResult] = {}
     seconds: dict[str, float] = {}
@@ -234,15 +243,20 @@ def _grade_submission(sub: Submission, settings: _Settings) -> _Run:
     graded = [ex for ex in exercises if ex.name not in results]
     if graded:
         cells_to_run = sorted(to_run.values(), key=lambda c: c.index)
-        _run_and_judge(graded, cells_to_run, settings, results, seconds, run)
+        try:
+            _run_and_judge(graded, cells_to_run, settings, results, seconds, run)
+        except Exception as exc:  # this learner's rows, never the class's
+            broken = MESSAGES["grader_error"].format(what=error_text(exc))
+            for ex in graded:
+                results.setdefault(ex.name, _failed(ex, broken, "grader_error"))
     for ex in exercises:
         result = results[ex.name]
         status = {"pass": "pass", "not attempted": "not attempted"}.get(result.status, "fail")
         worth = settings.points.get(ex.name, ex.points)
         run.grades.append(
             Grade(learner, course_nb.filename, ex.name, status, worth if status == "pass" else 0.0,
-                  worth, result.message, result.hint, seconds.get(ex.name, 0.0), seed,
-                  str(sub.path), result.code)
+                  worth, f"{result.message}\n{note}" if note else result.message, result.hint,
+                  seconds.get(ex.name, 0.0), seed, str(sub.path), result.code)
         )  # fmt: skip
     run.seconds = time.perf_counter() - start
     return run
@@ -319,16 +333,21 @@ def _run_and_judge(
 
 @dataclass
 class ClassGrades:
-    """What a grading run produced: the rows, each submission's run, the summary text."""
+    """What a grading run produced: the rows (all of them, in the submissions' order), each
+    submission's run (``runs`` graded now, ``kept`` by an earlier run, with ``resume``), what
+    the instructor should look at (``notes``: copies of the solution, two files for one
+    notebook), and the summary text."""
 
     grades: list[Grade]
     runs: list[_Run]
     seed: int
     seconds: float
+    kept: list[_Run] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
-        return summary(self.runs, self.seed, self.seconds)
+        return summary(self.runs, self.seed, self.seconds, self.notes, kept=len(self.kept))
 
 
 def grade(submissions: Sequence[str | Path], **settings: Any) -> list[Grade]:
@@ -348,22 +367,31 @@ def grade_class(
     points: dict[str, float] | None = None,
     output_limit: int = OUTPUT_LIMIT,
     progress: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> ClassGrades:
     """Grade every notebook under ``submissions``: one :class:`Grade` per learner,
     notebook and exercise, in a deterministic order (the submissions' order, then the
     exercises'), whatever ``jobs`` is.
 
+    One submission never stops the class: whatever goes wrong while grading it (a file that is
+    not a notebook, a link, a grader error) is that learner's rows. The CSV and the learner's
+    page are written again as each submission finishes, so a run that is stopped (Ctrl-C, a
+    crash) keeps what it graded; ``resume=True`` then grades the rest.
+
     Args:
-        submissions: notebooks, or folders of them (searched recursively).
+        submissions: notebooks, or folders of them (searched recursively; links not followed).
         out: write the grades as CSV here.
         report: write a feedback page per learner (Markdown) into this folder.
         timeout: seconds one notebook's grading process may run (wall clock; CPU time too).
         memory: megabytes of address space that process may use.
         jobs: how many submissions to grade at once.
-        seed: the seed of the randomised inputs (recorded in every row); by default a new one.
+        seed: the seed of the randomised inputs (recorded in every row); by default a new one
+            (with ``resume``, the earlier run's).
         points: points per exercise name, replacing the exercises' own.
         output_limit: bytes a notebook's code may print before its process is stopped.
-        progress: called with a line of text as each submission is graded, in order.
+        progress: called with a line of text (no control characters) as each submission
+            finishes, and once at the start with ``resume``.
+        resume: keep the rows already in ``out`` and grade only the submissions it lacks.
     """
     if not (isinstance(jobs, int) and jobs >= 1):
         raise GradingError(f"jobs must be a whole number >= 1, got {jobs!r}")
@@ -373,6 +401,8 @@ def grade_class(
         raise GradingError(
             f"memory must be at least 512 (MB): torch alone needs about that much; got {memory!r}"
         )
+    if resume and out is None:
+        raise GradingError("resume needs the CSV whose rows to keep: give out= (--out)")
     from dlcourse.exercises.registry import all_exercises
 
     names = {ex.name for ex in all_exercises()}
@@ -384,23 +414,54 @@ def grade_class(
         if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
             raise GradingError(f"--points: {name} must be worth a number >= 0, got {value!r}")
     subs = find_submissions(submissions)
+    say = (lambda line: progress(terminal_text(line))) if progress else (lambda line: None)
+    rows = read_kept_rows(out) if resume and out is not None else {}
+    kept: list[_Run] = []
+    todo: list[Submission] = []
+    for sub in subs:
+        theirs = rows.pop(submission_key(sub), None)
+        if theirs:
+            kept.append(_Run(sub, theirs))
+        else:
+            todo.append(sub)
+    earlier = {g.seed for run in kept for g in run.grades}
+    if seed is None and len(earlier) == 1:
+        seed = earlier.pop()
     seed = secrets.randbelow(1 << 31) if seed is None else int(seed)
+    if resume:
+        say(f"--resume: {len(kept)} of {len(subs)} notebook(s) already graded in {out}, "
+            f"skipped; grading the other {len(todo)} with seed {seed}.")  # fmt: skip
+        if rows:
+            say(f"--resume: {sum(map(len, rows.values()))} row(s) of {out} are about files not "
+                "found now: left out.")  # fmt: skip
     settings = _Settings(timeout, memory, seed, dict(points or {}), output_limit)
+    outputs = ClassOutputs(subs, out, report, kept)
+    outputs.write_csv()  # what is kept, at once (and the header): nothing to lose
     start = time.perf_counter()
-    runs: list[_Run] = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for run in pool.map(lambda s: _grade_submission(s, settings), subs):
-            runs.append(run)
-            if progress:
-                got = sum(g.points for g in run.grades)
-                worth = sum(g.max_points for g in run.grades)
-                progress(
-                    f"{run.submission.learner}: {run.submission.path.name}: {got:g}/{worth:g} "
-                    f"points ({run.seconds:.1f} s)"
-                )
-    grades = [g for run in runs for g in run.grades]
-    if out is not None:
-        write_csv(grades, out)
-    if report is not None:
-        write_reports(runs, report)
-    return ClassGrades(grades, runs, seed, time.perf_counter() - start)
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        futures = [pool.submit(_grade_contained, sub, settings) for sub in todo]
+        for count, future in enumerate(as_completed(futures), start=1):
+            run = future.result()
+            outputs.add(run)
+            got = sum(g.points for g in run.grades)
+            worth = sum(g.max_points for g in run.grades)
+            say(f"[{count}/{len(todo)}] {run.submission.learner}: {short_path(run.submission.path)}"
+                f": {got:g}/{worth:g} points ({run.seconds:.1f} s)")  # fmt: skip
+    except BaseException:  # Ctrl-C, or the outputs cannot be written: what is written stays
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    finished = outputs.finished()
+    notes = [
+        MESSAGES["solution_copy_summary"].format(learner=r.submission.learner,
+                                                 file=short_path(r.submission.path))
+        for r in finished
+        if any(MESSAGES["solution_copy"] in g.message for g in r.grades)
+    ]  # fmt: skip
+    notes += note_two_files(finished)
+    outputs.write_all()
+    earlier_runs = {id(r) for r in kept}
+    runs = [r for r in finished if id(r) not in earlier_runs]
+    grades = [g for run in finished for g in run.grades]
+    return ClassGrades(grades, runs, seed, time.perf_counter() - start, kept, notes)

@@ -1,22 +1,32 @@
 """Reading a class's submissions: which files, whose, which course notebook, which cells.
 
-Everything here reads the learner's notebook as data; nothing runs it. A cell is inspected before
-it is sent to a grading process (:mod:`dlcourse.exercises.isolation`): a syntax error, a
-forbidden call or a use of the package fails that exercise there and then.
+Everything here reads the learner's notebook as data; nothing runs it. Files are untrusted
+bytes: links are refused (never followed, neither a notebook nor a folder), only regular files
+are opened (``O_NOFOLLOW | O_NONBLOCK``: a FIFO cannot hang the grader), and only up to
+:data:`~dlcourse.exercises.limits.MAX_NOTEBOOK_BYTES`; the JSON's nesting is measured before it
+is parsed. A cell is inspected before it is sent to a grading process
+(:mod:`dlcourse.exercises.isolation`): a syntax error, a forbidden call or a use of the package
+fails that exercise there and then.
 """
 
 from __future__ import annotations
 
 import ast
+import errno
+import functools
+import json
+import os
 import re
+import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dlcourse.course import NOTEBOOKS, Notebook
 from dlcourse.exercises.engine import CheckResult, Exercise, Failure
+from dlcourse.exercises.limits import MAX_NOTEBOOK_BYTES
 from dlcourse.machinery.notebooks import cell_source
 
 
@@ -24,16 +34,78 @@ class GradingError(ValueError):
     """Grading cannot start: no submission found, a bad setting."""
 
 
+class NotebookProblem(ValueError):
+    """A submission that cannot be graded as a notebook; the message is for the learner."""
+
+
+# Learner-facing sentences about a whole file, in one place (a translation edits them here).
+MESSAGES = {
+    "link": "a link, not a notebook: hand in the file itself.",
+    "linked_folder": "a link to a folder, not a folder: hand in the notebooks themselves "
+    "(links are not followed).",
+    "not_a_file": "not a regular file (a {kind}): hand in the notebook saved from JupyterLab.",
+    "unreadable": "the file could not be read: {why}.",
+    "too_large": "the file is larger than {mb} MB: not a notebook to grade.",
+    "empty": "the notebook file is empty: hand in the notebook saved from JupyterLab.",
+    "not_json": "the notebook file is not valid JSON{where}, so it cannot be read: was it edited "
+    "outside JupyterLab, or cut short? Open it in JupyterLab; if it will not open, hand in "
+    "your last good copy.",
+    "too_deep": "the notebook file nests its data more than {depth} levels deep, which no "
+    "notebook saved from JupyterLab does: hand in the notebook saved from JupyterLab.",
+    "too_many": "the notebook file holds more than {count:,} lists and objects, which no "
+    "notebook saved from JupyterLab does: hand in the notebook saved from JupyterLab.",
+    "long_number": "the notebook file holds a number with thousands of digits, which no notebook "
+    "saved from JupyterLab does: hand in the notebook saved from JupyterLab.",
+    "not_notebook": "the file is JSON but not a notebook (it has no list of cells).",
+    "no_cells": "the notebook is empty: it has no cells.",
+    "not_course": "this notebook has none of the course's exercises: is it the right file? "
+    "Name it as in the course (e.g. 01_gradient_descent.ipynb).",
+    "grader_error": "the grader could not read your notebook: {what}. This is a problem of the "
+    "grader, not necessarily of your code: tell your instructor.",
+    "page_error": "Note for the instructor: the grader could not write this learner's feedback "
+    "page: {what}.",
+    "solution_copy": "Note for the instructor: this notebook's exercise cells are identical to "
+    "the course's solution notebook.",
+    "solution_copy_summary": "{learner} ({file}): the exercise cells are identical to the "
+    "course's solution notebook.",
+    "two_files": "Note for the instructor: {learner} handed in {count} files for {notebook} "
+    "({files}); each is graded on its own.",
+}
+
+MAX_JSON_DEPTH = 200  # a notebook saved from JupyterLab nests about 6 deep
+MAX_JSON_CONTAINERS = 1_000_000  # lists and objects; a notebook of 1,000 cells has ~10,000
+
+
 @dataclass
 class Submission:
-    """One notebook to grade: whose it is, and which course notebook (None: not recognised)."""
+    """One notebook to grade: whose it is, and which course notebook (None: not recognised).
+
+    ``learner`` is shown as is (valid Unicode, no control characters: a file name that is not
+    UTF-8 shows replacement characters); ``problem``, when set, is why the file is not read at
+    all (a link)."""
 
     learner: str
     path: Path
     notebook: Notebook | None = None
+    problem: str = ""
 
 
 # --------------------------------------------------------------------------- finding submissions
+
+
+def readable(name: str) -> str:
+    """``name`` as text that can be written and shown anywhere: bytes that were not UTF-8 (kept
+    by the file system as surrogates) become replacement characters, and so do control
+    characters (terminal escapes, carriage returns, bidirectional overrides)."""
+    try:
+        text = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        text = name.encode("utf-8", "replace").decode("utf-8", "replace")
+    return _CONTROLS.sub("\ufffd", text)
+
+
+# C0 and C1 controls, DEL, and the bidirectional formatting characters ("Trojan source").
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _course_notebook(stem: str) -> Notebook | None:
@@ -43,33 +115,147 @@ def _course_notebook(stem: str) -> Notebook | None:
     return None
 
 
+_SKIPPED_FOLDERS = (".ipynb_checkpoints", "backups")
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, str]]:
+    """The notebooks under ``root`` and the links to folders in it (with why they are not
+    read), never following a link."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        here = Path(folder)
+        for name in dirs:
+            if name not in _SKIPPED_FOLDERS and os.path.islink(here / name):
+                yield here / name, MESSAGES["linked_folder"]
+        dirs[:] = [d for d in dirs if d not in _SKIPPED_FOLDERS and not os.path.islink(here / d)]
+        for name in files:
+            if name.endswith(".ipynb"):
+                yield here / name, ""
+
+
 def find_submissions(paths: Iterable[str | Path]) -> list[Submission]:
     """The notebooks to grade under ``paths`` (files, or folders searched recursively), in a
-    deterministic order, each with its learner's name."""
-    found: list[Path] = []
+    deterministic order, each with its learner's name. Links are not followed: each link (to
+    a notebook or a folder) is a submission that fails with the reason."""
+    paths = list(paths)
+    found: list[tuple[Path, str]] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found.extend(
-                p
-                for p in sorted(path.rglob("*.ipynb"))
-                if ".ipynb_checkpoints" not in p.parts and "backups" not in p.parts
-            )
-        elif path.is_file():
-            found.append(path)
+        if path.is_symlink() and not path.is_dir():
+            found.append((path, MESSAGES["link"]))
+        elif path.is_dir():
+            found.extend(sorted(_walk(path)))
+        elif path.exists():
+            found.append((path, ""))  # a file, or something else that reading will refuse
         else:
-            raise GradingError(f"no such file or folder: {path}")
+            raise GradingError(f"no such file or folder: {readable(str(path))}")
     if not found:
         raise GradingError(
-            "no notebooks (.ipynb) found in " + ", ".join(map(str, paths)) + ": give the "
-            "learners' notebooks, or folders holding them"
-        )
+            "no notebooks (.ipynb) found in " + ", ".join(readable(str(p)) for p in paths)
+            + ": give the learners' notebooks, or folders holding them"
+        )  # fmt: skip
     subs = []
-    for path in found:
+    for path, problem in found:
+        if not problem and path.is_symlink():
+            problem = MESSAGES["link"]
         nb = _course_notebook(path.stem)
-        learner = path.parent.resolve().name if nb else path.stem
-        subs.append(Submission(learner or path.stem, path, nb))
+        learner = Path(os.path.abspath(path.parent)).name if nb else path.stem
+        subs.append(Submission(readable(learner or path.stem), path, nb, problem))
     return subs
+
+
+# --------------------------------------------------------------------------- reading a notebook
+
+
+def read_bytes_safely(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them; :exc:`NotebookProblem`
+    for a link, anything but a regular file (a FIFO, a device), or a larger file."""
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    if not nofollow and path.is_symlink():  # Windows: no O_NOFOLLOW
+        raise NotebookProblem(MESSAGES["link"])
+    flags = os.O_RDONLY | nofollow | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (exc.errno == errno.EMLINK and path.is_symlink()):
+            raise NotebookProblem(MESSAGES["link"]) from None
+        raise NotebookProblem(MESSAGES["unreadable"].format(why=exc.strerror or exc)) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "folder" if stat.S_ISDIR(info.st_mode) else "FIFO, device or socket"
+            raise NotebookProblem(MESSAGES["not_a_file"].format(kind=kind))
+        if info.st_size > limit:
+            raise NotebookProblem(MESSAGES["too_large"].format(mb=limit >> 20))
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:  # it grew while being read
+            raise NotebookProblem(MESSAGES["too_large"].format(mb=limit >> 20))
+        return b"".join(chunks)
+    except OSError as exc:
+        raise NotebookProblem(MESSAGES["unreadable"].format(why=exc.strerror or exc)) from None
+    finally:
+        os.close(fd)
+
+
+def json_shape(raw: bytes) -> tuple[int, int]:
+    """How deeply the JSON text ``raw`` nests its arrays and objects, and how many it holds
+    (brackets inside strings left out): a linear scan in bounded memory, cheap enough to run
+    before :func:`json.loads`, whose recursion and memory it guards. Where ``raw`` is not JSON
+    the numbers are exact up to the first error, which is as far as :func:`json.loads` goes."""
+    import numpy as np
+
+    # Escaped backslashes, then escaped quotes, go: every quote left opens or closes a string.
+    text = np.frombuffer(raw.replace(b"\\\\", b"").replace(b'\\"', b""), dtype=np.uint8)
+    depth = deepest = inside = count = 0
+    for start in range(0, len(text), 1 << 22):
+        chunk = text[start : start + (1 << 22)]
+        outside = ((np.cumsum(chunk == ord('"'), dtype=np.int64) + inside) & 1) == 0
+        opens = ((chunk == ord("[")) | (chunk == ord("{"))) & outside
+        closes = ((chunk == ord("]")) | (chunk == ord("}"))) & outside
+        count += int(opens.sum())
+        levels = np.cumsum(opens.astype(np.int64) - closes, dtype=np.int64) + depth
+        deepest, depth = max(deepest, int(levels.max())), int(levels[-1])
+        inside = int(not outside[-1])  # in a string after the chunk's last byte
+    return deepest, count
+
+
+def parse_notebook(raw: bytes) -> dict[str, Any]:
+    """A notebook's JSON from its bytes; :exc:`NotebookProblem` with a plain reason when the
+    bytes are not a notebook (not UTF-8, not JSON, nested too deeply, huge numbers)."""
+    if not raw.strip():
+        raise NotebookProblem(MESSAGES["empty"])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotebookProblem(MESSAGES["not_json"].format(where="")) from None
+    depth, containers = json_shape(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise NotebookProblem(MESSAGES["too_deep"].format(depth=MAX_JSON_DEPTH))
+    if containers > MAX_JSON_CONTAINERS:
+        raise NotebookProblem(MESSAGES["too_many"].format(count=MAX_JSON_CONTAINERS))
+    try:
+        nb_json = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f" (line {exc.lineno}, column {exc.colno})"
+        raise NotebookProblem(MESSAGES["not_json"].format(where=where)) from None
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise NotebookProblem(MESSAGES["long_number"]) from None
+    except RecursionError:  # the depth scan should have caught it: belt and braces
+        raise NotebookProblem(MESSAGES["too_deep"].format(depth=MAX_JSON_DEPTH)) from None
+    if not isinstance(nb_json, dict) or not isinstance(nb_json.get("cells"), list):
+        raise NotebookProblem(MESSAGES["not_notebook"])
+    return nb_json
+
+
+def read_notebook(path: Path) -> dict[str, Any]:
+    """The notebook at ``path``, read as untrusted data (:func:`read_bytes_safely`,
+    :func:`parse_notebook`)."""
+    return parse_notebook(read_bytes_safely(path))
 
 
 def _exercises_of(nb: Notebook) -> list[Exercise]:
@@ -87,9 +273,16 @@ def _function(ex: Exercise) -> str:
 _PARSER = threading.Lock()
 
 
+class _TooDeep(ValueError):
+    """A cell nested more deeply than Python's parser can follow (``1+1+...`` 200,000 times)."""
+
+
 def _parse(source: str) -> ast.Module:
     with _PARSER:
-        return ast.parse(source)
+        try:
+            return ast.parse(source)
+        except (RecursionError, MemoryError) as exc:
+            raise _TooDeep(str(exc)) from None
 
 
 def _defined_functions(source: str) -> set[str]:
@@ -139,6 +332,9 @@ class _Cell:
     exercises: list[str]
 
 
+_CELL_TYPES = ("markdown", "raw", "code")
+
+
 def _find_cell(cells: list[Any], ex: Exercise) -> tuple[int | None, str]:
     """The index of the learner's cell for ``ex`` (None when there is none) and, when there is
     none, why."""
@@ -155,7 +351,8 @@ def _find_cell(cells: list[Any], ex: Exercise) -> tuple[int | None, str]:
         if isinstance(c, dict) and ({ex.name, fn} & _marked(c) or f"def {fn}(" in cell_source(c))
     ]
     if other:
-        kind = cells[other[-1]].get("cell_type", "unknown")
+        kind = cells[other[-1]].get("cell_type")
+        kind = kind if kind in _CELL_TYPES else "non-code"  # the learner's text: not echoed
         return None, (
             f"your cell for `{fn}` is a {kind} cell now, so it does not run: change it back to "
             "a code cell (in JupyterLab: select it, press Y)."
@@ -166,9 +363,60 @@ def _find_cell(cells: list[Any], ex: Exercise) -> tuple[int | None, str]:
     )
 
 
+def exercise_sources(cells: list[Any], exercises: Iterable[Exercise]) -> dict[str, str | None]:
+    """The source of each exercise's cell, as grading finds it (None: no cell)."""
+    found = {}
+    for ex in exercises:
+        index, _ = _find_cell(cells, ex)
+        found[ex.name] = None if index is None else cell_source(cells[index])
+    return found
+
+
+def _normalised(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+
+
+@functools.cache
+def _solution_sources(filename: str) -> dict[str, str] | None:
+    """The exercise cells of the course's solution notebook ``filename`` (normalised), found as
+    a submission's are; None where the course's notebooks are not at hand (an installed
+    package)."""
+    from dlcourse.machinery.notebooks import NOTEBOOK_DIR
+
+    nb = _course_notebook(filename.removesuffix(".ipynb"))
+    if nb is None:
+        return None
+    try:
+        cells = read_notebook(NOTEBOOK_DIR / filename)["cells"]
+    except NotebookProblem:
+        return None
+    sources = exercise_sources(cells, _exercises_of(nb))
+    if any(s is None for s in sources.values()):
+        return None
+    return {name: _normalised(s) for name, s in sources.items() if s is not None}
+
+
+def is_solution_copy(nb: Notebook, sources: dict[str, str | None]) -> bool:
+    """Whether the exercise cells ``sources`` (exercise name: source) are the course's solution
+    notebook's, every one of them (whitespace at the ends of lines aside)."""
+    solution = _solution_sources(nb.filename)
+    if not solution or set(solution) != set(sources):
+        return False
+    return all(s is not None and _normalised(s) == solution[n] for n, s in sources.items())
+
+
 def _failed(ex: Exercise, message: str, code: str, detail: tuple[Any, ...] = ()) -> CheckResult:
     """A failing result that is about the notebook, the cell or the process, not one input."""
     return CheckResult(ex.name, "fail", message, failure=Failure(code, detail=detail))
+
+
+def _shown(node: ast.AST) -> str:
+    """A node's source for a message, short; its name alone where unparsing fails (deep)."""
+    try:
+        text = ast.unparse(node)
+    except (RecursionError, ValueError):
+        text = getattr(node, "attr", "") or type(node).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _static_problem(source: str, ex: Exercise) -> CheckResult | None:
@@ -185,6 +433,13 @@ def _static_problem(source: str, ex: Exercise) -> CheckResult | None:
             "to see where.",
             "syntax",
         )
+    except _TooDeep:
+        return _failed(
+            ex,
+            "your cell is too deeply nested for Python to read (an expression of thousands of "
+            "parts inside one another): write it in smaller steps.",
+            "syntax",
+        )
     except ValueError as exc:  # null bytes
         return _failed(ex, f"your cell cannot be read as Python: {exc}", "syntax")
     forbidden = {getattr(f, "__name__", "") for f in ex.forbidden} - {""}
@@ -192,7 +447,7 @@ def _static_problem(source: str, ex: Exercise) -> CheckResult | None:
         if isinstance(node, ast.Attribute) and node.attr in forbidden:
             return _failed(
                 ex,
-                f"your cell uses {ast.unparse(node)}, which this exercise asks you to do without: "
+                f"your cell uses {_shown(node)}, which this exercise asks you to do without: "
                 "build it from simpler operations.",
                 "forbidden",
                 (node.attr,),

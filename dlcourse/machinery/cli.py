@@ -355,10 +355,17 @@ def _add_grade(sub: argparse._SubParsersAction) -> None:
         metavar="NAME=P",
         help="points for an exercise, replacing its own (repeat for several)",
     )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows already in --out (a run that was stopped) and grade only the "
+        "notebooks it lacks, with its seed",
+    )
     p.set_defaults(func=_grade)
 
 
 def _grade(args: argparse.Namespace) -> int:
+    from dlcourse.exercises.class_report import terminal_text
     from dlcourse.exercises.grading import GradingError, feedback_markdown, grade_class
 
     limits = {"timeout": args.timeout, "memory": args.memory}
@@ -371,14 +378,22 @@ def _grade(args: argparse.Namespace) -> int:
             seed=args.seed,
             points=dict(args.points),
             progress=lambda line: print(line, flush=True),
+            resume=args.resume,
             **{flag: value for flag, value in limits.items() if value is not None},
         )
     except GradingError as exc:
         raise CommandError(f"dlcourse grade: {exc}") from exc
-    learners = {run.submission.learner for run in result.runs}
+    except KeyboardInterrupt:
+        if args.out:
+            print(f"\nStopped. The grades of the notebooks that finished are in {args.out}: run "
+                  "the same command with --resume to grade the rest.", file=sys.stderr)  # fmt: skip
+        else:
+            print("\nStopped. Without --out, the grades so far are not kept.", file=sys.stderr)
+        return 130
+    learners = {run.submission.learner for run in result.runs + result.kept}
     if len(learners) == 1:  # one learner checking their own work: the feedback itself
         print()
-        print(feedback_markdown(learners.pop(), result.runs))
+        print(terminal_text(feedback_markdown(learners.pop(), result.kept + result.runs)))
     print()
     print(result.summary)
     if args.out:

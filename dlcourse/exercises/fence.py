@@ -28,9 +28,15 @@ _REFUSED = {
     "os.kill": "send signals to processes",
     "os.killpg": "send signals to processes",
     "signal.pthread_kill": "send signals to processes",
+    "socket.__new__": "use the network",
     "socket.connect": "use the network",
     "socket.bind": "use the network",
+    "socket.sendto": "use the network",  # UDP: a datagram needs no connection
+    "socket.sendmsg": "use the network",
     "socket.getaddrinfo": "use the network",
+    "socket.gethostbyname": "use the network",
+    "socket.gethostbyaddr": "use the network",
+    "socket.getnameinfo": "use the network",
     "ctypes.dlopen": "load C libraries (ctypes)",
     "ctypes.dlsym": "load C libraries (ctypes)",
     "ctypes.call_function": "call C code (ctypes)",
@@ -63,7 +69,7 @@ def _set_limits(limits: dict[str, int]) -> None:
         "RLIMIT_NOFILE": 256,
         "RLIMIT_CORE": 0,
     }
-    tasks = _tasks_of_user()
+    tasks = _tasks_counted()
     if tasks is not None:  # counts threads too, of all this user's processes (Linux)
         wanted["RLIMIT_NPROC"] = tasks + limits["extra_tasks"]
     for name, value in wanted.items():
@@ -72,8 +78,12 @@ def _set_limits(limits: dict[str, int]) -> None:
             continue
         _, hard = resource.getrlimit(which)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        # CPU: SIGXCPU at the limit (a death the grader can name), SIGKILL a second later
+        # (should the learner's code catch SIGXCPU); the others: soft and hard the same.
+        ceiling = value + 1 if name == "RLIMIT_CPU" else value
+        ceiling = ceiling if hard == resource.RLIM_INFINITY else min(ceiling, hard)
         with contextlib.suppress(ValueError, OSError):  # macOS refuses RLIMIT_AS: others apply
-            resource.setrlimit(which, (value, value))
+            resource.setrlimit(which, (value, ceiling))
 
 
 def _tasks_of_user() -> int | None:
@@ -97,22 +107,79 @@ def _tasks_of_user() -> int | None:
     return total
 
 
+# The grader's count of its user's tasks, when it started this process in namespaces
+# (dlcourse.exercises.isolation.HOST_TASKS_ENV_VAR; not imported: this module stays small).
+_HOST_TASKS_ENV_VAR = "DLCOURSE_HOST_TASKS"
+
+
+def _tasks_counted() -> int | None:
+    """The tasks RLIMIT_NPROC counts against this process now.
+
+    The kernel counts a real user's tasks. In a user namespace of its own (the grader's
+    bubblewrap or unshare), Linux 5.14 and later count that namespace's tasks only, which are
+    the tasks this process sees in its PID namespace's /proc; older kernels count all the
+    user's tasks, most of which that /proc does not show, so the grader's count (taken before
+    it started this process, and passed in the environment) is added."""
+    inside = _tasks_of_user()
+    host = os.environ.get(_HOST_TASKS_ENV_VAR, "")
+    if not host.isdigit() or _kernel_at_least(5, 14):
+        return inside
+    return int(host) + (inside or 0)
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    if not sys.platform.startswith("linux"):
+        return True
+    numbers = []
+    for part in os.uname().release.split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit()) if part else ""
+        numbers.append(int(digits) if digits else 0)
+    return tuple(numbers) >= (major, minor)
+
+
 # --------------------------------------------------------------------------- the fence
 
 
 def _read_roots(package_parent: str) -> list[str]:
-    """Folders the learner's code may read: Python's, the libraries', the package's own folder
-    (not the folder around it, where an instructor's files may be), and the system's."""
+    """Folders the learner's code may read: Python's, the libraries' and the system's; not the
+    ``dlcourse`` package (it holds the reference solutions: the process imports what it needs
+    before the fence goes up), nor the folder around it (an instructor's files may be there)."""
     import torch
 
     import dlcourse
 
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     roots.update(p for p in sys.path if p and p != package_parent)
-    roots.add(str(Path(dlcourse.__file__).parent))
     roots.add(str(Path(torch.__file__).parent))
     roots.update(("/usr", "/lib", "/lib64", "/proc/self", "/sys/devices/system/cpu"))
-    return sorted({os.path.realpath(r) for r in roots if os.path.exists(r)})
+    hidden = [os.path.realpath(Path(dlcourse.__file__).parent)]
+    real = {os.path.realpath(r) for r in roots if os.path.exists(r)}
+    return sorted(_without(real, hidden))
+
+
+def _without(roots: set[str], hidden: list[str]) -> set[str]:
+    """``roots`` less the folders in ``hidden``: a root inside one is dropped; a root that holds
+    one (site-packages, with dlcourse installed in it) is replaced by its other entries, level by
+    level down to the hidden folder (Landlock only adds permissions: it cannot take one away)."""
+
+    def inside(path: str, folder: str) -> bool:
+        return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+    out: set[str] = set()
+    todo = list(roots)
+    while todo:
+        root = todo.pop()
+        if any(inside(root, h) for h in hidden):
+            continue
+        if not any(inside(h, root) for h in hidden):
+            out.add(root)
+            continue
+        try:
+            entries = os.listdir(root)
+        except OSError:
+            continue
+        todo.extend(os.path.join(root, e) for e in entries)
+    return out
 
 
 class _Fence:

@@ -151,7 +151,9 @@ def _read_roots(package_parent: str) -> list[str]:
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     roots.update(p for p in sys.path if p and p != package_parent)
     roots.add(str(Path(torch.__file__).parent))
-    roots.update(("/usr", "/lib", "/lib64", "/proc/self", "/sys/devices/system/cpu"))
+    roots.update(
+        ("/usr", "/lib", "/lib64", "/proc/self", "/proc/cpuinfo", "/sys/devices/system/cpu")
+    )
     hidden = [os.path.realpath(Path(dlcourse.__file__).parent)]
     real = {os.path.realpath(r) for r in roots if os.path.exists(r)}
     return sorted(_without(real, hidden))

@@ -94,10 +94,11 @@ def _plain(value: Any) -> Any:
     bytes), a bounded number, a cut text, None; anything else described, never sent."""
     import torch
 
-    from dlcourse.exercises.engine import NotPlain, _is_plain_tensor
+    from dlcourse.exercises.engine import NotPlain
+    from dlcourse.exercises.wire import is_dense
 
     kind = type(value)
-    if kind is torch.Tensor and _is_plain_tensor(value):
+    if kind is torch.Tensor and is_dense(value):
         size = value.numel() * value.element_size()
         if size > VALUE_LIMIT:
             shape = tuple(value.shape)

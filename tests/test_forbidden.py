@@ -423,3 +423,14 @@ def test_the_module_imports_only_torch_and_the_standard_library() -> None:
         if isinstance(node, ast.ImportFrom) and node.module
     }
     assert imported - {"__future__", "torch"} <= set(sys.stdlib_module_names), imported
+
+
+def test_a_decomposition_taken_before_the_block_refuses_in_it_and_works_after() -> None:
+    import torch._decomp
+
+    pool = torch._decomp.decomposition_table[torch.ops.aten.max_pool2d_with_indices.default]
+    assert (
+        _refused(("max_pool2d",), lambda: pool(IMG, [2, 2]))
+        == "torch._decomp (max_pool2d_with_indices)"
+    )
+    assert torch.equal(pool(IMG, [2, 2])[0], F.max_pool2d(IMG, 2))

@@ -99,6 +99,7 @@ from dlcourse.exercises.submissions import (
     exercise_sources,
     find_submissions,
     is_solution_copy,
+    is_the_solution_notebook,
     read_notebook,
 )
 from dlcourse.machinery.notebooks import cell_source
@@ -219,6 +220,8 @@ def _grade_submission(sub: Submission, settings: _Settings) -> _Run:
     if course_nb is None:
         return whole(MESSAGES["no_cells"] if not nb_json["cells"] else MESSAGES["not_course"])
     sub.notebook = course_nb
+    if is_the_solution_notebook(course_nb, nb_json):
+        return whole(MESSAGES["solution_itself"])
     exercises = _exercises_of(course_nb)
     cells: list[Any] = nb_json["cells"]
     sources = exercise_sources(cells, exercises)

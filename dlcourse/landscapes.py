@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 
 import torch
 
-
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
 

@@ -661,8 +661,9 @@ def _symlink_solution(folder: Path, learner: str, target: Target) -> None:
     (folder / f"{learner}.ipynb").symlink_to(target.course_root / "notebooks" / f"{N01}.ipynb")
 
 
-@attack("copy-of-solution", "cheat", "the submission is a copy of the course's solution notebook",
-        attacked="*", says=("solution",))  # fmt: skip
+@attack("copy-of-solution", "cheat", "a copy of the course's solution notebook: graded, and flagged "
+        "for the instructor (an honest learner may write the reference)", attacked="*",
+        may_earn=N01_EXERCISES, says=("solution notebook",))  # fmt: skip
 def _copy_solution(folder: Path, learner: str, target: Target) -> None:
     save(folder / f"{learner}.ipynb", _notebook_text(N01))
 

@@ -361,9 +361,9 @@ def test_a_class_with_broken_and_poisonous_files_between_honest_learners(
     copier = theirs("copier.ipynb")
     assert [r["status"] for r in copier] == ["pass", "pass"]
     assert all(MESSAGES["solution_copy"] in r["message"] for r in copier)
-    course_copy = theirs("course-copy.ipynb")
-    assert [(r["status"], r["points"]) for r in course_copy] == [("fail", "0")] * 2
-    assert course_copy[0]["message"] == MESSAGES["solution_itself"]
+    course_copy = theirs("course-copy.ipynb")  # the course's notebook as it is: flagged too
+    assert [r["status"] for r in course_copy] == ["pass", "pass"]
+    assert all(MESSAGES["solution_copy"] in r["message"] for r in course_copy)
     alice = theirs("alice.ipynb") + theirs(f"alice/{N00}.ipynb")
     assert all("handed in 2 files" in r["message"] for r in alice)
     assert any("copier" in n for n in result.notes) and any("alice" in n for n in result.notes)

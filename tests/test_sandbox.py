@@ -30,7 +30,7 @@ ALLOWED = {
     "dlcourse.landscapes",
 }
 
-LOOK_AROUND = '''
+LOOK_AROUND = """
 import gc, sys
 pkg = "dl" + "course"
 print("MODULES", *sorted(m for m in sys.modules if m.startswith(pkg)))
@@ -45,7 +45,7 @@ try:
     print("SOURCE read")
 except OSError as exc:
     print("SOURCE refused", type(exc).__name__)
-'''
+"""
 
 
 @pytest.mark.slow

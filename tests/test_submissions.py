@@ -194,16 +194,3 @@ def test_a_copy_of_the_solution_notebook_is_recognised() -> None:
     assert not submissions.is_solution_copy(
         nb_info, submissions.exercise_sources(_submission(N01)["cells"], exs)
     )
-
-
-def test_the_course_notebook_itself_is_told_from_a_filled_in_student_version() -> None:
-    from dlcourse.machinery.notebooks import NOTEBOOK_DIR
-
-    nb_info = NOTEBOOKS[1]
-    course = json.loads((NOTEBOOK_DIR / nb_info.filename).read_text(encoding="utf-8"))
-    assert submissions.is_the_solution_notebook(nb_info, course)
-    names = [ex.name for ex in submissions._exercises_of(nb_info)]
-    filled = _submission(N01, {n: _solution_source(N01, n) for n in names})
-    assert not submissions.is_the_solution_notebook(nb_info, filled)  # flagged, not refused
-    course["cells"][0]["source"] = "# edited"  # its exercise cells are still the solution's
-    assert submissions.is_the_solution_notebook(nb_info, course)

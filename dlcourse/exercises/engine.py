@@ -140,6 +140,8 @@ FAILURE_CODES: dict[str, str] = {
     "not_plain": "what came back from the grading process is not plain data",
     "stopped": "the grading process stopped before this exercise was graded",
     "no_result": "no result came back from the grading process",
+    "grader_error": "the grader itself failed on this submission or exercise (detail: the "
+    "exception's type and message); the learner's other rows and the class are graded",
 }
 
 # Frames from these folders are not the learner's (the trailing separator keeps a learner's
@@ -368,7 +370,35 @@ class _Mismatch(NamedTuple):
 
 
 def _is_plain_tensor(value: Any) -> bool:
-    return type(value) is torch.Tensor
+    """An ordinary tensor: exactly ``torch.Tensor``, strided (not sparse), not nested, not on the
+    meta device (which has no values), not quantized."""
+    if type(value) is not torch.Tensor:
+        return False
+    try:
+        return (
+            value.layout == torch.strided
+            and not value.is_nested
+            and value.device.type != "meta"
+            and not value.is_quantized
+        )
+    except Exception:  # properties a broken tensor cannot answer
+        return False
+
+
+def _tensor_kind(value: torch.Tensor) -> str:
+    """What makes a ``torch.Tensor`` not an ordinary one, in words."""
+    try:
+        if value.is_nested:
+            return "nested tensor"
+        if value.device.type == "meta":
+            return "tensor on the meta device (it has a shape but no values)"
+        if value.is_quantized:
+            return "quantized tensor"
+        if value.layout != torch.strided:
+            return f"{str(value.layout).removeprefix('torch.').replace('_', ' ')} tensor"
+    except Exception:
+        pass
+    return "tensor"
 
 
 @dataclass(frozen=True)
@@ -384,6 +414,8 @@ class NotPlain:
     @classmethod
     def of(cls, value: Any) -> NotPlain:
         kind = type(value)
+        if kind is torch.Tensor:  # an unusual one: sparse, nested, meta, quantized
+            return cls("torch", "Tensor", False, _tensor_kind(value))
         if isinstance(value, torch.Tensor):
             return cls(kind.__module__, kind.__name__, True)
         try:
@@ -404,6 +436,11 @@ def _reject_non_tensor(value: Any, what: str) -> str | None:
     if info.tensor_subclass:
         return (
             f"{what} is a {info.name}, a subclass of torch.Tensor. Return a plain tensor, "
+            "computed with torch operations."
+        )
+    if info.module == "torch" and info.name == "Tensor":
+        return (
+            f"{what} is a {info.text}: return an ordinary (dense) tensor, e.g. with .to_dense(), "
             "computed with torch operations."
         )
     if info.module == "numpy":
@@ -578,6 +615,73 @@ def _last_line(text: str) -> str:
     return text.rstrip().rsplit("\n", 1)[-1]
 
 
+def call_learner(
+    fn: Callable[..., Any],
+    args: Case,
+    *,
+    timeout: float,
+    forbidden: Sequence[Callable[..., Any] | str] = (),
+) -> Any:
+    """``fn(*args)`` under :func:`call_with_time_limit`, with the ``forbidden`` torch functions
+    (the functions, or their names: a grading process gets names) blocked."""
+    if not forbidden:
+        return call_with_time_limit(lambda: fn(*args), timeout)
+    return call_with_time_limit(lambda: _forbid_call(fn, args, forbidden), timeout)
+
+
+def attempt(
+    fn: Callable[..., Any],
+    args: Case,
+    *,
+    timeout: float = 10.0,
+    forbidden: Sequence[Callable[..., Any] | str] = (),
+) -> Attempt:
+    """The learner's side of a check: call ``fn`` on ``args`` (the learner's own copies:
+    :func:`clone_inputs`) with the time limit and ``forbidden`` blocked; say what happened.
+    Runs in a grading process, which holds no exercise: everything comes as arguments."""
+    try:
+        got = call_learner(fn, args, timeout=timeout, forbidden=forbidden)
+    except NotImplementedError:
+        return Attempt("not attempted")
+    except TimeLimitExceeded:
+        return Attempt("timeout")
+    except _Forbidden as exc:
+        return Attempt("forbidden", detail=exc.name)
+    except Exception as exc:
+        return Attempt("raised", detail=learner_traceback(exc))
+    after = tuple(a if isinstance(a, torch.Tensor) else None for a in args)
+    return Attempt("returned", got if isinstance(got, tuple) else (got,), after)
+
+
+def grad_attempt(
+    fn: Callable[..., Any],
+    args: Case,
+    *,
+    timeout: float = 10.0,
+    forbidden: Sequence[Callable[..., Any] | str] = (),
+) -> GradAttempt:
+    """The gradients of ``fn``'s results on ``args``, weighted by fixed random weights, with
+    respect to each floating-point tensor input, all in float64 (``args`` is not changed)."""
+    my_args = _float64_leaves(args)
+    try:
+        my_out = _as_tuple(call_learner(fn, my_args, timeout=timeout, forbidden=forbidden))
+    except (TimeLimitExceeded, _Forbidden, Exception) as exc:
+        return GradAttempt("failed", detail=repr(exc))
+    if any(not (_is_plain_tensor(o) and o.requires_grad) for o in my_out):
+        return GradAttempt("not connected")
+    weights = _grad_weights([o.shape for o in my_out])
+    try:
+        my_loss = sum((o.to("cpu") * w).sum() for o, w in zip(my_out, weights, strict=True))
+        leaves = [a for a in my_args if isinstance(a, torch.Tensor) and a.requires_grad]
+        grads = torch.autograd.grad(my_loss, leaves, allow_unused=True)
+    except Exception as exc:  # a graph the learner's code broke: the gradient check fails
+        return GradAttempt("failed", detail=repr(exc))
+    grads = tuple(
+        torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads, strict=True)
+    )
+    return GradAttempt("ok", grads)
+
+
 @dataclass
 class Exercise:
     """One self-checking exercise. See the module docstring for what ``check`` does.
@@ -707,43 +811,16 @@ class Exercise:
     # -- the learner's side: runs the learner's code (a grading process runs these)
 
     def _run(self, fn: Callable[..., Any], args: Case) -> Any:
-        call = (lambda: fn(*args)) if not self.forbidden else (lambda: _forbid_call(fn, args, self))
-        return call_with_time_limit(call, self.timeout)
+        return call_learner(fn, args, timeout=self.timeout, forbidden=self.forbidden)
 
     def attempt(self, fn: Callable[..., Any], args: Case) -> Attempt:
         """Call ``fn`` on ``args`` (the learner's own copies: :func:`clone_inputs`), with the
-        time limit and the forbidden calls blocked; say what happened."""
-        try:
-            got = self._run(fn, args)
-        except NotImplementedError:
-            return Attempt("not attempted")
-        except TimeLimitExceeded:
-            return Attempt("timeout")
-        except _Forbidden as exc:
-            return Attempt("forbidden", detail=exc.name)
-        except Exception as exc:
-            return Attempt("raised", detail=learner_traceback(exc))
-        after = tuple(a if isinstance(a, torch.Tensor) else None for a in args)
-        return Attempt("returned", got if isinstance(got, tuple) else (got,), after)
+        time limit and the forbidden calls blocked; say what happened (:func:`attempt`)."""
+        return attempt(fn, args, timeout=self.timeout, forbidden=self.forbidden)
 
     def grad_attempt(self, fn: Callable[..., Any], args: Case) -> GradAttempt:
-        """The gradients of ``fn``'s results on ``args``, weighted by fixed random weights, with
-        respect to each floating-point tensor input, all in float64 (``args`` is not changed)."""
-        my_args = _float64_leaves(args)
-        try:
-            my_out = _as_tuple(self._run(fn, my_args))
-        except (TimeLimitExceeded, _Forbidden, Exception) as exc:
-            return GradAttempt("failed", detail=repr(exc))
-        if any(not (isinstance(o, torch.Tensor) and o.requires_grad) for o in my_out):
-            return GradAttempt("not connected")
-        weights = _grad_weights([o.shape for o in my_out])
-        my_loss = sum((o.to("cpu") * w).sum() for o, w in zip(my_out, weights, strict=True))
-        leaves = [a for a in my_args if isinstance(a, torch.Tensor) and a.requires_grad]
-        grads = torch.autograd.grad(my_loss, leaves, allow_unused=True)
-        grads = tuple(
-            torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads, strict=True)
-        )
-        return GradAttempt("ok", grads)
+        """The gradients of ``fn``'s results on ``args`` (:func:`grad_attempt`)."""
+        return grad_attempt(fn, args, timeout=self.timeout, forbidden=self.forbidden)
 
     # -- the judge's side: never runs the learner's code
 
@@ -953,9 +1030,11 @@ def _grad_weights(shapes: list[torch.Size]) -> list[torch.Tensor]:
     return [torch.randn(shape, generator=gen, dtype=torch.float64) for shape in shapes]
 
 
-def _forbid_call(fn: Callable[..., Any], args: Case, ex: Exercise) -> Any:
-    """``fn(*args)`` with ``ex.forbidden`` blocked: see :func:`forbidding`."""
-    with forbidding(forbidden_names(ex.forbidden)):
+def _forbid_call(
+    fn: Callable[..., Any], args: Case, forbidden: Sequence[Callable[..., Any] | str]
+) -> Any:
+    """``fn(*args)`` with ``forbidden`` (torch functions, or their names) blocked."""
+    with forbidding(forbidden_names(forbidden)):
         return fn(*args)
 
 

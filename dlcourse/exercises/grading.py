@@ -56,8 +56,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from dlcourse.exercises.class_report import (  # noqa: F401 (the outputs, also reachable here)
     COLUMNS,
     ClassOutputs,
@@ -99,7 +97,6 @@ from dlcourse.exercises.submissions import (
     exercise_sources,
     find_submissions,
     is_solution_copy,
-    is_the_solution_notebook,
     read_notebook,
 )
 from dlcourse.machinery.notebooks import cell_source
@@ -220,8 +217,6 @@ def _grade_submission(sub: Submission, settings: _Settings) -> _Run:
     if course_nb is None:
         return whole(MESSAGES["no_cells"] if not nb_json["cells"] else MESSAGES["not_course"])
     sub.notebook = course_nb
-    if is_the_solution_notebook(course_nb, nb_json):
-        return whole(MESSAGES["solution_itself"])
     exercises = _exercises_of(course_nb)
     cells: list[Any] = nb_json["cells"]
     sources = exercise_sources(cells, exercises)
@@ -273,10 +268,16 @@ def _run_and_judge(
     seconds: dict[str, float],
     run: _Run,
 ) -> None:
-    """Run the cells of ``exercises`` in a grading process; judge what came back."""
-    import dlcourse
+    """Run the cells of ``exercises`` in a grading process; judge what came back.
 
-    # The self-check's fixed inputs (seed None), then inputs from this run's seed.
+    The process gets data only: the cells, each exercise's function name, time limit and
+    forbidden calls, and every input (the self-check's fixed ones, then those of this run's
+    seed) as the grader made them (:mod:`dlcourse.exercises.wire`). No exercise, no reference."""
+    import dlcourse
+    from dlcourse.exercises.forbidden import forbidden_names
+    from dlcourse.exercises.given import describe
+    from dlcourse.exercises.wire import encode
+
     sets_of = {
         ex.name: [
             (seed, settings.cases_of(ex, seed))
@@ -287,7 +288,6 @@ def _run_and_judge(
     job = Path(tempfile.mkdtemp(prefix="dlcourse-grade-"))
     try:
         (job / "work").mkdir()
-        (job / "results").mkdir()
         spec = {
             "package_parent": str(Path(dlcourse.__file__).resolve().parent.parent),
             "limits": {
@@ -305,28 +305,25 @@ def _run_and_judge(
                 {
                     "name": ex.name,
                     "function": _function(ex),
-                    "sets": [
-                        {"label": input_label(seed), "seed": seed} for seed, _ in sets_of[ex.name]
-                    ],
+                    "timeout": ex.timeout,
+                    "grad": ex.grad,
+                    "forbidden": list(forbidden_names(ex.forbidden)),
                 }
                 for ex in exercises
             ],
         }
         (job / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
-        # The inputs' tensors as the grader made them: the process makes the cases again (some
-        # hold functions), but a matrix product on another thread count may differ in the last
-        # bit, and the in-place check compares bit for bit.
-        tensors = {
+        inputs = {
             ex.name: [
-                [[a if isinstance(a, torch.Tensor) else None for a in case] for case in cases]
-                for _, cases in sets_of[ex.name]
+                {"label": input_label(seed), "cases": [list(case) for case in cases]}
+                for seed, cases in sets_of[ex.name]
             ]
             for ex in exercises
         }
-        torch.save(tensors, job / "inputs.pt")
+        (job / "inputs.wire").write_bytes(encode(inputs, describe=describe))
         end = _run_process(job, settings)
         run.output = end.output
-        _judge_results(exercises, cells, job, end, sets_of, settings, results, seconds, run)
+        _judge_results(exercises, cells, end, sets_of, settings, results, seconds, run)
     finally:
         shutil.rmtree(job, ignore_errors=True)
 

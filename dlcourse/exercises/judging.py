@@ -177,7 +177,7 @@ def _judge_results(
 ) -> None:
     """Judge each exercise from its record; say why for those without one."""
     back = _read_back(end.results)
-    run.fence = back.fence
+    run.fence = "; ".join(x for x in (end.isolation, back.fence) if x)  # the layers in force
     last = back.progress[-1] if back.progress else "starting"
     ended = ""
     if not back.finished:

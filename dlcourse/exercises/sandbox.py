@@ -244,12 +244,8 @@ def _main(job: Path, results: _Results) -> None:
 
     torch.set_num_threads(1)
     # Everything the learner's side needs, before the fence goes up (it hides the package).
-    import importlib.util
-
     import dlcourse.exercises.engine
-
-    if importlib.util.find_spec("dlcourse.exercises.forbidden"):
-        import dlcourse.exercises.forbidden  # noqa: F401
+    import dlcourse.exercises.forbidden  # noqa: F401
     from dlcourse.exercises.given import rebuild
     from dlcourse.exercises.wire import decode
 

@@ -66,8 +66,6 @@ MESSAGES = {
     "page: {what}.",
     "solution_copy": "Note for the instructor: this notebook's exercise cells are identical to "
     "the course's solution notebook.",
-    "solution_itself": "this is the course's solution notebook itself, not a notebook you filled "
-    "in: hand in your own copy of the exercises (the one in your work/ folder).",
     "solution_copy_summary": "{learner} ({file}): the exercise cells are identical to the "
     "course's solution notebook.",
     "two_files": "Note for the instructor: {learner} handed in {count} files for {notebook} "
@@ -405,19 +403,6 @@ def is_solution_copy(nb: Notebook, sources: dict[str, str | None]) -> bool:
     if not solution or set(solution) != set(sources):
         return False
     return all(s is not None and _normalised(s) == solution[n] for n, s in sources.items())
-
-
-def is_the_solution_notebook(nb: Notebook, nb_json: dict[str, Any]) -> bool:
-    """Whether ``nb_json`` is the course's solution notebook itself: its exercise cells are the
-    solution's and it carries none of the marks a student version has (the notebook's name in
-    its metadata, the exercise cells'), so no learner's copy of the exercises it can be."""
-    meta = nb_json.get("metadata")
-    if isinstance(meta, dict) and "dlcourse" in meta:
-        return False
-    cells = nb_json["cells"]
-    if any(isinstance(c, dict) and _marked(c) for c in cells):
-        return False
-    return is_solution_copy(nb, exercise_sources(cells, _exercises_of(nb)))
 
 
 def _failed(ex: Exercise, message: str, code: str, detail: tuple[Any, ...] = ()) -> CheckResult:

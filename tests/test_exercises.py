@@ -296,6 +296,28 @@ def test_a_hanging_function_is_stopped() -> None:
     assert result.code == "timeout" and result.failure.case == 1
 
 
+def test_a_runaway_recursion_is_named_as_one_not_as_a_loop() -> None:
+    """Stopped deep in its recursion, or while Python unwinds millions of frames after a
+    RecursionError: the message says recursion, not "a loop that never ends"."""
+    import sys
+    import time
+
+    def deep(n: int) -> int:
+        time.sleep(3e-4)  # ~3,000 frames in the second: deep, yet far from the C stack's end
+        return deep(n + 1) + 1
+
+    slow = dataclasses.replace(EX, timeout=1.0, _hints_shown=0)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1_000_000)
+    try:
+        result = slow.check(lambda a, b: deep(0), show=False, record=False)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert result.code == "timeout" and "recursion that ran too deep" in result.message
+    hung = slow.check(lambda a, b: time.sleep(5), show=False, record=False)
+    assert "loop that never ends" in hung.message
+
+
 def test_timeout_in_a_thread_falls_back_to_abandoning_it() -> None:
     import threading
     import time

@@ -313,7 +313,10 @@ def call_with_time_limit(fn: Callable[[], Any], seconds: float) -> Any:
     if use_alarm:
 
         def on_alarm(signum, frame):
-            raise TimeLimitExceeded
+            depth = 0  # how deep the stack was when time ran out (a runaway recursion?)
+            while frame is not None and depth < 1_000_000:
+                depth, frame = depth + 1, frame.f_back
+            raise TimeLimitExceeded(depth)
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -629,6 +632,15 @@ def call_learner(
     return call_with_time_limit(lambda: _forbid_call(fn, args, forbidden), timeout)
 
 
+def _recursion_depth(exc: BaseException) -> str:
+    """"recursion" when the time limit stopped a runaway recursion: over a thousand frames
+    deep, or still unwinding from a RecursionError (millions of frames take seconds); "" when
+    it stopped anything else."""
+    depth = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    unwinding = isinstance(exc.__context__, RecursionError)
+    return "recursion" if depth > 1000 or unwinding else ""
+
+
 def attempt(
     fn: Callable[..., Any],
     args: Case,
@@ -643,8 +655,8 @@ def attempt(
         got = call_learner(fn, args, timeout=timeout, forbidden=forbidden)
     except NotImplementedError:
         return Attempt("not attempted")
-    except TimeLimitExceeded:
-        return Attempt("timeout")
+    except TimeLimitExceeded as exc:
+        return Attempt("timeout", detail=_recursion_depth(exc))
     except _Forbidden as exc:
         return Attempt("forbidden", detail=exc.name)
     except Exception as exc:
@@ -864,7 +876,12 @@ class Exercise:
                     "timeout",
                     "timeout",
                     f"your function took more than {self.timeout:g} s on {label} and was "
-                    "stopped. Is there a loop that never ends?",
+                    + (
+                        "stopped inside a recursion that ran too deep: does it call itself "
+                        "without end?"
+                        if attempt.detail == "recursion"
+                        else "stopped. Is there a loop that never ends?"
+                    ),
                 ),
                 "forbidden": (
                     "fail",

@@ -67,3 +67,10 @@ def test_the_grading_process_boots_from_three_arguments() -> None:
     """The command line isolation.py builds: the job, the package's parent, the results pipe."""
     assert "sys.argv[3]" in sandbox.BOOT and "sys.argv[2]" in sandbox.BOOT
     assert "registry" not in Path(sandbox.__file__).read_text(encoding="utf-8")
+
+
+def test_the_results_pipe_is_named_by_number_or_windows_handle() -> None:
+    assert sandbox._results_fd("7") == 7 and sandbox._results_fd(5) == 5
+    if sys.platform != "win32":
+        with pytest.raises(ImportError):  # msvcrt: Windows' own
+            sandbox._results_fd("h12")

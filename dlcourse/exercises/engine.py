@@ -633,11 +633,12 @@ def call_learner(
 
 
 def _recursion_depth(exc: BaseException) -> str:
-    """"recursion" when the time limit stopped a runaway recursion: over a thousand frames
-    deep, or still unwinding from a RecursionError (millions of frames take seconds); "" when
-    it stopped anything else."""
+    """Whether the time limit stopped a runaway recursion ("recursion", else ""): over a thousand
+    frames deep, or still unwinding millions of frames (which takes seconds) after the recursion
+    ran out of room: a RecursionError, or under a memory limit a MemoryError or the SystemError
+    CPython raises when it cannot allocate a frame."""
     depth = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-    unwinding = isinstance(exc.__context__, RecursionError)
+    unwinding = isinstance(exc.__context__, RecursionError | MemoryError | SystemError)
     return "recursion" if depth > 1000 or unwinding else ""
 
 

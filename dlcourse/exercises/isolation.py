@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dlcourse.exercises.limits import RESULT_LIMIT_MB
 
@@ -437,6 +437,20 @@ def _wait(proc: subprocess.Popen, timeout: float) -> float | None:
         time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
 
 
+def _pass_to_child(fd: int) -> tuple[str, dict[str, Any]]:
+    """How the results pipe's write end reaches the grading process: its number and
+    ``pass_fds`` on POSIX; on Windows (no ``pass_fds``) an inheritable handle, named ``h<handle>``
+    on the command line and listed alone in the start-up information's handle list."""
+    if os.name != "nt":
+        return str(fd), {"pass_fds": (fd,)}
+    import msvcrt
+
+    handle = msvcrt.get_osfhandle(fd)
+    os.set_handle_inheritable(handle, True)
+    info = subprocess.STARTUPINFO(lpAttributeList={"handle_list": [handle]})
+    return f"h{handle}", {"startupinfo": info, "close_fds": True}
+
+
 def _run_process(
     job: Path,
     settings: _Settings,
@@ -460,7 +474,8 @@ def _run_process(
         if tasks is not None:
             env[HOST_TASKS_ENV_VAR] = str(tasks)
     read_end, write_end = os.pipe()
-    argv = [sys.executable, "-I", "-c", boot, str(job), spec["package_parent"], str(write_end)]
+    results_arg, passing = _pass_to_child(write_end)
+    argv = [sys.executable, "-I", "-c", boot, str(job), spec["package_parent"], results_arg]
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(
@@ -471,7 +486,7 @@ def _run_process(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            pass_fds=(write_end,),
+            **passing,
         )
     except BaseException:
         os.close(read_end)

@@ -44,7 +44,7 @@ from dlcourse.exercises.fence import _Fence, _landlock, _read_roots, _set_limits
 # torch.py cannot shadow torch).
 BOOT = (
     "import sys; sys.path.append(sys.argv[2]); "
-    "from dlcourse.exercises.sandbox import main; sys.exit(main(sys.argv[1], int(sys.argv[3])))"
+    "from dlcourse.exercises.sandbox import main; sys.exit(main(sys.argv[1], sys.argv[3]))"
 )
 
 # A cell runs after these imports (the grader's, not the learner's: the notebook's other cells
@@ -221,10 +221,21 @@ def _call_all(item: dict[str, Any], fn: Any, sets: list[dict[str, Any]]) -> dict
     return record
 
 
-def main(job_dir: str, results_fd: int) -> int:
+def _results_fd(arg: str | int) -> int:
+    """The results pipe from the command line: a file descriptor's number (POSIX), or ``h``
+    and an inherited handle's number (Windows)."""
+    if isinstance(arg, str) and arg.startswith("h"):
+        import msvcrt
+
+        return msvcrt.open_osfhandle(int(arg[1:]), os.O_WRONLY)
+    return int(arg)
+
+
+def main(job_dir: str, results_at: str | int) -> int:
     """The grading process's whole life (see the module docstring); its exit status is 0 when it
-    got to the end, and anything that went wrong in its own machinery is sent as ``crashed``."""
-    results = _Results(results_fd)
+    got to the end, and anything that went wrong in its own machinery is sent as ``crashed``.
+    ``results_at``: where the results pipe is (:func:`_results_fd`)."""
+    results = _Results(_results_fd(results_at))
     try:
         _main(Path(job_dir), results)
     except BaseException as exc:  # MemoryError at the limit, and the like: say what it was

@@ -26,6 +26,7 @@ from typing import Any
 
 from dlcourse.course import NOTEBOOKS, Notebook
 from dlcourse.exercises.engine import CheckResult, Exercise, Failure
+from dlcourse.exercises.forbidden import family, forbidden_names
 from dlcourse.exercises.limits import MAX_NOTEBOOK_BYTES
 from dlcourse.machinery.notebooks import cell_source
 
@@ -442,7 +443,8 @@ def _static_problem(source: str, ex: Exercise) -> CheckResult | None:
         )
     except ValueError as exc:  # null bytes
         return _failed(ex, f"your cell cannot be read as Python: {exc}", "syntax")
-    forbidden = {getattr(f, "__name__", "") for f in ex.forbidden} - {""}
+    # the forbidden functions and every alias of theirs (torch._euclidean_dist for cdist, ...)
+    forbidden = set(family(forbidden_names(ex.forbidden)))
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in forbidden:
             return _failed(

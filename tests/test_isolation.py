@@ -255,6 +255,7 @@ for n in range(16):
         for _ in range(63):
             fh.write(block)
             written += len(block)
+            time.sleep(0.002)  # at most 500 MB/s: a poll of the folder (no namespaces) sees it
     print("WRITTEN", written >> 20, flush=True)
 """
     end = _run(tmp_path, program, any_kind)

@@ -25,18 +25,49 @@ import io
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dlcourse.exercises.submissions import MESSAGES, GradingError, Submission, readable
 from dlcourse.machinery.atomic import write_bytes_atomically
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dlcourse.exercises.grading import Grade, _Run
+    from dlcourse.exercises.grading import _Run
 
 # "submission" last: the columns before it keep their places from earlier versions.
 COLUMNS = ("learner", "notebook", "exercise", "status", "code", "points", "max_points", "seconds",
            "seed", "message", "submission")  # fmt: skip
+
+
+@dataclass
+class Grade:
+    """One row of the grades: a learner's result on one exercise."""
+
+    learner: str
+    notebook: str  # the course notebook's file name, or "?" when the file is not one
+    exercise: str
+    status: str  # pass, fail, not attempted
+    points: float
+    max_points: float
+    message: str
+    hint: str = ""
+    seconds: float = 0.0
+    seed: int = 0
+    submission: str = ""
+    code: str = ""  # what failed, for programs (engine.FAILURE_CODES); "" for a pass
+
+    def row(self) -> dict[str, Any]:
+        message = self.message + (f"\nHint: {self.hint}" if self.hint else "")
+        values = {
+            **asdict(self),
+            "message": message,
+            "points": f"{self.points:g}",
+            "max_points": f"{self.max_points:g}",
+            "seconds": f"{self.seconds:.3f}",
+        }
+        return {k: values[k] for k in COLUMNS}
+
 
 # --------------------------------------------------------------------------- text made safe
 
@@ -136,8 +167,6 @@ def write_csv(grades: Sequence[Grade], path: str | Path) -> Path:
 def read_kept_rows(path: str | Path) -> dict[str, list[Grade]]:
     """The grades in a CSV this module wrote, by submission (:func:`submission_key`), for
     ``--resume``; {} when there is no such file. :exc:`GradingError` when it cannot be read."""
-    from dlcourse.exercises.grading import Grade
-
     path = Path(path)
     if not path.exists():
         return {}

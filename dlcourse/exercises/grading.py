@@ -52,13 +52,14 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dlcourse.exercises.class_report import (  # noqa: F401 (the outputs, also reachable here)
     COLUMNS,
     ClassOutputs,
+    Grade,
     error_text,
     feedback_markdown,
     note_two_files,
@@ -100,35 +101,6 @@ from dlcourse.exercises.submissions import (
     read_notebook,
 )
 from dlcourse.machinery.notebooks import cell_source
-
-
-@dataclass
-class Grade:
-    """One row of the grades: a learner's result on one exercise."""
-
-    learner: str
-    notebook: str  # the course notebook's file name, or "?" when the file is not one
-    exercise: str
-    status: str  # pass, fail, not attempted
-    points: float
-    max_points: float
-    message: str
-    hint: str = ""
-    seconds: float = 0.0
-    seed: int = 0
-    submission: str = ""
-    code: str = ""  # what failed, for programs (engine.FAILURE_CODES); "" for a pass
-
-    def row(self) -> dict[str, Any]:
-        message = self.message + (f"\nHint: {self.hint}" if self.hint else "")
-        values = {
-            **asdict(self),
-            "message": message,
-            "points": f"{self.points:g}",
-            "max_points": f"{self.max_points:g}",
-            "seconds": f"{self.seconds:.3f}",
-        }
-        return {k: values[k] for k in COLUMNS}
 
 
 @dataclass

@@ -16,6 +16,7 @@ import batches
 import batchnorm
 import conv
 import fit_overhead
+import grading
 import matmul
 import optimizers
 import rnn
@@ -31,6 +32,7 @@ def main() -> None:
     )
     batches.run(repeats=3 if quick else 20)
     fit_overhead.run(repeats=1 if quick else 7, epochs=1 if quick else 5)
+    grading.run(notebooks=2 if quick else 8, repeats=1 if quick else 3)
     matmul.run(sizes=[128] if quick else [256, 1024, 2048], repeats=2 if quick else 5)
     torch = __import__("torch")
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

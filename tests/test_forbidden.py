@@ -285,6 +285,7 @@ BYPASSES: list[tuple[tuple[str, ...], str, Callable[[], Any]]] = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated")
 @pytest.mark.parametrize(("names", "label", "fn"), BYPASSES, ids=[b[1] for b in BYPASSES])
 def test_ways_around_the_modes_are_refused(names, label, fn) -> None:
     assert _refused(names, fn)

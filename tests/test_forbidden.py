@@ -237,7 +237,8 @@ def _swallowed(fn: Callable[[], Any]) -> Callable[[], Any]:
 def _kernels_destroyed(fn: Callable[[], Any]) -> Callable[[], Any]:
     def run() -> Any:
         for obj in gc.get_objects():  # (not torch's own libraries: other tests need them)
-            if isinstance(obj, forbidden._Guard) and obj.library is not None:
+            # type() rather than isinstance: no __class__ lookups on deprecated torch objects
+            if type(obj) is forbidden._Guard and obj.library is not None:
                 obj.library._destroy()
         return _modes_off(fn)()
 

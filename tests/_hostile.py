@@ -327,6 +327,7 @@ def _add(name: str, kind: str, what: str, source_of: Callable[[Target], str], **
 
 
 BOTH = frozenset({GDP, COSINE})  # the honest cells around the attacked one
+# (an exercise after one whose call killed the process gets a process of its own: it must pass)
 
 # ---- crash the class: each of these once ended the whole run with a traceback
 
@@ -733,13 +734,13 @@ _add("hundred-mb-tensor", "message", "returns a 100 MB tensor",
      may_earn=BOTH, must_earn=BOTH, says=("large", "MB", "shape", "size"))  # fmt: skip
 _add("memory-exhaustion", "message", "holds on to 100 MB blocks until memory runs out",
      lambda t: _fn(t, "hold = []\nwhile True:\n    hold.append(torch.ones(25_000_000))\n"),
-     may_earn=BOTH, must_earn=frozenset({GDP}), says=("memory",))  # fmt: skip
+     may_earn=BOTH, must_earn=BOTH, says=("memory",))  # fmt: skip
 _add("sigkill-self", "message", "kills itself with SIGKILL (signal.raise_signal)",
      lambda t: _fn(t, "import signal\nsignal.raise_signal(signal.SIGKILL)\nreturn delta"),
-     may_earn=BOTH, must_earn=frozenset({GDP}), says=("signal", "SIGKILL"))  # fmt: skip
+     may_earn=BOTH, must_earn=BOTH, says=("signal", "SIGKILL"))  # fmt: skip
 _add("sigterm-self", "message", "kills itself with SIGTERM (signal.raise_signal)",
      lambda t: _fn(t, "import signal\nsignal.raise_signal(signal.SIGTERM)\nreturn delta"),
-     may_earn=BOTH, must_earn=frozenset({GDP}), says=("signal", "SIGTERM"))  # fmt: skip
+     may_earn=BOTH, must_earn=BOTH, says=("signal", "SIGTERM"))  # fmt: skip
 _add("stack-overflow", "message", "recurses without end in C (a segfault)",
      lambda t: _fn(t, "import sys\nsys.setrecursionlimit(10**7)\n"
                       "def f(n):\n    return f(n + 1) + 1\nreturn f(0)"),

@@ -240,7 +240,28 @@ def _run_and_judge(
     seconds: dict[str, float],
     run: _Run,
 ) -> None:
-    """Run the cells of ``exercises`` in a grading process; judge what came back.
+    """Run the cells of ``exercises`` in a grading process; judge what came back. When the
+    process died while calling one exercise's function (a crash, a signal, a limit), the
+    exercises it never reached get a second process of their own: one crash costs one exercise,
+    not the rest of the notebook."""
+    unreached = _run_once(exercises, cells, settings, results, seconds, run)
+    if unreached:
+        again = [ex for ex in exercises if ex.name in unreached]
+        names = set(unreached)
+        needed = [c for c in cells if names & set(c.exercises)]
+        _run_once(again, needed, settings, results, seconds, run)
+
+
+def _run_once(
+    exercises: list[Exercise],
+    cells: list[_Cell],
+    settings: _Settings,
+    results: dict[str, CheckResult],
+    seconds: dict[str, float],
+    run: _Run,
+) -> list[str]:
+    """One grading process for ``exercises``; the exercises it never reached (see
+    :func:`dlcourse.exercises.judging._judge_results`).
 
     The process gets data only: the cells, each exercise's function name, time limit and
     forbidden calls, and every input (the self-check's fixed ones, then those of this run's
@@ -294,8 +315,8 @@ def _run_and_judge(
         }
         (job / "inputs.wire").write_bytes(encode(inputs, describe=describe))
         end = _run_process(job, settings)
-        run.output = end.output
-        _judge_results(exercises, cells, end, sets_of, settings, results, seconds, run)
+        run.output = run.output or end.output
+        return _judge_results(exercises, cells, end, sets_of, settings, results, seconds, run)
     finally:
         shutil.rmtree(job, ignore_errors=True)
 

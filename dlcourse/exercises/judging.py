@@ -174,8 +174,10 @@ def _judge_results(
     results: dict[str, CheckResult],
     seconds: dict[str, float],
     run: _Run,
-) -> None:
-    """Judge each exercise from its record; say why for those without one."""
+) -> list[str]:
+    """Judge each exercise from its record; say why for those without one. Return the exercises
+    the process never reached because it died while calling another one (not at a cell, not at
+    the notebook's time limit): those deserve a process of their own."""
     back = _read_back(end.results)
     run.fence = "; ".join(x for x in (end.isolation, back.fence) if x)  # the layers in force
     last = back.progress[-1] if back.progress else "starting"
@@ -194,6 +196,8 @@ def _judge_results(
             where = "before your code ran"
         ended = f"{where}, {ended}".rstrip(".?") + ("?" if ended.endswith("?") else "")
     cell_of = {name: cell for cell in cells for name in cell.exercises}
+    unreached: list[str] = []
+    died_calling = last.startswith("exercise ") and not end.stopped_for
     for ex in exercises:
         cell = cell_of.get(ex.name)
         cell_record = _cell_record(back.cells.get(cell.index)) if cell else None
@@ -205,6 +209,8 @@ def _judge_results(
                     message = f"not graded: {ended}{stop}"
                 else:
                     message = f"not graded, as the notebook's grading stopped: {ended}{stop}"
+                    if died_calling:
+                        unreached.append(ex.name)
                 results[ex.name] = _failed(ex, message, "stopped")
             else:
                 results[ex.name] = _failed(ex, "no result came back from grading.", "no_result")
@@ -233,6 +239,7 @@ def _judge_results(
         if result.status != "pass" and cell_record and cell_record.get("kind") not in (None, "ok"):
             result.message = _cell_message(cell_record, settings) + "\n" + result.message
         results[ex.name] = result
+    return unreached
 
 
 def _cell_record(body: bytes | None) -> dict[str, Any] | None:

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -483,10 +484,37 @@ def test_the_attacks_write_their_submissions(tmp_path: Path) -> None:
         assert found, a.name
 
 
+# What only namespaces stop (docs/instructor-guide.md, "What keeps a class safe"): a process that
+# leaves its session through _posixsubprocess.fork_exec (no audit event) outlives the grading, and
+# on kernels before 6.12 (Landlock without signal scoping) it can signal the grader. Where this
+# machine cannot make namespaces (no bubblewrap, unprivileged user namespaces off), these attacks
+# are left out, and said so, rather than failing a guarantee the guide says is not given there.
+NEEDS_NAMESPACES = {"setsid-fork-exec", "fork-setsid", "signal-kill-grader", "signal-stop-grader"}
+
+
+def _attacks(kind: str | None = None) -> list[Attack]:
+    from dlcourse.exercises.isolation import _launcher
+
+    chosen = [a for a in ATTACKS if kind is None or a.kind == kind]
+    if _launcher(None).namespaced:
+        return chosen
+    left_out = sorted(a.name for a in chosen if a.name in NEEDS_NAMESPACES)
+    if left_out:
+        warnings.warn(
+            "no namespaces on this machine (install bubblewrap): left out " + ", ".join(left_out),
+            stacklevel=2,
+        )
+    return [a for a in chosen if a.name not in NEEDS_NAMESPACES]
+
+
+def test_the_attacks_left_out_without_namespaces_exist() -> None:
+    assert {a.name for a in ATTACKS} >= NEEDS_NAMESPACES
+
+
 @pytest.mark.slow
 def test_a_hostile_class_between_honest_learners(tmp_path: Path) -> None:
     """Every attack, each between two honest learners, in one class run with two jobs."""
-    _verdict(_run_class(tmp_path, ATTACKS, honest_between=True))
+    _verdict(_run_class(tmp_path, _attacks(), honest_between=True))
 
 
 @pytest.mark.slow
@@ -494,7 +522,7 @@ def test_a_hostile_class_between_honest_learners(tmp_path: Path) -> None:
 def test_one_class_of_attacks(tmp_path: Path, kind: str) -> None:
     """One class of attacks (crash, trust, fence, cheat, poison, message), with an honest
     learner before and after: ``pytest tests/test_grading_hostile.py -k cheat``."""
-    _verdict(_run_class(tmp_path, [a for a in ATTACKS if a.kind == kind], honest_between=False))
+    _verdict(_run_class(tmp_path, _attacks(kind), honest_between=False))
 
 
 def grade_attacks_alone(attacks: list[Attack]) -> None:  # pragma: no cover (a developer's tool)

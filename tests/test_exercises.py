@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import inspect
 import json
 import os
 from collections import Counter
@@ -364,6 +365,40 @@ def test_results_show_as_text_and_html(capsys: pytest.CaptureFixture[str]) -> No
     assert "Correct" in html and "#1a7f37" in html
     failed = EX.check(lambda a, b: _good(a, b).T, show=False)
     assert "Not yet" in failed._repr_html_() and "Hint:" in str(failed)
+
+
+def test_backticks_in_a_message_show_as_code_in_the_feedback_box() -> None:
+    result = engine.CheckResult("f", "fail", "sum over `dim=0` <here>", hint="use `keepdim`")
+    html = result._repr_html_()
+    assert "<code>dim=0</code>" in html and "<code>keepdim</code>" in html
+    assert "`" not in html and "&lt;here&gt;" in html
+
+
+def test_a_hint_and_a_solution_show_once_and_are_not_echoed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """As a cell's last value, what ex.hint() and ex.solution() return shows nothing more (no
+    quoted echo under the text they showed)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    ex = dataclasses.replace(exercises.get("batch_norm_forward"), _hints_shown=0)
+    hint, source = ex.hint(), ex.solution()
+    assert shell.display_formatter.format(hint) == ({}, {})
+    assert shell.display_formatter.format(source) == ({}, {})
+    assert shell.display_formatter.format("plain")[0]  # a plain str would be echoed
+    assert capsys.readouterr().out.count("Hint 1 of") == 1
+
+
+def test_a_solution_shows_clean_code_and_its_docstring_with_the_maths() -> None:
+    ex = exercises.get("batch_norm_forward")
+    doc, code, plain = engine._split_docstring(inspect.getsource(ex.reference))
+    assert ":math:" in doc and '"""' not in code and "def batch_norm_forward(" in code
+    assert ":math:" not in plain and "``" not in plain and r"\hat x = (x - \mu)" in plain
+    compile(plain, "solution", "exec")  # still Python, docstring and all
+    markdown = engine._rest_to_markdown(doc)
+    assert r"$\epsilon = 10^{-5}$" in markdown and ":math:" not in markdown
+    assert "`x`" in markdown
 
 
 def test_exercise_needs_three_wrong_variants() -> None:

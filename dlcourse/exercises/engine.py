@@ -76,6 +76,7 @@ import linecache
 import math
 import numbers
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -231,8 +232,8 @@ class CheckResult:
         title = {"pass": "Correct", "not attempted": "Not attempted yet"}.get(
             self.status, "Not yet"
         )
-        body = html.escape(self.message).replace("\n", "<br>")
-        hint = f"<br><b>Hint:</b> {html.escape(self.hint)}" if self.hint else ""
+        body = _code_spans(html.escape(self.message)).replace("\n", "<br>")
+        hint = f"<br><b>Hint:</b> {_code_spans(html.escape(self.hint))}" if self.hint else ""
         return (
             f'<div style="border-left:4px solid {colour};padding:4px 10px;margin:4px 0">'
             f'<b style="color:{colour}">{title}</b> · <code>{html.escape(self.exercise)}</code>'
@@ -246,6 +247,11 @@ class CheckResult:
 
         display({"text/plain": str(self), "text/html": self._repr_html_()}, raw=True)
         self._shown = True
+
+
+def _code_spans(escaped: str) -> str:
+    """Escaped text with its `backticked` spans as HTML code (the messages' Markdown)."""
+    return re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped)
 
 
 @dataclass
@@ -787,23 +793,22 @@ class Exercise:
             if not 1 <= n <= len(self.hints):
                 raise ValueError(f"{self.name} has hints 1 to {len(self.hints)}")
             text = f"Hint {n} of {len(self.hints)}: {self.hints[n - 1]}"
-        _show_text(text)
-        return text
+        return _show_text(text)
 
     def solution(self) -> str:
-        """The reference implementation's source, highlighted in JupyterLab; also returned."""
-        source = inspect.getsource(self.reference)
-        try:
-            from IPython import get_ipython
-            from IPython.display import Code, display
+        """The reference implementation, shown once: in JupyterLab its docstring as text with the
+        maths typeset, then the code highlighted; elsewhere printed. Returns it as plain text
+        (the docstring's reST roles stripped)."""
+        doc, code, plain = _split_docstring(inspect.getsource(self.reference))
+        if _in_ipython():
+            from IPython.display import Code, Markdown, display
 
-            if get_ipython() is not None:
-                display(Code(source, language="python"))
-                return source
-        except ImportError:
-            pass
-        print(source)
-        return source
+            if doc:
+                display(Markdown(_rest_to_markdown(doc)))
+            display(Code(code, language="python"))
+        else:
+            print(plain)
+        return ShownText(plain)
 
     # -- the cases
 
@@ -1091,5 +1096,53 @@ def _show(result: CheckResult) -> None:
     result._shown = True
 
 
-def _show_text(text: str) -> None:
+class ShownText(str):
+    """Text a call has shown already (``ex.hint()``, ``ex.solution()``): a plain ``str`` that
+    IPython does not echo a second time, quoted, as a cell's last value."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def _show_text(text: str) -> ShownText:
     print(text)
+    return ShownText(text)
+
+
+# reST in the references' docstrings: :math:`...` roles and ``literals``.
+_MATH_ROLE = re.compile(r":math:`([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def _rest_to_plain(doc: str) -> str:
+    """A reST docstring as plain text: the maths as its TeX, literals without their quotes."""
+    return _LITERAL.sub(r"\1", _MATH_ROLE.sub(r"\1", doc))
+
+
+def _rest_to_markdown(doc: str) -> str:
+    """A reST docstring as Markdown (JupyterLab typesets ``$...$``)."""
+    return _LITERAL.sub(r"`\1`", _MATH_ROLE.sub(lambda m: f"${m.group(1).strip()}$", doc))
+
+
+def _split_docstring(source: str) -> tuple[str, str, str]:
+    """A function's source as (its docstring, cleaned; the source without the docstring; the
+    source with the docstring as plain text)."""
+    import ast
+    import textwrap
+
+    source = textwrap.dedent(source)
+    try:
+        fn = ast.parse(source).body[0]
+    except (SyntaxError, IndexError):
+        return "", source, source
+    doc = ast.get_docstring(fn) if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef) else None
+    if not doc:
+        return "", source, source
+    node, lines = fn.body[0], source.splitlines()
+    indent = " " * node.col_offset
+    quoted = [f"{indent}{line}".rstrip() for line in _rest_to_plain(doc).splitlines()]
+    raw = "r" if "\\" in doc else ""  # TeX's backslashes, as the reference spells them
+    quoted[0] = f'{indent}{raw}"""{quoted[0].strip()}'
+    quoted[-1] += '"""'
+    before, after = lines[: node.lineno - 1], lines[node.end_lineno :]
+    return doc, "\n".join([*before, *after]) + "\n", "\n".join([*before, *quoted, *after]) + "\n"

@@ -17,6 +17,14 @@ from dlcourse.machinery.notebooks import course_notebooks
 SOURCES = course_notebooks()[:2]  # 00 and 01: enough for every case, and quick
 
 
+@pytest.fixture(autouse=True)
+def _jupyter_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A Jupyter data folder of the test's own: the copies' signatures go there, not to yours."""
+    folder = tmp_path / "jupyter-data"
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def course(tmp_path: Path) -> tuple[Path, Path]:
     """A course folder in miniature: (notebooks/, work/)."""
@@ -77,6 +85,32 @@ def test_a_copy_keeps_the_outputs_but_the_learners(course: tuple[Path, Path]) ->
     assert "FAILED" in json.dumps(demo["outputs"])
     checks = [c for c in mine if ".check(pairwise_sq_dists)" in _text(c)]
     assert checks and all(c["outputs"] == [] for c in checks)
+
+
+def test_a_copy_shows_no_marker_of_the_course_tools(course: tuple[Path, Path]) -> None:
+    notebooks, work = course
+    solution = "".join(_text(c) for p in SOURCES for c in _cells(p))
+    assert "# NBVAL_IGNORE_OUTPUT" in solution and "# fmt: skip" in solution
+    for copy in workspace.prepare(work, notebooks):
+        text = "".join(_text(c) for c in _cells(copy.path))
+        assert "NBVAL" not in text and "fmt:" not in text, copy.path.name
+
+
+def test_a_copy_is_trusted_when_written(course: tuple[Path, Path], _jupyter_data: Path) -> None:
+    """Signed as Jupyter signs what it saves: no "not trusted" at open, outputs shown at once."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    notebooks, work = course
+    copies = workspace.prepare(work, notebooks)
+    fresh, _ = workspace.reset("01", work, notebooks)
+    notary = NotebookNotary()
+    assert Path(notary.db_file).parent == _jupyter_data
+    for path in [c.path for c in copies] + [fresh]:
+        assert notary.check_signature(nbformat.read(path, as_version=4)), path.name
+    changed = nbformat.read(fresh, as_version=4)
+    changed.cells[0].source += " (changed)"
+    assert not notary.check_signature(changed)  # the signature is of the copy as written
 
 
 def test_prepare_never_overwrites_the_learners_copy(course: tuple[Path, Path]) -> None:

@@ -14,7 +14,8 @@ For each exercise the file keeps the time of its first pass, the result and time
 of its last check, and how many checks ran; a check that finds the stub ("not
 attempted yet") is not a check of the learner's work and is not recorded. A
 missing, unreadable or read-only file never breaks a check: recording is skipped
-and the check's result stands. ``dlcourse progress`` prints it per notebook.
+and the check's result stands. ``dlcourse progress`` prints it per notebook, each
+notebook's exercises in the order the notebook has them.
 """
 
 from __future__ import annotations
@@ -111,6 +112,29 @@ def _line(name: str, entry: dict[str, Any] | None) -> str:
     return f"   [ ] {name}: not passed yet; last check ({when}) said: {last}"
 
 
+def in_notebook_order(number: int, exercises: Sequence[Exercise]) -> list[Exercise]:
+    """``exercises`` (all of notebook ``number``) in the order the notebook defines them: the
+    order a learner meets them. As given when the course's notebooks are not here."""
+    import re
+
+    from dlcourse.machinery.notebooks import cell_source, course_notebooks
+
+    found = [p for p in course_notebooks() if p.name[:2] == f"{number:02d}"]
+    try:
+        cells = json.loads(found[0].read_text(encoding="utf-8"))["cells"] if found else []
+    except (OSError, ValueError, KeyError):
+        cells = []
+    defined = [
+        name
+        for cell in cells
+        if cell.get("cell_type") == "code"
+        for name in re.findall(r"^def (\w+)\(", cell_source(cell), flags=re.MULTILINE)
+    ]
+    first = {name: i for i, name in reversed(list(enumerate(defined)))}
+    given = {id(ex): i for i, ex in enumerate(exercises)}
+    return sorted(exercises, key=lambda ex: (first.get(ex.name, len(defined)), given[id(ex)]))
+
+
 def progress_report(exercises: Sequence[Exercise], path: Path | None = None) -> str:
     """Per notebook, each exercise: passed, passed then failed, tried, or not attempted.
 
@@ -121,7 +145,7 @@ def progress_report(exercises: Sequence[Exercise], path: Path | None = None) -> 
     progress = load_progress(path) if path is not None else {}
     lines = []
     for nb in NOTEBOOKS:
-        mine = [ex for ex in exercises if ex.notebook == nb.number]
+        mine = in_notebook_order(nb.number, [ex for ex in exercises if ex.notebook == nb.number])
         if not mine:
             continue
         done = progress.get(f"{nb.number:02d}", {})

@@ -20,6 +20,10 @@ cell's metadata says whose functions it holds (``{"dlcourse": {"exercise":
 it is (``{"dlcourse": {"notebook": "00_welcome.ipynb"}}``); JupyterLab keeps
 both when the learner edits and saves.
 
+Markers for the course's tools, not for learners, are taken out of every code cell:
+nbval's (``# NBVAL_IGNORE_OUTPUT`` and the rest) and ruff's (``# fmt: skip``,
+``# fmt: off``/``on``).
+
 Outputs: a handout (``dlcourse student``) has them all cleared. A learner's own
 copy (``keep_outputs=True``, what :mod:`dlcourse.machinery.workspace` writes) keeps the
 stored outputs, so the notebook still reads like a book before it is run, except
@@ -67,6 +71,18 @@ def strip_solutions(source: str, where: str = "cell") -> str:
     return "\n".join(out)
 
 
+# A line that is only a tool's marker, and a marker at the end of a line of code.
+_MARKER_LINE = re.compile(r"^\s*#\s*(NBVAL_[A-Z_]+|fmt:\s*(off|on|skip))\s*$")
+_TRAILING_MARKER = re.compile(r"\s+#\s*fmt:\s*skip\s*$")
+
+
+def strip_tool_markers(source: str) -> str:
+    """``source`` without the markers of nbval and ruff (``# NBVAL_IGNORE_OUTPUT``,
+    ``# fmt: skip``): they are for the course's tools, not for the learner."""
+    lines = [_TRAILING_MARKER.sub("", line) for line in source.splitlines()]
+    return "\n".join(line for line in lines if not _MARKER_LINE.match(line))
+
+
 def _is_exercise(source: str) -> bool:
     return any(line.strip() == BEGIN for line in source.splitlines())
 
@@ -104,7 +120,7 @@ def student_notebook(
             if _is_exercise(source):
                 defined = sorted(re.findall(r"^def (\w+)\(", source, flags=re.MULTILINE))
                 cell.setdefault("metadata", {})["dlcourse"] = {"exercise": defined}
-            cell["source"] = strip_solutions(source, f"{name}, cell {i}")
+            cell["source"] = strip_tool_markers(strip_solutions(source, f"{name}, cell {i}"))
             cell["execution_count"] = None
             theirs = _is_exercise(source) or checks_learners_function(source, learners)
             if not keep_outputs or theirs:

@@ -53,6 +53,7 @@ __all__ = [
     "latest_copy",
     "prepare",
     "reset",
+    "trust",
 ]
 
 BACKUPS = "backups"
@@ -108,8 +109,31 @@ def _save_manifest(workspace: Path, copies: dict[str, dict[str, str]]) -> None:
     write_bytes_atomically(workspace / MANIFEST, text.encode("utf-8"))
 
 
+def trust(path: Path) -> bool:
+    """Sign the notebook ``path`` as trusted, as Jupyter does when it saves one.
+
+    A learner's copy is made by the course, so its outputs (HTML, widgets) are the course's:
+    signed, JupyterLab shows them at once and its server logs no "not trusted" at every open.
+    The signature goes to Jupyter's own store (``nbsignatures.db`` in its data folder); without
+    nbformat (the package installed without the lab extra) nothing is signed. Returns whether
+    the notebook is signed.
+    """
+    try:
+        import nbformat
+        from nbformat.sign import NotebookNotary
+    except ImportError:
+        return False
+    try:
+        notary = NotebookNotary()
+        notary.sign(nbformat.read(path, as_version=nbformat.NO_CONVERT))
+    except Exception:  # a read-only or broken signature store: the copy is good without
+        return False
+    return True
+
+
 def _write_copy(source: Path, target: Path, manifest: dict[str, dict[str, str]]) -> None:
     write_student_version(source, target, keep_outputs=True)
+    trust(target)
     manifest[target.name] = {
         "made": time.strftime("%Y-%m-%d %H:%M:%S"),
         "source_sha256": _digest(source),

@@ -21,7 +21,7 @@ import pytest
 from tornado import web
 
 from dlcourse.exercises import student
-from dlcourse.machinery import lab
+from dlcourse.machinery import lab, workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,6 +53,36 @@ def test_solution_notebooks_are_read_only_and_the_learners_are_not(
     assert asyncio.run(get("work/00_x.ipynb", content=False))["writable"] is True
     saved = asyncio.run(manager.save(_model("x = 1"), "work/00_x.ipynb"))
     assert saved["path"] == "work/00_x.ipynb"
+
+
+def test_a_solution_opened_by_mistake_shows_the_learners_copy_and_takes_no_typing(
+    manager: lab.CourseContentsManager,
+) -> None:
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# x"),
+                                        nbformat.v4.new_code_cell("y = 1")]),
+        Path(manager.root_dir) / "notebooks" / "00_x.ipynb",
+    )  # fmt: skip
+    stored = (Path(manager.root_dir) / "notebooks" / "00_x.ipynb").read_bytes()
+    nb = asyncio.run(manager.get("notebooks/00_x.ipynb"))["content"]
+    banner, *cells = nb.cells
+    assert (
+        banner.cell_type == "markdown" and "[work/00_x.ipynb](../work/00_x.ipynb)" in banner.source
+    )
+    assert "solution notebook `notebooks/00_x.ipynb`: read-only" in banner.source
+    assert [c.source for c in cells] == ["# x", "y = 1"]
+    assert all(c.metadata.editable is False and c.metadata.deletable is False for c in nb.cells)
+    assert cells[1].metadata.trusted is True  # the course's own outputs: no "not trusted"
+    mine = asyncio.run(manager.get("work/00_x.ipynb"))["content"]
+    assert not any("editable" in c.metadata for c in mine.cells)  # the learner's copy: as it is
+    # File > Save Notebook As... into work/: a plain copy, without the banner and the locks
+    model = {"type": "notebook", "format": "json", "content": json.loads(nbformat.writes(nb))}
+    asyncio.run(manager.save(model, "work/mine.ipynb"))
+    saved = nbformat.read(Path(manager.root_dir) / "work" / "mine.ipynb", as_version=4)
+    assert [c.source for c in saved.cells] == ["# x", "y = 1"]
+    assert not any({"editable", "deletable"} & set(c.metadata) for c in saved.cells)
+    assert "dlcourse" not in saved.metadata
+    assert (Path(manager.root_dir) / "notebooks" / "00_x.ipynb").read_bytes() == stored
 
 
 @pytest.mark.parametrize(
@@ -89,12 +119,34 @@ def test_the_course_config_comes_first_and_keeps_the_learners() -> None:
     assert settings["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
 
 
+def test_the_terminals_find_the_course_environment(tmp_path: Path) -> None:
+    """JupyterLab's terminals get this environment's scripts first on PATH, and a shell that
+    keeps it: `dlcourse doctor` works there, as notebook 00 says."""
+    env = lab.lab_environment({"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    scripts = str(Path(sys.executable).parent)
+    assert env["PATH"].split(os.pathsep) == [scripts, "/usr/bin", "/bin"]
+    assert shutil.which("dlcourse", path=env["PATH"]) == str(Path(scripts) / "dlcourse")
+    shell = lab.terminal_shell({"SHELL": "/bin/sh"})
+    assert shell == ["/bin/sh"]  # named: not a login shell, whose /etc/profile resets PATH
+    found = subprocess.run(
+        [*shell, "-i", "-c", "command -v dlcourse"], env=env, cwd=tmp_path,
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert found == str(Path(scripts) / "dlcourse")
+    command = lab.lab_command(tmp_path / "work" / "x.ipynb", course_dir=tmp_path)
+    assert f"--ServerApp.terminado_settings=shell_command={lab.terminal_shell()!r}" in command
+
+
 def test_lab_command_starts_at_the_given_notebook(tmp_path: Path) -> None:
     start = tmp_path / "work" / "01_x.ipynb"
+    start.parent.mkdir()
     learner = lab.lab_command(start, extra=["--no-browser"], course_dir=tmp_path)
     assert learner[:4] == [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={tmp_path}"]
     assert learner[-2:] == ["--no-browser", "work/01_x.ipynb"]
     assert any(a.endswith("=dlcourse.machinery.lab.CourseContentsManager") for a in learner)
+    # every way in: the printed URL and "/" land on the notebook, the file browser in work/
+    assert "--LabApp.default_url=/lab/tree/work/01_x.ipynb" in learner
+    assert "--ContentsManager.preferred_dir=work" in learner
     author = lab.lab_command(tmp_path / "notebooks" / "00_x.ipynb", solutions=True,
                              course_dir=tmp_path)  # fmt: skip
     assert author[-1] == "notebooks/00_x.ipynb"
@@ -183,8 +235,34 @@ class _Server:
         return texts
 
 
+def _terminal_says(server: _Server, line: str, expect: str) -> str:
+    """Type ``line`` into a new JupyterLab terminal; return what it shows once ``expect`` is
+    in it (or after 30 s)."""
+    import websocket
+
+    status, terminal = server.request("POST", "/api/terminals")
+    assert status == 200, terminal
+    url = f"{server.base.replace('http', 'ws')}/terminals/websocket/{terminal['name']}"
+    ws = websocket.create_connection(f"{url}?token={server.token}", timeout=30)
+    shown, deadline = "", time.monotonic() + 30
+    try:
+        ws.send(json.dumps(["stdin", f"{line}\r"]))
+        while expect not in shown and time.monotonic() < deadline:
+            message = json.loads(ws.recv())
+            if message[0] == "stdout":
+                shown += message[1]
+    except websocket.WebSocketTimeoutException:
+        pass
+    finally:
+        ws.close()
+        server.request("DELETE", f"/api/terminals/{terminal['name']}")
+    return shown
+
+
 @pytest.mark.slow
-def test_a_learner_works_through_a_notebook_and_git_sees_no_change(tmp_path: Path) -> None:
+def test_a_learner_works_through_a_notebook_and_git_sees_no_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """On a fresh clone in a folder named dlcourse: `dlcourse lab` (what `make lab` runs) opens
     the learner's copies; solving the exercises, running every cell and saving, in JupyterLab,
     records the learner's progress and leaves every tracked file as it was."""
@@ -221,6 +299,29 @@ def test_a_learner_works_through_a_notebook_and_git_sees_no_change(tmp_path: Pat
         launched = (tmp_path / "lab.log").read_text()
         assert "Your notebooks are in work/" in launched
         assert "new copies: 00, 01, 02, 03" in launched
+
+        # every way in lands on the learner's copy: the URL printed, the server's "/", and the
+        # file browser (in work/, not at the course root beside notebooks/)
+        assert f":{port}/lab/tree/work/00_welcome.ipynb?token=" in launched
+        landing = urllib.request.Request(f"{server.base}/?token={token}")
+        with urllib.request.urlopen(landing, timeout=30) as response:
+            assert response.geturl().split("?")[0].endswith("/lab/tree/work/00_welcome.ipynb")
+            assert '"preferredPath": "work"' in response.read().decode()
+
+        # a second `dlcourse lab` opens this one (no second server on port 8889)
+        monkeypatch.setenv("JUPYTER_RUNTIME_DIR", env["JUPYTER_RUNTIME_DIR"])
+        assert lab.running_lab(clone)["port"] == port
+        again = subprocess.run(
+            [sys.executable, "-m", "dlcourse", "lab", "--no-browser"], cwd=tmp_path, env=env,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert "already runs for this course" in again.stdout
+        assert f":{port}/lab/tree/work/00_welcome.ipynb?token={token}" in again.stdout
+
+        # `dlcourse` in JupyterLab's terminal: the course's environment is on its PATH
+        said = _terminal_says(server, "command -v dlcourse", "bin/dlcourse")
+        assert str(Path(sys.executable).parent / "dlcourse") in said, said
 
         # what the learner sees: their copies, writable; the solutions, read-only; no news pop-up
         status, listing = server.request("GET", "/api/contents/work")
@@ -260,7 +361,15 @@ def test_a_learner_works_through_a_notebook_and_git_sees_no_change(tmp_path: Pat
         assert server.request("PUT", f"/api/contents/{path}", body)[0] == 200
         status, refused = server.request("PUT", f"/api/contents/{solution}", body)
         assert status == 403 and "Your own copy is work/00_welcome.ipynb" in refused["message"]
+
+        # `dlcourse reset 00` now would be undone by the tab's next save: it says so
+        open_in = workspace.open_sessions(clone / path)
+        assert len(open_in) == 1 and f":{port}/" in open_in[0] and "python3" in open_in[0]
+        told = workspace.describe_reset(clone / path, None, root=clone)
+        assert "work/00_welcome.ipynb is open in JupyterLab" in told
+        assert "File > Reload Notebook from Disk" in told and "Revert" in told
         server.request("DELETE", f"/api/sessions/{session['id']}")
+        assert workspace.open_sessions(clone / path) == []
     finally:
         proc.terminate()
         proc.wait(timeout=30)

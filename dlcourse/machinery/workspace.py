@@ -48,9 +48,11 @@ __all__ = [
     "Copy",
     "WorkspaceError",
     "describe",
+    "describe_reset",
     "find_notebook",
     "is_workspace",
     "latest_copy",
+    "open_sessions",
     "prepare",
     "reset",
     "trust",
@@ -203,6 +205,65 @@ def reset(
     _write_copy(source, target, manifest)
     _save_manifest(workspace, manifest)
     return target, backup
+
+
+def open_sessions(path: Path, runtime_dir: str | None = None) -> list[str]:
+    """Where the notebook ``path`` is open now: one line per running JupyterLab (or other
+    Jupyter server) that has a session on it, naming the server and the kernel. Empty when it
+    is open nowhere, or without Jupyter. ``runtime_dir``: where servers list themselves
+    (default: Jupyter's own)."""
+    try:
+        from jupyter_server.serverapp import list_running_servers
+    except ImportError:
+        return []
+    import urllib.request
+
+    path = Path(path).resolve()
+    found = []
+    for info in list_running_servers(runtime_dir):
+        try:
+            relative = path.relative_to(Path(info.get("root_dir", "")).resolve()).as_posix()
+            url = f"{info['url'].rstrip('/')}/api/sessions"
+            request = urllib.request.Request(url)
+            if info.get("token"):
+                request.add_header("Authorization", f"token {info['token']}")
+            with urllib.request.urlopen(request, timeout=5) as response:
+                sessions = json.loads(response.read())
+        except (ValueError, OSError, KeyError):  # elsewhere, or not answering
+            continue
+        for session in sessions:
+            if session.get("path") == relative:
+                kernel = session.get("kernel") or {}
+                found.append(
+                    f"JupyterLab at {info['url']} (process {info.get('pid')}), "
+                    f"kernel {kernel.get('name', '?')}, {kernel.get('execution_state', 'open')}"
+                )
+    return found
+
+
+def describe_reset(fresh: Path, backup: Path | None, root: Path | None = None) -> str:
+    """What :func:`reset` did, for the terminal; and, when the notebook is open in JupyterLab,
+    what to do there, since its next save would write the old notebook over the fresh copy."""
+    root = WORKSPACE_DIR.parent if root is None else root
+
+    def shown(path: Path) -> str:
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            return str(path)
+
+    lines = [f"fresh copy: {shown(fresh)}"]
+    if backup is not None:
+        lines.append(f"  your old copy is kept as {shown(backup)}")
+    sessions = open_sessions(fresh)
+    if sessions:
+        lines.append(f"  {shown(fresh)} is open in " + "; ".join(sessions) + ".")
+        lines.append(
+            "  In JupyterLab, choose File > Reload Notebook from Disk in its tab now (or close "
+            "the tab without saving). If JupyterLab says the file changed on disk, choose "
+            "Revert: Overwrite would write your old notebook over the fresh copy."
+        )
+    return "\n".join(lines)
 
 
 def latest_copy(workspace: Path | None = None) -> Path | None:

@@ -44,11 +44,11 @@ help:
 
 # Your own copies of the notebooks, in work/ (made once, never overwritten; `dlcourse reset NN`
 # gives a fresh one). notebooks/ holds the solutions, which JupyterLab opens read-only here.
-lab: $(VENV)/.installed
+lab: $(VENV)/.installed-lab
 	@$(BIN)/dlcourse doctor || echo "(the course opens anyway; fix the items above when you can)"
 	$(BIN)/dlcourse lab $(LAB_FLAGS)
 
-lab-solutions: $(VENV)/.installed
+lab-solutions: $(VENV)/.installed-lab
 	$(BIN)/dlcourse lab --solutions $(LAB_FLAGS)
 
 test: $(VENV)/.installed
@@ -88,7 +88,7 @@ docs: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/run.py
 
-doctor: $(VENV)/.installed
+doctor: $(VENV)/.installed-lab
 	$(BIN)/dlcourse doctor
 
 # The virtual environment: created once, then updated whenever pyproject.toml or the lock changes.
@@ -101,8 +101,14 @@ $(VENV)/.created:
 	$(if $(TORCH),$(PY) -m pip install $(PIP_CONSTRAINTS) $(TORCH))
 	@touch $@
 
-# One environment serves both the course and its tests (the test extra is small), installed at
-# the exact versions of the lock, so that every machine reproduces the stored outputs.
+# A learner's environment (make lab): the course and JupyterLab, the lab extra, and nothing
+# else; the course's authors' (make test and the rest) adds the test, site and browser extras
+# (pytest, nbval, ruff, Sphinx, Playwright) to the same .venv. Both at the exact versions of
+# the lock, so that every machine reproduces the stored outputs.
+$(VENV)/.installed-lab: pyproject.toml $(CONSTRAINTS) $(VENV)/.created
+	$(PY) -m pip install --quiet $(PIP_CONSTRAINTS) -e '.[lab]'
+	@touch $@
+
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.created
 	$(PY) -m pip install --quiet $(PIP_CONSTRAINTS) -e '.[lab,test,site,browser]'
 	@touch $@

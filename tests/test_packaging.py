@@ -104,13 +104,23 @@ def test_make_lab_sets_up_then_opens_the_learners_copies() -> None:
     commands = _make_dry_run("lab")
     assert "python3 -m venv /nonexistent/venv" in commands
     install = [c for c in commands if "pip install" in c and " -e " in c]
+    # a learner's install holds what a learner uses: no pytest, Sphinx or Playwright
     assert install == ["/nonexistent/venv/bin/python -m pip install --quiet -c constraints.txt "
-                       "-e '.[lab,test,site,browser]'"]  # fmt: skip
+                       "-e '.[lab]'"]  # fmt: skip
     assert commands[-1] == "/nonexistent/venv/bin/dlcourse lab"  # work/, not notebooks/
     assert any(c.startswith("/nonexistent/venv/bin/dlcourse doctor") for c in commands)
     assert _make_dry_run("lab-solutions")[-1] == "/nonexistent/venv/bin/dlcourse lab --solutions"
     for target in ("regenerate", "doctor", "docs", "lock", "test-fast", "robustness", "bench"):
         assert _make_dry_run(target), target  # every target the README names exists
+
+
+def test_the_lab_extra_is_what_a_learner_uses_and_make_test_adds_the_rest() -> None:
+    extras = _pyproject()["project"]["optional-dependencies"]
+    names = {re.split(r"[<>=;\[ ]", s)[0].lower() for s in extras["lab"]}
+    assert names == {"jupyterlab", "ipykernel"}
+    for target in ("test", "test-fast", "test-browser", "site", "lint", "regenerate"):
+        install = [c for c in _make_dry_run(target) if "pip install" in c and " -e " in c]
+        assert install[-1].endswith("-e '.[lab,test,site,browser]'"), target
 
 
 def test_make_test_runs_lint_then_the_whole_suite() -> None:

@@ -13,6 +13,8 @@ grader or a script pays only for what it touches::
 
     import dlcourse as dl
     device = dl.setup(seed=0)  # seeds everything, picks the device, prints one line
+
+Importing it before torch also lets it set OpenMP's wait policy (:mod:`dlcourse.threads`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from dlcourse._version import __version__
+from dlcourse.threads import set_wait_policy as _set_wait_policy
+
+# OpenMP reads its wait policy once, when torch loads: set it now, before any notebook or
+# script imports torch, unless you set one (dlcourse.threads says why).
+_set_wait_policy()
 
 # Submodules, loaded on first attribute access (PEP 562): every module of the package, found in
 # its folder, so adding one is enough to make it reachable as ``dl.<name>``.

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from dlcourse import threads as _threads
 from dlcourse._validate import integer
 
 if TYPE_CHECKING:
@@ -149,14 +150,20 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def device_description(device: torch.device) -> str:
-    """A short human description: ``'cpu (2 threads)'``, ``'cuda:0 (NVIDIA H200, 139.8 GiB)'``."""
+    """A short human description, with torch's CPU threads and how they wait
+    (:func:`dlcourse.threads.describe`): ``'cpu (1 thread, OpenMP wait passive)'``,
+    ``'cuda:0 (NVIDIA H200, 139.8 GiB; CPU: 1 thread, OpenMP wait passive)'``."""
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
-        return f"cuda:{index} ({props.name}, {props.total_memory / 2**30:.1f} GiB)"
+        return (
+            f"cuda:{index} ({props.name}, {props.total_memory / 2**30:.1f} GiB; "
+            f"CPU: {_threads.describe()})"
+        )
+    cpu = _threads.describe()
     if device.type == "mps":
-        return "mps (Apple GPU)"
-    return f"cpu ({torch.get_num_threads()} threads)"
+        return f"mps (Apple GPU; CPU: {cpu})"
+    return f"cpu ({cpu})"
 
 
 # --------------------------------------------------------------------------- seeding
@@ -243,13 +250,14 @@ def setup(
         device: ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ``'mps'`` or ``'auto'``; by
             default ``$DLCOURSE_DEVICE`` or the fastest device present.
         deterministic: use deterministic kernels (slightly slower on GPUs).
-        threads: number of CPU threads for torch; by default torch's own choice
-            (``OMP_NUM_THREADS`` when set).
-        verbose: print the one-line summary.
+        threads: number of CPU threads for torch; by default ``OMP_NUM_THREADS`` when you set
+            it, else one (:data:`dlcourse.threads.DEFAULT_THREADS`: the notebooks' operations
+            are small, and a second thread makes them wait for each other on a busy machine).
+        verbose: print the one-line summary, which names the device, the thread count and
+            OpenMP's wait policy (with how to fix it when torch was imported before dlcourse).
     """
     chosen = pick_device(device)
-    if threads is not None:
-        torch.set_num_threads(integer(threads, "threads", minimum=1))
+    _threads.choose_threads(threads)
     global _run_seed
     override = _seed_override()
     seed = seed if override is None else override

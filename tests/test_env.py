@@ -118,7 +118,10 @@ def test_cpu_has_no_index(no_gpu: None) -> None:
 
 
 def test_device_description_cpu() -> None:
-    assert re.fullmatch(r"cpu \(\d+ threads\)", env.device_description(torch.device("cpu")))
+    # the device, torch's CPU threads and how OpenMP's idle threads wait (dlcourse.threads)
+    assert re.fullmatch(
+        r"cpu \(\d+ threads?, OpenMP [^)]+\)", env.device_description(torch.device("cpu"))
+    )
 
 
 # --------------------------------------------------------------------------- seeding
@@ -164,7 +167,9 @@ def test_setup_seeds_picks_and_prints(
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1  # one line; the verbose=False call printed nothing
     assert re.fullmatch(
-        r"\[dlcourse \S+\] seed=7 deterministic=True device=cpu \(\d+ threads\) torch=\S+", lines[0]
+        r"\[dlcourse \S+\] seed=7 deterministic=True device=cpu \(\d+ threads?, OpenMP [^)]+\) "
+        r"torch=\S+",
+        lines[0],
     )
 
 

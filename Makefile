@@ -6,7 +6,8 @@
 #   make lab-solutions  open the solution notebooks (notebooks/) in JupyterLab, for instructors and authors
 #   make test-fast   unit tests only, without the slow ones and without nbval
 #   make test-browser  every notebook run in JupyterLab in a real Chromium, and the website checked
-#   make site        build the course website from the stored notebooks into build/site/
+#   make site        the course website as a learner sees it (no solutions) into build/site/;
+#                    make site-instructor: with the solutions, into build/site-instructor/
 #   make regenerate  re-execute notebooks in place under the pinned CI settings (NB=notebooks/00_welcome.ipynb for one)
 #   make robustness  run copies of the notebooks with 1/2/4 threads, seeds 1-4 (and CUDA): do the claims hold?
 #   make docs        rewrite docs/course-map.md and docs/glossary.md from dlcourse/course.py
@@ -37,10 +38,10 @@ PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 # Extra arguments for JupyterLab, e.g. LAB_FLAGS="--no-browser --port 8899".
 LAB_FLAGS ?=
 
-.PHONY: help lab lab-solutions test test-fast test-browser site lint format regenerate robustness docs bench doctor lock clean
+.PHONY: help lab lab-solutions test test-fast test-browser site site-instructor lint format regenerate robustness docs bench doctor lock clean
 
 help:
-	@sed -n '2,23p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,24p' Makefile | sed 's/^# \{0,1\}//'
 
 # Your own copies of the notebooks, in work/ (made once, never overwritten; `dlcourse reset NN`
 # gives a fresh one). notebooks/ holds the solutions, which JupyterLab opens read-only here.
@@ -65,8 +66,13 @@ test-browser: $(VENV)/.installed
 	DLCOURSE_REQUIRE_BROWSER=1 $(PY) -m pytest -m browser tests/test_browser.py -v $(PYTEST_ARGS)
 
 # The course website, from the stored notebooks (nothing is run): open build/site/index.html.
+# The public edition shows the learner's copies (the exercises left to write, no solution on a
+# page or in a download); the instructor edition, the solution notebooks. See docs/site/build.py.
 site: $(VENV)/.installed
 	$(PY) docs/site/build.py
+
+site-instructor: $(VENV)/.installed
+	$(PY) docs/site/build.py --instructor
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

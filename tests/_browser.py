@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,9 +74,10 @@ def _wait_for(url: str, timeout: float, proc: subprocess.Popen | None = None) ->
 
 
 @contextlib.contextmanager
-def jupyterlab(root: Path, home: Path) -> Iterator[tuple[str, str]]:
+def jupyterlab(root: Path, home: Path, arguments: Sequence[str] = ()) -> Iterator[tuple[str, str]]:
     """A JupyterLab server of this environment serving ``root``, on a free port with a token;
-    its settings and state under ``home``. Yields (base URL, token)."""
+    its settings and state (Jupyter's data folder: notebook signatures) under ``home``; with
+    JupyterLab ``arguments`` besides. Yields (base URL, token)."""
     settings = home / "settings"
     for name, values in LAB_SETTINGS.items():
         path = settings / name
@@ -89,12 +90,14 @@ def jupyterlab(root: Path, home: Path) -> Iterator[tuple[str, str]]:
         JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
         JUPYTER_CONFIG_DIR=str(home / "config"),
         JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTER_DATA_DIR=str(home / "data"),
         DLCOURSE_PROGRESS="off",
     )
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1"]
     command += [f"--port={port}", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
+    command += arguments
     log = open(home / "jupyterlab.log", "wb")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -280,6 +280,94 @@ def test_a_notebook_runs_in_jupyterlab_and_shows_what_it_should(
         page.close()
 
 
+# --------------------------------------------------------------------------- the learner's way in
+
+
+@pytest.fixture(scope="module")
+def course_lab(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[tuple[str, str]]:
+    """JupyterLab as `dlcourse lab` starts it, over a course in miniature: notebooks/ with the
+    welcome notebook, work/ with the learner's copy, written (and signed) as `make lab` does."""
+    from unittest import mock
+
+    from dlcourse.machinery import lab, workspace
+
+    root, home = tmp_path_factory.mktemp("course"), tmp_path_factory.mktemp("course-home")
+    (root / "notebooks").mkdir()
+    shutil.copy2(NOTEBOOKS[0], root / "notebooks" / NOTEBOOKS[0].name)
+    with mock.patch.dict(os.environ, {"JUPYTER_DATA_DIR": str(home / "data")}):
+        (copy,) = workspace.prepare(root / "work", root / "notebooks")
+    command = lab.lab_command(copy.path, course_dir=root)
+    arguments = [a for a in command[4:-1] if a != "--allow-root"]  # what dlcourse lab adds
+    arguments.append(f"--CourseContentsManager.solutions_dir={root / 'notebooks'}")
+    with _browser.jupyterlab(root, home, arguments) as server:
+        yield server
+
+
+CURRENT_TAB = "#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current"
+
+
+def _wait_in_front(page: Any, path: str) -> None:
+    """Wait until the document in front is ``path`` (its tab's tooltip says "Path: ...")."""
+    try:
+        page.wait_for_function(
+            "([sel, want]) => (document.querySelector(sel)?.title || '').includes(want)",
+            arg=[CURRENT_TAB, f"Path: {path}\n"], timeout=60_000,
+        )  # fmt: skip
+    except Exception as exc:  # Playwright's TimeoutError
+        front = (
+            page.locator(CURRENT_TAB).get_attribute("title")
+            if page.locator(CURRENT_TAB).count()
+            else None
+        )
+        raise AssertionError(f"{path} is not in front: {front!r}") from exc
+    page.wait_for_selector(f"{PANEL} .jp-Cell", timeout=60_000)
+
+
+def test_the_address_dlcourse_lab_prints_opens_the_learners_copy(
+    browser: Any, course_lab: tuple[str, str]
+) -> None:
+    """The printed address (the server's "/" with its token), as a remote or headless learner
+    opens it: the learner's copy in front, the file browser in work/, trusted: no unsaved-changes
+    dot. A solution notebook opened by mistake: a banner naming the copy, typing does nothing,
+    and the banner's link opens the copy."""
+    base, token = course_lab
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    name = NOTEBOOKS[0].name
+    try:
+        page.goto(f"{base}/?token={token}")
+        _wait_in_front(page, f"work/{name}")
+        crumbs = page.locator(".jp-FileBrowser-crumbs").first
+        page.wait_for_function("(el) => el.innerText.includes('work')", arg=crumbs.element_handle(),
+                               timeout=30_000)  # fmt: skip
+        page.wait_for_selector(IDLE, timeout=120_000)
+        time.sleep(2)  # what JupyterLab does after opening has had its time
+        tab_class = page.locator(CURRENT_TAB).get_attribute("class") or ""
+        assert "jp-mod-dirty" not in tab_class, "the learner's copy shows unsaved changes at once"
+
+        page.goto(f"{base}/lab/tree/notebooks/{name}?token={token}")
+        _wait_in_front(page, f"notebooks/{name}")
+        banner = page.locator(f"{PANEL} .jp-MarkdownCell").first
+        text = banner.inner_text()
+        assert "solution notebook" in text and f"work/{name}" in text, text
+        _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(_browser.SCREENSHOTS / "solution-opened-by-mistake.png"))
+        cell = page.locator(f"{PANEL} .jp-CodeCell").first
+        before = cell.locator(".jp-InputArea").inner_text()
+        cell.locator(".cm-content").click()
+        page.keyboard.type("zzz")
+        page.keyboard.press("Enter")
+        assert cell.locator(".jp-InputArea").inner_text() == before, "a locked cell took typing"
+
+        banner.locator(f"a:has-text('work/{name}')").click()
+        _wait_in_front(page, f"work/{name}")
+    except BaseException:
+        _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(_browser.SCREENSHOTS / "way-in-FAILED.png"))
+        raise
+    finally:
+        page.close()
+
+
 # --------------------------------------------------------------------------- the website
 
 

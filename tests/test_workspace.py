@@ -113,6 +113,20 @@ def test_a_copy_is_trusted_when_written(course: tuple[Path, Path], _jupyter_data
     assert not notary.check_signature(changed)  # the signature is of the copy as written
 
 
+def test_a_copy_says_what_the_kernel_will_say_about_its_language(
+    course: tuple[Path, Path],
+) -> None:
+    """JupyterLab writes the kernel's language_info into a notebook when the kernel starts: a
+    copy that has it already opens without the unsaved-changes dot (the browser test sees it)."""
+    from ipykernel.ipkernel import IPythonKernel
+
+    notebooks, work = course
+    for copy in workspace.prepare(work, notebooks):
+        metadata = json.loads(copy.path.read_text(encoding="utf-8"))["metadata"]
+        assert metadata["language_info"] == IPythonKernel.language_info
+        assert metadata["dlcourse"] == {"notebook": copy.path.name}
+
+
 def test_prepare_never_overwrites_the_learners_copy(course: tuple[Path, Path]) -> None:
     notebooks, work = course
     workspace.prepare(work, notebooks)
@@ -149,6 +163,7 @@ def test_reset_keeps_the_old_copy_as_a_backup(course: tuple[Path, Path]) -> None
     expected = student.student_notebook(
         json.loads(SOURCES[1].read_text(encoding="utf-8")), SOURCES[1].name, keep_outputs=True
     )
+    expected["metadata"]["language_info"] = workspace.kernel_language_info()
     assert json.loads(fresh.read_text(encoding="utf-8")) == expected
     _, second = workspace.reset("01_gradient_descent", work, notebooks)  # same second: no clash
     assert second is not None and second != backup and backup.exists()

@@ -133,8 +133,26 @@ def trust(path: Path) -> bool:
     return True
 
 
+def kernel_language_info() -> dict | None:
+    """What this environment's Python kernel reports about its language when it starts (None
+    without ipykernel). JupyterLab writes it into a notebook's metadata when the kernel is
+    ready; a copy that has it already is not changed by that, and opens without the
+    unsaved-changes dot (the stored notebooks keep only the parts that do not vary by machine)."""
+    try:
+        from ipykernel.ipkernel import IPythonKernel
+    except ImportError:
+        return None
+    return json.loads(json.dumps(IPythonKernel.language_info))
+
+
 def _write_copy(source: Path, target: Path, manifest: dict[str, dict[str, str]]) -> None:
     write_student_version(source, target, keep_outputs=True)
+    language = kernel_language_info()
+    if language is not None:
+        nb = json.loads(target.read_text(encoding="utf-8"))
+        nb.setdefault("metadata", {})["language_info"] = language
+        text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+        write_bytes_atomically(target, text.encode("utf-8"))
     trust(target)
     manifest[target.name] = {
         "made": time.strftime("%Y-%m-%d %H:%M:%S"),

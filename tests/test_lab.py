@@ -340,6 +340,10 @@ def test_a_learner_works_through_a_notebook_and_git_sees_no_change(
                                          ["content"]), as_version=4)  # fmt: skip
         answers = nbformat.read(clone / solution, as_version=4)
         assert any(student.STUB in c.source for c in mine.cells)
+        banner = server.request("GET", f"/api/contents/{solution}")[1]["content"]["cells"][0]
+        assert "Your own copy is **[work/00_welcome.ipynb]" in "".join(banner["source"])
+        logged = (tmp_path / "lab.log").read_text()
+        assert "is not trusted" not in logged  # the copy signed when written, the solution ours
         for cell, answer in zip(mine.cells, answers.cells, strict=True):
             if cell.cell_type == "code" and student.STUB in cell.source:
                 cell.source = answer.source

@@ -62,7 +62,13 @@ class Target:
             "token": self.token,
             "root": str(self.course_root),
         }
-        return f"T = {values!r}\n"
+        # Paths as hex: a clone lives in a folder named after the package, and a cell that spells
+        # the package's name is refused before it runs (the attack would never be tried).
+        coded = {k: v.encode().hex() if isinstance(v, str) else v for k, v in values.items()}
+        return (
+            f"T = {coded!r}\n"
+            "T = {k: bytes.fromhex(v).decode() if isinstance(v, str) else v for k, v in T.items()}\n"
+        )
 
 
 @dataclass(frozen=True)

@@ -286,6 +286,19 @@ def test_only_the_package_folder_counts_as_the_engines() -> None:
     assert f"{mine}, line 2, in f" in text and text.endswith("ValueError: in my file")
 
 
+def test_a_recursions_traceback_counts_its_repeated_frames() -> None:
+    """A recursion error's traceback stays short, its last line (the error) in sight."""
+
+    def deep(n: int) -> int:
+        return deep(n + 1)
+
+    with pytest.raises(RecursionError) as info:
+        deep(0)
+    text = engine.learner_traceback(info.value)
+    assert text.count("in deep") == 3 and "more time(s)]" in text
+    assert text.endswith("RecursionError: maximum recursion depth exceeded") and len(text) < 2000
+
+
 def test_a_hanging_function_is_stopped() -> None:
     def hang(a, b):
         while True:

@@ -357,11 +357,20 @@ def learner_traceback(exc: BaseException) -> str:
         for f in traceback.extract_tb(exc.__traceback__)
         if not f.filename.startswith((_ENGINE_DIR, _TORCH_DIR))
     ]
-    lines = []
+    lines: list[str] = []
+    previous, repeats = "", 0  # a recursion's frames, all alike: shown three times, then counted
     for f in frames:
         where = "your code" if f.filename.startswith(("<", _CELL_FILES)) else f.filename
         code = f.line or linecache.getline(f.filename, f.lineno).strip()
-        lines.append(f"  {where}, line {f.lineno}, in {f.name}\n    {code}")
+        line = f"  {where}, line {f.lineno}, in {f.name}\n    {code}"
+        repeats = repeats + 1 if line == previous else 0
+        previous = line
+        if repeats < 3:
+            lines.append(line)
+        else:
+            if repeats > 3:
+                lines.pop()
+            lines.append(f"  [the frame above repeated {repeats - 2} more time(s)]")
     lines.append(f"{type(exc).__name__}: {exc}")
     return "\n".join(lines)
 

@@ -194,3 +194,17 @@ def test_a_copy_of_the_solution_notebook_is_recognised() -> None:
     assert not submissions.is_solution_copy(
         nb_info, submissions.exercise_sources(_submission(N01)["cells"], exs)
     )
+
+
+def test_ones_own_copy_in_a_workspace_is_graded_as_you(tmp_path: Path) -> None:
+    """`dlcourse grade work/01_gradient_descent.ipynb` names the learner "you", not "work"."""
+    from dlcourse.machinery.notebooks import MANIFEST
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / MANIFEST).write_text("{}", encoding="utf-8")
+    (work / "01_gradient_descent.ipynb").write_text("{}", encoding="utf-8")
+    (tmp_path / "class").mkdir()
+    (tmp_path / "class" / "01_gradient_descent.ipynb").write_text("{}", encoding="utf-8")
+    assert submissions.find_submissions([work / "01_gradient_descent.ipynb"])[0].learner == "you"
+    assert submissions.find_submissions([tmp_path / "class"])[0].learner == "class"

@@ -28,7 +28,7 @@ from dlcourse.course import NOTEBOOKS, Notebook
 from dlcourse.exercises.engine import CheckResult, Exercise, Failure
 from dlcourse.exercises.forbidden import family, forbidden_names
 from dlcourse.exercises.limits import MAX_NOTEBOOK_BYTES
-from dlcourse.machinery.notebooks import cell_source
+from dlcourse.machinery.notebooks import cell_source, is_workspace
 
 
 class GradingError(ValueError):
@@ -159,7 +159,10 @@ def find_submissions(paths: Iterable[str | Path]) -> list[Submission]:
         if not problem and path.is_symlink():
             problem = MESSAGES["link"]
         nb = _course_notebook(path.stem)
-        learner = Path(os.path.abspath(path.parent)).name if nb else path.stem
+        folder = Path(os.path.abspath(path.parent))
+        learner = folder.name if nb else path.stem
+        if nb and is_workspace(folder):  # one's own copy in work/ (dlcourse grade work/01_...)
+            learner = "you"
         subs.append(Submission(readable(learner or path.stem), path, nb, problem))
     return subs
 

@@ -122,9 +122,7 @@ def _reset(args: argparse.Namespace) -> int:
             fresh, backup = workspace.reset(which)
         except workspace.WorkspaceError as exc:
             raise CommandError(str(exc)) from exc
-        print(f"fresh copy: {fresh.relative_to(root)}")
-        if backup is not None:
-            print(f"  your old copy is kept as {backup.relative_to(root)}")
+        print(workspace.describe_reset(fresh, backup, root))
     return 0
 
 

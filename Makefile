@@ -63,7 +63,7 @@ test-fast: $(VENV)/.installed
 # The browser tests alone (make test runs them too, when Chromium is there). Screenshots of every
 # notebook and of the website go to build/browser/. Needs Chromium and a CJK font (see below).
 test-browser: $(VENV)/.installed
-	DLCOURSE_REQUIRE_BROWSER=1 $(PY) -m pytest -m browser tests/test_browser.py -v $(PYTEST_ARGS)
+	DLCOURSE_REQUIRE_BROWSER=1 $(PY) -m pytest -m browser tests/test_browser.py tests/test_site.py -v $(PYTEST_ARGS)
 
 # The course website, from the stored notebooks (nothing is run): open build/site/index.html.
 # The public edition shows the learner's copies (the exercises left to write, no solution on a

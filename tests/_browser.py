@@ -21,6 +21,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "build" / "browser"
@@ -153,3 +154,26 @@ KOREAN_GLYPHS_JS = """
   return {inked, same};
 }
 """
+
+
+def browser_fixture() -> Iterator[Any]:
+    """Chromium through Playwright, for a module-scoped ``browser`` fixture; skipped (failed
+    when ``DLCOURSE_REQUIRE_BROWSER`` is set) without a browser or Playwright."""
+    import importlib.util
+
+    import pytest
+
+    executable = find_browser()
+    has_playwright = importlib.util.find_spec("playwright") is not None
+    if executable is None or not has_playwright:
+        missing = INSTALL_HINT if executable is None else "pip install playwright"
+        if os.environ.get("DLCOURSE_REQUIRE_BROWSER"):
+            pytest.fail(f"no browser to test with: {missing}")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=executable, args=args)
+        yield chromium
+        chromium.close()

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.test_grading import N00, N01, _solution_source, _submission
+from tests.test_grading import N00, N01, _solution_source, _submission, _write
 
 GDP, METROPOLIS, COSINE = "gradient_descent_path", "metropolis_acceptance", "cosine_schedule"
 N01_EXERCISES = frozenset({GDP, METROPOLIS, COSINE})
@@ -115,13 +115,7 @@ def n01(metropolis: str | None, others: str = "honest") -> dict[str, Any]:
     return _submission(N01, cells)
 
 
-def save(path: Path, nb: dict[str, Any] | str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(nb, bytes):
-        path.write_bytes(nb)
-    else:
-        path.write_text(nb if isinstance(nb, str) else json.dumps(nb), encoding="utf-8")
-    return path
+save = _write  # a notebook (dict), text or bytes written where an attack puts it
 
 
 def _cell(target: Target, body: str, returns: str = "delta") -> str:

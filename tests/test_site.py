@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import importlib.util
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -217,20 +216,7 @@ def test_both_sites_show_the_stored_outputs_without_test_markers(sites: dict[str
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    executable = _browser.find_browser()
-    has_playwright = importlib.util.find_spec("playwright") is not None
-    if executable is None or not has_playwright:
-        missing = _browser.INSTALL_HINT if executable is None else "pip install playwright"
-        if os.environ.get("DLCOURSE_REQUIRE_BROWSER"):
-            pytest.fail(f"no browser to test with: {missing}")
-        pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
-    args = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=executable, args=args)
-        yield chromium
-        chromium.close()
+    yield from _browser.browser_fixture()
 
 
 LINK = "a.dlcourse-lab-link"

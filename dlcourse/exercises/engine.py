@@ -390,14 +390,18 @@ class _Mismatch(NamedTuple):
 def _is_plain_tensor(value: Any) -> bool:
     """An ordinary tensor: exactly ``torch.Tensor``, strided (not sparse), not nested, not on the
     meta device (which has no values), not quantized."""
-    if type(value) is not torch.Tensor:
-        return False
+    return type(value) is torch.Tensor and is_dense(value)
+
+
+def is_dense(t: torch.Tensor) -> bool:
+    """Whether ``t`` is an ordinary tensor whose values can be read: strided (not sparse), not
+    nested, not on the meta device (which has no values), not quantized."""
     try:
         return (
-            value.layout == torch.strided
-            and not value.is_nested
-            and value.device.type != "meta"
-            and not value.is_quantized
+            t.layout == torch.strided
+            and not t.is_nested
+            and t.device.type != "meta"
+            and not t.is_quantized
         )
     except Exception:  # properties a broken tensor cannot answer
         return False

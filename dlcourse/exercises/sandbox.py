@@ -94,8 +94,7 @@ def _plain(value: Any) -> Any:
     bytes), a bounded number, a cut text, None; anything else described, never sent."""
     import torch
 
-    from dlcourse.exercises.engine import NotPlain
-    from dlcourse.exercises.wire import is_dense
+    from dlcourse.exercises.engine import NotPlain, is_dense
 
     kind = type(value)
     if kind is torch.Tensor and is_dense(value):

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from dlcourse.exercises.engine import NotPlain
+from dlcourse.exercises.engine import NotPlain, is_dense
 
 MAGIC = b"DLCW\x01"
 FRAME = b"DLCF"
@@ -112,20 +112,6 @@ def _is_description(entry: Any) -> bool:
         and all(type(entry[i]) is str for i in (0, 1, 3))
         and type(entry[2]) is bool
     )
-
-
-def is_dense(t: torch.Tensor) -> bool:
-    """Whether ``t`` is an ordinary tensor whose values can be sent: strided, not nested, not on
-    the meta device, not quantized."""
-    try:
-        return (
-            t.layout == torch.strided
-            and not t.is_nested
-            and t.device.type != "meta"
-            and not t.is_quantized
-        )
-    except Exception:  # a tensor-like whose properties raise
-        return False
 
 
 def frame(name: str, body: bytes) -> bytes:

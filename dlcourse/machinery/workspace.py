@@ -25,6 +25,7 @@ see :mod:`dlcourse.machinery.lab`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -259,17 +260,19 @@ def open_sessions(path: Path, runtime_dir: str | None = None) -> list[str]:
     return found
 
 
+def _shown(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when it is inside it (as the terminal shows paths)."""
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
 def describe_reset(fresh: Path, backup: Path | None, root: Path | None = None) -> str:
     """What :func:`reset` did, for the terminal; and, when the notebook is open in JupyterLab,
     what to do there, since its next save would write the old notebook over the fresh copy."""
     root = WORKSPACE_DIR.parent if root is None else root
-
-    def shown(path: Path) -> str:
-        try:
-            return str(path.relative_to(root))
-        except ValueError:
-            return str(path)
-
+    shown = functools.partial(_shown, root=root)
     lines = [f"fresh copy: {shown(fresh)}"]
     if backup is not None:
         lines.append(f"  your old copy is kept as {shown(backup)}")
@@ -301,13 +304,7 @@ def latest_copy(workspace: Path | None = None) -> Path | None:
 def describe(copies: list[Copy], root: Path | None = None) -> str:
     """What :func:`prepare` did, in a few lines for the terminal."""
     root = WORKSPACE_DIR.parent if root is None else root
-
-    def shown(path: Path) -> str:
-        try:
-            return str(path.relative_to(root))
-        except ValueError:
-            return str(path)
-
+    shown = functools.partial(_shown, root=root)
     if not copies:
         return ""
     folder = shown(copies[0].path.parent)

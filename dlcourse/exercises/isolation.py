@@ -61,13 +61,15 @@ _WHAT_NAMESPACES = "user, PID, network, mount and IPC namespaces"
 # kernel kills every process left in the namespace. `mount --bind .`: the job folder, reached
 # through the working directory once the private /tmp hides it (-c: the path as given).
 _UNSHARE_SCRIPT = r"""set -e
-job=$1 bytes=$2 entries=$3
-shift 3
+job=$1 bytes=$2 entries=$3 private=$4
+shift 4
 command -v setpriv >/dev/null
 cd "$job"
-mount -t tmpfs -o size=1m,nr_inodes=256,mode=755 tmpfs /tmp
-mkdir -p "$job"
-mount --no-canonicalize --bind . "$job"
+if [ "$private" = 1 ]; then
+  mount -t tmpfs -o size=1m,nr_inodes=256,mode=755 tmpfs /tmp
+  mkdir -p "$job"
+  mount --no-canonicalize --bind . "$job"
+fi
 while read -r _ _ _ _ point _; do
   mount -o remount,bind,ro "$(printf '%b' "$point")" 2>/dev/null || true
 done < /proc/self/mountinfo
@@ -77,6 +79,21 @@ set +e
 setpriv --bounding-set=-all --inh-caps=-all "$@"
 exit $?
 """
+
+
+def _needed_under_tmp() -> list[str]:
+    """The folders a grading process needs (Python, the environment, the package) that lie under
+    /tmp, outermost first: a course cloned or a virtual environment made there (CI's clone is)
+    would vanish behind a private /tmp. bubblewrap binds them back read-only; ``unshare``, which
+    cannot reach them once /tmp is covered, leaves /tmp unprivate (read-only) instead."""
+    import dlcourse
+
+    wanted = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path}
+    wanted.add(os.path.dirname(os.path.realpath(sys.executable)))
+    wanted.add(os.path.dirname(os.path.dirname(os.path.realpath(dlcourse.__file__))))
+    real = sorted({os.path.realpath(p) for p in wanted if p and os.path.isdir(p)})
+    under = [p for p in real if p.startswith("/tmp/")]
+    return [p for p in under if not any(p.startswith(q + os.sep) for q in under if q != p)]
 
 
 def _bwrap_command(job: Path, argv: list[str], disable_userns: bool = True) -> list[str]:
@@ -100,6 +117,7 @@ def _bwrap_command(job: Path, argv: list[str], disable_userns: bool = True) -> l
         *("--dev", "/dev"),
         *("--proc", "/proc"),
         *("--tmpfs", "/tmp"),
+        *(arg for path in _needed_under_tmp() for arg in ("--ro-bind", path, path)),
         *("--ro-bind", str(job), str(job)),
         *("--size", str(WORK_QUOTA_MB << 20), "--tmpfs", work),
         *("--remount-ro", "/tmp"),
@@ -118,6 +136,7 @@ def _unshare_command(job: Path, argv: list[str]) -> list[str]:
         "--",
         *("sh", "-c", _UNSHARE_SCRIPT, "sh", str(job), str(WORK_QUOTA_MB << 20)),
         str(WORK_ENTRIES),
+        "0" if _needed_under_tmp() else "1",  # a private /tmp unless it would hide the course
         *argv,
     ]
 
@@ -143,8 +162,10 @@ class _Launcher:
 
 
 def _layers(tool: str) -> str:
+    private = tool == "bubblewrap" or not _needed_under_tmp()
+    tmp = "a private /tmp" if private else "/tmp read-only, not private (the course lives under it)"
     return (
-        f"{tool}: {_WHAT_NAMESPACES}; no network; a private /tmp; a read-only file system but for "
+        f"{tool}: {_WHAT_NAMESPACES}; no network; {tmp}; a read-only file system but for "
         f"a {WORK_QUOTA_MB} MB working folder"
     )
 

@@ -74,6 +74,7 @@ def test_robustness_command_refuses_bad_arguments_before_running_anything(
         ("--retries", "-1", "--retries must be >= 0, got -1"),
         ("--jobs", "0", "--jobs must be >= 1, got 0"),
         ("--timeout", "0", "--timeout must be > 0 (seconds per cell), got 0"),
+        ("--seeds", "9-3", "the range '9-3' runs backwards: write '3-9'"),
     ):
         assert cli.main(["robustness", str(nb), flag, value]) == 1
         assert capsys.readouterr().err.strip() == said

@@ -32,6 +32,19 @@ def test_the_matrix() -> None:
         robustness.variant("8 threads")
 
 
+def test_any_seed() -> None:
+    """Thresholds are chosen on some seeds and confirmed on others: any seed is a variant."""
+    v = robustness.variant("seed-17")
+    assert v.name == "seed 17" and v.environment({})["DLCOURSE_SEED"] == "17"
+    assert robustness.seed_range("10-12") == [10, 11, 12]
+    assert robustness.seed_range("0-2, 1, 7") == [0, 1, 2, 7]
+    for bad, said in (("3-1", "runs backwards"), ("x", "numbers and ranges"), ("-2", "numbers")):
+        with pytest.raises(ValueError, match=said):
+            robustness.seed_range(bad)
+    with pytest.raises(ValueError, match="integer >= 0"):
+        robustness.seeded(-1)
+
+
 def test_variant_environments() -> None:
     base = {"PATH": "/bin", "DLCOURSE_SEED": "9", **PINNED_ENV}
     one = robustness.variant("1 thread").environment(base)

@@ -14,7 +14,7 @@ dlcourse doctor [--json]
 dlcourse regenerate [NOTEBOOK ...]
     Re-execute solution notebooks in place under the pinned settings that CI's
     nbval run uses (see dlcourse/machinery/notebooks.py). With no argument: every notebook.
-dlcourse robustness [NOTEBOOK ...] [--variants V,V] [--jobs N]
+dlcourse robustness [NOTEBOOK ...] [--variants V,V] [--seeds 10-29] [--jobs N]
     Run copies of the notebooks under other thread counts, seeds and devices;
     print a table notebook x variant: ok, or the assert that failed.
 dlcourse student [NOTEBOOK ...] [--out DIR] [--keep-outputs]
@@ -220,6 +220,12 @@ def _add_robustness(sub: argparse._SubParsersAction) -> None:
         default="",
         help="comma-separated, e.g. '1-thread,seed-3' (default: the whole matrix)",
     )
+    p.add_argument(
+        "--seeds",
+        default="",
+        help="run these seeds (pinned settings otherwise), e.g. '10-29' or '0-4,17': the way to "
+        "confirm a threshold on seeds it was not chosen on; added to --variants if both are given",
+    )
     p.add_argument("--jobs", type=int, default=1, help="notebooks run at once (default 1)")
     p.add_argument("--timeout", type=float, default=600.0, help="per-cell limit in seconds")
     p.add_argument(
@@ -237,11 +243,13 @@ def _robustness(args: argparse.Namespace) -> int:
 
     paths = _notebooks(args)
     try:
-        matrix = (
-            [robustness.variant(n) for n in args.variants.split(",")]
-            if args.variants
-            else robustness.variants()
+        matrix = [robustness.variant(n) for n in args.variants.split(",")] if args.variants else []
+        matrix += (
+            [robustness.seeded(k) for k in robustness.seed_range(args.seeds or "")]
+            if args.seeds
+            else []
         )
+        matrix = matrix or robustness.variants()
     except ValueError as exc:
         raise CommandError(str(exc)) from exc
     bad = [

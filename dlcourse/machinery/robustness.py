@@ -11,7 +11,9 @@ variant, ``ok`` or the assert that failed:
   (no kernel choice, no reproducible-MKL mode), torch with that many threads;
 - ``seed 1`` ... ``seed 4``: the pinned settings with every seed the notebook sets
   changed (``$DLCOURSE_SEED``: ``dl.setup`` takes it, and notebooks derive their data
-  splits, batch orders and weights from :func:`dlcourse.env.run_seed`);
+  splits, batch orders and weights from :func:`dlcourse.env.run_seed`); any other seed on
+  request (``--variants seed-17``, ``--seeds 10-29``): thresholds are chosen on some seeds
+  and confirmed on others;
 - ``other kernels``: the pinned settings on what stands for another CPU: torch's
   portable kernels instead of the AVX2 ones (``ATEN_CPU_CAPABILITY=default``), MKL's
   own choice of code path, two threads (the pinned runs use one; OpenMP's threads spin only
@@ -102,21 +104,49 @@ def variants(cuda: bool | None = None) -> list[Variant]:
 
         cuda = torch.cuda.is_available()
     found = [Variant("pinned"), *(_threads(n) for n in (1, 2, 4))]
-    found += [Variant(f"seed {k}", {"DLCOURSE_SEED": str(k)}) for k in range(1, 5)]
+    found += [seeded(k) for k in range(1, 5)]
     found.append(OTHER_KERNELS)
     if cuda:
         found.append(Variant("cuda", {"DLCOURSE_DEVICE": "cuda"}))
     return found
 
 
+def seeded(seed: int) -> Variant:
+    """The pinned settings with every seed the notebook sets derived from ``seed`` (any
+    ``seed >= 0``: thresholds are chosen on some seeds and confirmed on others)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"a seed is an integer >= 0, got {seed!r}")
+    return Variant(f"seed {seed}", {"DLCOURSE_SEED": str(seed)})
+
+
+def seed_range(text: str) -> list[int]:
+    """The seeds ``text`` names: ``"10-29"``, ``"3,5,7"`` or a mix (``"0-4,17"``), in order,
+    each once."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not match:
+            raise ValueError(f"seeds are numbers and ranges like '10-29' or '3,5,7', got {part!r}")
+        low, high = int(match[1]), int(match[2] or match[1])
+        if high < low:
+            raise ValueError(f"the range {part!r} runs backwards: write '{high}-{low}'")
+        seeds += [k for k in range(low, high + 1) if k not in seeds]
+    return seeds
+
+
 def variant(name: str) -> Variant:
-    """The variant called ``name`` (``"1 thread"``, ``"seed 3"``, ...; ``-`` for a space works)."""
+    """The variant called ``name`` (``"1 thread"``, ``"seed 3"``, ``"seed 17"``: any seed;
+    ``-`` for a space works)."""
     wanted = name.replace("-", " ").strip()
     for v in variants(cuda=True):
         if v.name == wanted:
             return v
+    match = re.fullmatch(r"seed (\d+)", wanted)
+    if match:
+        return seeded(int(match[1]))
     names = ", ".join(v.name for v in variants(cuda=True))
-    raise ValueError(f"no variant {name!r}; there are: {names}")
+    raise ValueError(f"no variant {name!r}; there are: {names} (and 'seed N' for any N >= 0)")
 
 
 @dataclass(frozen=True)

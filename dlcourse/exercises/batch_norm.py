@@ -179,8 +179,10 @@ RUNNING_STATS_UPDATE = Exercise(
     wrong=(
         Wrong(
             _running_reversed,
-            "torch's momentum is the weight of the *new* batch: new = (1 - momentum) * old + "
-            "momentum * batch (the reverse of momentum in an optimizer).",
+            "This is Keras's convention, where momentum (0.99 by default) weights the *old* "
+            "estimate. It is not wrong in general, but this exercise fixes torch's, where "
+            "momentum (0.1 by default) is the weight of the *new* batch: new = (1 - momentum) * "
+            "old + momentum * batch.",
         ),
         Wrong(
             _running_biased,

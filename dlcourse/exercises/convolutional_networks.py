@@ -1,5 +1,6 @@
 r"""Exercises of ``notebooks/06_convolutional_networks.ipynb``: the output-size formula, a
-single-channel convolution, and max pooling forward and backward (see :mod:`dlcourse.conv`)."""
+single-channel convolution, a multi-channel convolution and its backward pass, and max pooling
+forward and backward (see :mod:`dlcourse.conv`)."""
 
 from __future__ import annotations
 
@@ -233,6 +234,313 @@ CONV2D_SINGLE = Exercise(
 )
 
 
+# --------------------------------------------------------------------------- several channels
+
+
+def conv2d_multi(x, weight, bias):
+    r"""The convolution of a real layer: a batch ``x`` ``(N, C_in, H, W)``, ``weight``
+    ``(C_out, C_in, kH, kW)`` and ``bias`` ``(C_out,)``; stride 1, no padding. Output channel
+    ``o`` sums over every input channel ``c`` (cross-correlation: the kernel is not flipped):
+
+    .. math::
+        y_{n,o,i,j} = b_o + \sum_{c}\sum_{u,v} w_{o,c,u,v}\, x_{n,c,i+u,j+v} .
+
+    Returns ``y`` ``(N, C_out, H - kH + 1, W - kW + 1)``; torch's counterpart is
+    ``F.conv2d(x, weight, bias)``."""
+    n, _, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    ho, wo = h - kh + 1, w - kw + 1
+    out = torch.empty((n, c_out, ho, wo), dtype=x.dtype, device=x.device)
+    for i in range(ho):
+        for j in range(wo):
+            window = x[:, :, i : i + kh, j : j + kw]  # (N, C_in, kH, kW)
+            # (N, 1, C_in, kH, kW) * (1, C_out, C_in, kH, kW), summed over C_in, kH, kW
+            out[:, :, i, j] = (window[:, None] * weight[None]).sum(dim=(2, 3, 4)) + bias
+    return out
+
+
+def _multi_cases(gen: torch.Generator) -> list[tuple]:
+    def case(n, c_in, h, w, c_out, kh, kw, dtype=torch.float64):
+        x = torch.randn(n, c_in, h, w, generator=gen, dtype=torch.float64).to(dtype)
+        weight = torch.randn(c_out, c_in, kh, kw, generator=gen, dtype=torch.float64).to(dtype)
+        bias = torch.randn(c_out, generator=gen, dtype=torch.float64).to(dtype)
+        return x, weight, bias
+
+    return [
+        case(2, 3, 5, 6, 4, 3, 3),  # three channels in, four out
+        case(2, 2, 6, 5, 3, 2, 3),  # a kernel that is not square (so flipping shows)
+        case(1, 1, 5, 5, 2, 3, 3),  # a batch of one, one channel in
+        case(3, 4, 4, 4, 2, 1, 1),  # a 1x1 convolution: a linear map across channels
+        case(1, 3, 3, 3, 5, 3, 3),  # the kernel as large as the input: one position
+        case(2, 2, 6, 6, 2, 3, 3, torch.float32),
+    ]
+
+
+def _multi_flipped(x, weight, bias):
+    return conv2d_multi(x, weight.flip(2, 3), bias)  # the textbook convolution
+
+
+def _multi_bias_per_channel_in(x, weight, bias):
+    # a single-channel convolution per input channel, each with the bias, then summed
+    return conv2d_multi(x, weight, bias * x.shape[1])
+
+
+def _multi_one_bias(x, weight, bias):
+    return conv2d_multi(x, weight, bias[0].expand_as(bias))  # the first bias everywhere
+
+
+def _multi_mean_over_channels(x, weight, bias):
+    out = conv2d_multi(x, weight, torch.zeros_like(bias))
+    return out / x.shape[1] + bias[:, None, None]  # the channels averaged, not added
+
+
+def _multi_unfold(x, weight, bias):
+    n, _, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    cols = F.unfold(x, (kh, kw))  # (N, C_in kH kW, L): one column per window
+    out = weight.reshape(c_out, -1) @ cols + bias[:, None]  # (N, C_out, L)
+    return out.reshape(n, c_out, h - kh + 1, w - kw + 1)
+
+
+def _multi_einsum(x, weight, bias):
+    kh, kw = weight.shape[2:]
+    windows = x.unfold(2, kh, 1).unfold(3, kw, 1)  # (N, C_in, Ho, Wo, kH, kW), a view
+    return torch.einsum("ncijuv,ocuv->noij", windows, weight) + bias[:, None, None]
+
+
+def _multi_by_channels(x, weight, bias):
+    # one sum of single-channel convolutions per output channel, as the formula reads
+    n, c_in, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    maps = []
+    for o in range(c_out):
+        acc = torch.zeros((n, h - kh + 1, w - kw + 1), dtype=x.dtype, device=x.device)
+        for c in range(c_in):
+            for u in range(kh):
+                for v in range(kw):
+                    acc = acc + weight[o, c, u, v] * x[:, c, u : u + h - kh + 1, v : v + w - kw + 1]
+        maps.append(acc + bias[o])
+    return torch.stack(maps, dim=1)
+
+
+CONV2D_MULTI = Exercise(
+    name="conv2d_multi",
+    notebook=6,
+    task=(
+        "Write `conv2d_multi(x, weight, bias)` for a batch `x` `(N, C_in, H, W)`, `weight` "
+        "`(C_out, C_in, kH, kW)` and `bias` `(C_out,)`, stride 1 and no padding: "
+        "`out[n, o, i, j] = bias[o] + sum over c, u, v of weight[o, c, u, v] * "
+        "x[n, c, i + u, j + v]`, for every position where the kernel fits. Do not flip the "
+        "kernel. Return `out` `(N, C_out, H - kH + 1, W - kW + 1)`, without calling torch's "
+        "convolutions."
+    ),
+    reference=conv2d_multi,
+    cases=_multi_cases,
+    grad=True,
+    forbidden=(F.conv2d, torch.conv2d, F.conv1d, torch.conv1d, F.conv_transpose2d),
+    wrong=(
+        Wrong(
+            _multi_flipped,
+            "Your kernel is flipped (the textbook convolution). Deep learning's convolution "
+            "multiplies weight[o, c, u, v] with x[n, c, i + u, j + v]: the kernel as it is, "
+            "top-left with top-left.",
+        ),
+        Wrong(
+            _multi_bias_per_channel_in,
+            "The bias is added C_in times: once per input channel. An output channel has one "
+            "bias, added once after the sum over all input channels and the whole window.",
+        ),
+        Wrong(
+            _multi_one_bias,
+            "Every output channel gets the same bias. Each output channel o has its own, "
+            "bias[o]: add bias[o] to map o (bias[:, None, None] against (C_out, Ho, Wo)).",
+        ),
+        Wrong(
+            _multi_mean_over_channels,
+            "The input channels are averaged. An output channel adds up the products over "
+            "every input channel, as it adds them over the window: a sum, not a mean.",
+        ),
+    ),
+    hints=(
+        "It is conv2d_single with one more sum: over the input channels. Output channel o "
+        "uses its own kernels weight[o] (C_in, kH, kW), one per input channel, and its own "
+        "bias[o].",
+        "Loop over the output positions (i, j); the window x[:, :, i : i + kH, j : j + kW] is "
+        "(N, C_in, kH, kW), the same for every output channel.",
+        "(window[:, None] * weight[None]) is (N, C_out, C_in, kH, kW): sum it over dims 2, 3 "
+        "and 4 and add bias to get out[:, :, i, j], (N, C_out).",
+    ),
+    alternatives=(_multi_unfold, _multi_einsum, _multi_by_channels),
+)
+
+
+# --------------------------------------------------------------------------- its backward pass
+
+
+def conv2d_backward(x, weight, grad_output):
+    r"""The backward pass of :func:`conv2d_multi` (stride 1, no padding): given the gradient
+    ``grad_output`` ``(N, C_out, Ho, Wo)`` of the loss with respect to its output, return
+    ``(grad_x, grad_weight, grad_bias)``, shaped like ``x``, ``weight`` and ``(C_out,)``.
+
+    Output :math:`y_{n,o,i,j}` is a sum of products :math:`w_{o,c,u,v}\, x_{n,c,i+u,j+v}`
+    and :math:`b_o`, so its gradient :math:`g_{n,o,i,j}` reaches each factor times the other,
+    added up over every output it took part in:
+
+    .. math::
+        \frac{\partial L}{\partial b_o} = \sum_{n,i,j} g_{n,o,i,j},\quad
+        \frac{\partial L}{\partial w_{o,c,u,v}} = \sum_{n,i,j} g_{n,o,i,j}\, x_{n,c,i+u,j+v},\quad
+        \frac{\partial L}{\partial x_{n,c,i+u,j+v}} \mathrel{+}= \sum_{o} g_{n,o,i,j}\,
+        w_{o,c,u,v} .
+
+    (The weight's gradient is a cross-correlation of the input with ``grad_output``; the
+    input's, a full convolution of ``grad_output`` with the kernel turned by 180 degrees.)
+    torch's counterpart: the gradients autograd computes for ``F.conv2d(x, weight, bias)``."""
+    _, _, kh, kw = weight.shape
+    ho, wo = grad_output.shape[2:]
+    grad_x = torch.zeros_like(x)
+    grad_weight = torch.zeros_like(weight)
+    for i in range(ho):
+        for j in range(wo):
+            g = grad_output[:, :, i, j][:, :, None, None, None]  # (N, C_out, 1, 1, 1)
+            window = x[:, :, i : i + kh, j : j + kw]  # (N, C_in, kH, kW)
+            grad_weight += (g * window[:, None]).sum(dim=0)  # every example adds its share
+            grad_x[:, :, i : i + kh, j : j + kw] += (g * weight[None]).sum(dim=1)  # windows overlap
+    grad_bias = grad_output.sum(dim=(0, 2, 3))  # the bias was added at every position
+    return grad_x, grad_weight, grad_bias
+
+
+def _backward_cases(gen: torch.Generator) -> list[tuple]:
+    def case(n, c_in, h, w, c_out, kh, kw, dtype=torch.float64):
+        x = torch.randn(n, c_in, h, w, generator=gen, dtype=torch.float64).to(dtype)
+        weight = torch.randn(c_out, c_in, kh, kw, generator=gen, dtype=torch.float64).to(dtype)
+        g = torch.randn(n, c_out, h - kh + 1, w - kw + 1, generator=gen, dtype=torch.float64)
+        return x, weight, g.to(dtype)
+
+    return [
+        case(2, 3, 5, 6, 4, 3, 3),
+        case(2, 2, 6, 5, 3, 2, 3),  # a kernel that is not square (so flipping shows)
+        case(1, 1, 5, 5, 2, 3, 3),  # a batch of one, one channel in
+        case(3, 4, 4, 4, 2, 1, 1),  # 1x1: no windows overlap
+        case(1, 3, 3, 3, 5, 3, 3),  # one output position
+        case(2, 2, 6, 6, 2, 3, 3, torch.float32),
+    ]
+
+
+def _backward_bias_mean(x, weight, grad_output):
+    grad_x, grad_weight, _ = conv2d_backward(x, weight, grad_output)
+    return grad_x, grad_weight, grad_output.mean(dim=(0, 2, 3))
+
+
+def _backward_weight_mean(x, weight, grad_output):
+    grad_x, grad_weight, grad_bias = conv2d_backward(x, weight, grad_output)
+    return grad_x, grad_weight / x.shape[0], grad_bias
+
+
+def _backward_input_flipped(x, weight, grad_output):
+    grad_x, grad_weight, grad_bias = conv2d_backward(x, weight.flip(2, 3), grad_output)
+    _, grad_weight, _ = conv2d_backward(x, weight, grad_output)
+    return grad_x, grad_weight, grad_bias
+
+
+def _backward_overwrite(x, weight, grad_output):
+    _, grad_weight, grad_bias = conv2d_backward(x, weight, grad_output)
+    kh, kw = weight.shape[2:]
+    grad_x = torch.zeros_like(x)
+    for i in range(grad_output.shape[2]):
+        for j in range(grad_output.shape[3]):
+            g = grad_output[:, :, i, j][:, :, None, None, None]
+            grad_x[:, :, i : i + kh, j : j + kw] = (g * weight[None]).sum(dim=1)  # = : lost
+    return grad_x, grad_weight, grad_bias
+
+
+def _backward_im2col(x, weight, grad_output):
+    n, _, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    cols = F.unfold(x, (kh, kw))  # (N, C_in kH kW, L)
+    g = grad_output.reshape(n, c_out, -1)  # (N, C_out, L)
+    grad_weight = (g @ cols.transpose(1, 2)).sum(dim=0).reshape(weight.shape)
+    grad_cols = weight.reshape(c_out, -1).T @ g  # (N, C_in kH kW, L)
+    grad_x = F.fold(grad_cols, (h, w), (kh, kw))  # adds overlapping windows back up
+    return grad_x, grad_weight, g.sum(dim=(0, 2))
+
+
+def _backward_einsum(x, weight, grad_output):
+    kh, kw = weight.shape[2:]
+    ho, wo = grad_output.shape[2:]
+    windows = x.unfold(2, kh, 1).unfold(3, kw, 1)  # (N, C_in, Ho, Wo, kH, kW)
+    grad_weight = torch.einsum("noij,ncijuv->ocuv", grad_output, windows)
+    grad_x = torch.zeros_like(x)
+    for u in range(kh):
+        for v in range(kw):  # each kernel tap sends grad_output back, shifted by (u, v)
+            grad_x[:, :, u : u + ho, v : v + wo] += torch.einsum(
+                "noij,oc->ncij", grad_output, weight[:, :, u, v]
+            )
+    return grad_x, grad_weight, grad_output.sum(dim=(0, 2, 3))
+
+
+def _backward_autograd(x, weight, grad_output):
+    # autograd through a forward in plain operations (allowed: it is still no convolution call)
+    x, weight = x.detach().requires_grad_(True), weight.detach().requires_grad_(True)
+    bias = torch.zeros(weight.shape[0], dtype=x.dtype, device=x.device, requires_grad=True)
+    out = _multi_einsum(x, weight, bias)
+    return torch.autograd.grad(out, (x, weight, bias), grad_output)
+
+
+CONV2D_BACKWARD = Exercise(
+    name="conv2d_backward",
+    notebook=6,
+    task=(
+        "Write `conv2d_backward(x, weight, grad_output)`, the backward pass of your "
+        "`conv2d_multi` (stride 1, no padding): `grad_output` `(N, C_out, Ho, Wo)` is the "
+        "gradient of the loss with respect to the convolution's output; return `(grad_x, "
+        "grad_weight, grad_bias)`, the gradients with respect to `x` `(N, C_in, H, W)`, "
+        "`weight` `(C_out, C_in, kH, kW)` and the bias `(C_out,)`, without calling torch's "
+        "convolutions."
+    ),
+    reference=conv2d_backward,
+    cases=_backward_cases,
+    forbidden=(F.conv2d, torch.conv2d, F.conv1d, torch.conv1d, F.conv_transpose2d),
+    wrong=(
+        Wrong(
+            _backward_bias_mean,
+            "grad_bias is averaged. The bias was added to every output of its channel, at "
+            "every position of every example, and each of those outputs sends its gradient "
+            "back to it: add them up (sum over dims 0, 2 and 3).",
+        ),
+        Wrong(
+            _backward_weight_mean,
+            "grad_weight is divided by the batch size. The same kernel served every example, "
+            "so each example's share is added; any averaging over the batch is already in "
+            "grad_output (the loss's mean put it there).",
+        ),
+        Wrong(
+            _backward_input_flipped,
+            "grad_x uses the kernel flipped. In the forward pass x[n, c, i + u, j + v] was "
+            "multiplied by weight[o, c, u, v], so that is the weight its gradient comes back "
+            "through: the same (u, v), not (kH - 1 - u, kW - 1 - v). (Written as a full "
+            "convolution of grad_output the kernel is turned; written as a scatter from each "
+            "window, as here, it is not.)",
+        ),
+        Wrong(
+            _backward_overwrite,
+            "Neighbouring windows overlap, so one input pixel took part in several outputs: its "
+            "gradient is the sum over all of them. Add (+=) into grad_x instead of assigning.",
+        ),
+    ),
+    hints=(
+        "Go through the forward pass's output positions (i, j) again. Output (n, o, i, j) was "
+        "bias[o] plus products weight[o, c, u, v] * x[n, c, i + u, j + v]: its gradient "
+        "grad_output[n, o, i, j] reaches each factor multiplied by the other one.",
+        "grad_bias: the sum of grad_output over everything but the channel. grad_weight: at each "
+        "(i, j), add grad_output[:, :, i, j] times the window x[:, :, i : i + kH, j : j + kW], "
+        "summed over the batch.",
+        "grad_x[:, :, i : i + kH, j : j + kW] += (grad_output[:, :, i, j][:, :, None, None, "
+        "None] * weight[None]).sum(dim=1), starting from torch.zeros_like(x).",
+    ),
+    alternatives=(_backward_im2col, _backward_einsum, _backward_autograd),
+)
+
+
 # --------------------------------------------------------------------------- max pooling
 
 
@@ -384,4 +692,4 @@ MAX_POOL_FORWARD_BACKWARD = Exercise(
     alternatives=(_pool_vectorised,),
 )
 
-EXERCISES = (OUTPUT_SIZE, CONV2D_SINGLE, MAX_POOL_FORWARD_BACKWARD)
+EXERCISES = (OUTPUT_SIZE, CONV2D_SINGLE, CONV2D_MULTI, CONV2D_BACKWARD, MAX_POOL_FORWARD_BACKWARD)

@@ -14,7 +14,7 @@ dlcourse doctor [--json]
 dlcourse regenerate [NOTEBOOK ...]
     Re-execute solution notebooks in place under the pinned settings that CI's
     nbval run uses (see dlcourse/machinery/notebooks.py). With no argument: every notebook.
-dlcourse robustness [NOTEBOOK ...] [--variants V,V] [--seeds 10-29] [--jobs N]
+dlcourse robustness [NOTEBOOK ...] [--variants V,V] [--seeds 10-29] [--margins] [--jobs N]
     Run copies of the notebooks under other thread counts, seeds and devices;
     print a table notebook x variant: ok, or the assert that failed.
 dlcourse student [NOTEBOOK ...] [--out DIR] [--keep-outputs]
@@ -226,6 +226,12 @@ def _add_robustness(sub: argparse._SubParsersAction) -> None:
         help="run these seeds (pinned settings otherwise), e.g. '10-29' or '0-4,17': the way to "
         "confirm a threshold on seeds it was not chosen on; added to --variants if both are given",
     )
+    p.add_argument(
+        "--margins",
+        action="store_true",
+        help="also record both sides of every comparison assert in each run and print, per "
+        "assert, its worst slack and the seed it came from (runs one at a time)",
+    )
     p.add_argument("--jobs", type=int, default=1, help="notebooks run at once (default 1)")
     p.add_argument("--timeout", type=float, default=600.0, help="per-cell limit in seconds")
     p.add_argument(
@@ -268,16 +274,27 @@ def _robustness(args: argparse.Namespace) -> int:
     def progress(o: robustness.Outcome) -> None:
         print(f"  {o.notebook}, {o.variant}: {o.cell_text} ({o.seconds:.0f} s)", flush=True)
 
-    outcomes = robustness.run_matrix(
-        paths,
-        matrix,
-        jobs=args.jobs,
-        timeout=args.timeout,
-        retries=args.retries,
-        on_result=progress,
-    )
+    if args.margins:
+        from dlcourse.machinery import margins
+
+        outcomes, records = margins.run(
+            paths, matrix, timeout=args.timeout, retries=args.retries, on_result=progress
+        )
+    else:
+        outcomes = robustness.run_matrix(
+            paths,
+            matrix,
+            jobs=args.jobs,
+            timeout=args.timeout,
+            retries=args.retries,
+            on_result=progress,
+        )
     print()
     print(robustness.table(outcomes))
+    if args.margins:
+        print()
+        print("Margins (slack: how far each comparison was from failing, relative to its sides):")
+        print(margins.table(records))
     return 0 if all(o.ok for o in outcomes) else 1
 
 

@@ -197,3 +197,40 @@ def test_layer_norm_equals_torch(shape, normalized, affine, bias, dtype, device)
     assert ours(x[:1]).shape == (1, *shape[1:])  # one example is fine: no batch statistics
     with pytest.raises(ValueError, match="needs an input ending in"):
         ours(torch.randn(2, 7))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize(
+    "shape", [(16, 4), (2, 3), (7, 1)], ids=["16x4", "batch of 2", "one channel"]
+)
+def test_exercise_references_equal_torch(shape, dtype) -> None:
+    """Notebook 04's exercise references (forward, running statistics, backward) against torch's
+    own batch norm: its output, its running buffers after the step, and autograd's gradients."""
+    from dlcourse.exercises import batch_norm as ex
+
+    gen = torch.Generator().manual_seed(shape[0] * 10 + shape[1])
+    x = (3 * torch.randn(shape, generator=gen, dtype=torch.float64) + 2).to(dtype)
+    weight = (torch.rand(shape[1], generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+    bias = torch.randn(shape[1], generator=gen, dtype=torch.float64).to(dtype)
+    running_mean = torch.randn(shape[1], generator=gen, dtype=torch.float64).to(dtype)
+    running_var = (torch.rand(shape[1], generator=gen, dtype=torch.float64) + 0.5).to(dtype)
+    tol = TOLERANCES[dtype]
+
+    theirs_mean, theirs_var = running_mean.clone(), running_var.clone()
+    xt, wt, bt = (t.clone().requires_grad_(True) for t in (x, weight, bias))
+    y = nn.functional.batch_norm(
+        xt, theirs_mean, theirs_var, wt, bt, training=True, momentum=0.3, eps=1e-5
+    )  # updates theirs_mean and theirs_var in place
+    ours = ex.batch_norm_forward(x, running_mean, running_var, weight, bias)
+    torch.testing.assert_close(ours, y.detach(), **tol)
+    new_mean, new_var = ex.running_stats_update(running_mean, running_var, x, 0.3)
+    torch.testing.assert_close(new_mean, theirs_mean, **tol)
+    torch.testing.assert_close(new_var, theirs_var, **tol)
+
+    grad_output = torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype)
+    expected = torch.autograd.grad(y, (xt, wt, bt), grad_output)
+    var, mean = torch.var_mean(x, dim=0, correction=0)
+    inv_std = torch.rsqrt(var + 1e-5)
+    got = ex.batch_norm_backward(grad_output, (x - mean) * inv_std, inv_std, weight)
+    for name, a, b in zip(("x", "weight", "bias"), got, expected, strict=True):
+        torch.testing.assert_close(a, b, **tol, msg=lambda m, name=name: f"grad {name}: {m}")

@@ -1,5 +1,6 @@
 r"""Exercises of ``notebooks/04_batch_norm.ipynb``: batch normalisation's forward pass in
-training, its running statistics, and its closed-form backward (see :mod:`dlcourse.norm`)."""
+training, its running statistics, and its backward, derived through the forward pass's graph
+(see :mod:`dlcourse.norm`)."""
 
 from __future__ import annotations
 
@@ -237,6 +238,12 @@ def _backward_no_mean_terms(grad_output, x_hat, inv_std, weight):
     return grad_output * weight * inv_std, (grad_output * x_hat).sum(0), grad_output.sum(0)
 
 
+def _backward_no_mean_term(grad_output, x_hat, inv_std, weight):
+    g_hat = grad_output * weight  # the variance's path is there, the mean's is not
+    grad_x = inv_std * (g_hat - x_hat * (g_hat * x_hat).mean(0))
+    return grad_x, (grad_output * x_hat).sum(0), grad_output.sum(0)
+
+
 def _backward_wrong_n(grad_output, x_hat, inv_std, weight):
     n = grad_output.shape[0] - 1  # N - 1, as if the variance were unbiased
     g_hat = grad_output * weight
@@ -249,10 +256,46 @@ def _backward_no_variance_term(grad_output, x_hat, inv_std, weight):
     return inv_std * (g_hat - g_hat.mean(0)), (grad_output * x_hat).sum(0), grad_output.sum(0)
 
 
+def _backward_variance_sign(grad_output, x_hat, inv_std, weight):
+    g_hat = grad_output * weight  # d(var + eps)^(-1/2) / dvar taken as +1/2 (var + eps)^(-3/2)
+    grad_x = inv_std * (g_hat - g_hat.mean(0) + x_hat * (g_hat * x_hat).mean(0))
+    return grad_x, (grad_output * x_hat).sum(0), grad_output.sum(0)
+
+
+def _backward_no_weight(grad_output, x_hat, inv_std, weight):
+    g = grad_output  # dL/dx_hat taken as dL/dy: the scale gamma forgotten
+    grad_x = inv_std * (g - g.mean(0) - x_hat * (g * x_hat).mean(0))
+    return grad_x, (grad_output * x_hat).sum(0), grad_output.sum(0)
+
+
 def _backward_means(grad_output, x_hat, inv_std, weight):
     g_hat = grad_output * weight
     grad_x = inv_std * (g_hat - g_hat.mean(0) - x_hat * (g_hat * x_hat).mean(0))
     return grad_x, (grad_output * x_hat).sum(0), grad_output.sum(0)
+
+
+def _backward_node_by_node(grad_output, x_hat, inv_std, weight):
+    n = grad_output.shape[0]
+    c = x_hat / inv_std  # (N, C): the centred input
+    grad_bias = grad_output.sum(0)  # y = weight * x_hat + bias
+    grad_weight = (grad_output * x_hat).sum(0)
+    d_x_hat = grad_output * weight
+    d_inv_std = (d_x_hat * c).sum(0)  # x_hat = c * inv_std, inv_std shared by the batch
+    d_var = -0.5 * inv_std**3 * d_inv_std  # inv_std = (var + eps) ** -0.5
+    d_c = d_x_hat * inv_std + 2 * c / n * d_var  # c feeds x_hat and var = mean(c ** 2)
+    grad_x = d_c - d_c.mean(0)  # c = x - mean(x)
+    return grad_x, grad_weight, grad_bias
+
+
+def _backward_autograd(grad_output, x_hat, inv_std, weight):
+    # the graph rebuilt from the centred input (the mean does not change the gradient), then
+    # differentiated by autograd: correct, if not the exercise's point
+    x = (x_hat / inv_std).detach().requires_grad_(True)
+    w = weight.detach().requires_grad_(True)
+    b = torch.zeros_like(w, requires_grad=True)
+    centred = x - x.mean(0)
+    y = w * centred / torch.sqrt((centred**2).mean(0) + EPS) + b
+    return torch.autograd.grad(y, (x, w, b), grad_output)
 
 
 BATCH_NORM_BACKWARD = Exercise(
@@ -260,37 +303,64 @@ BATCH_NORM_BACKWARD = Exercise(
     notebook=4,
     task=(
         "Write `batch_norm_backward(grad_output, x_hat, inv_std, weight)` for `(N, C)` inputs: "
-        "return `(grad_x, grad_weight, grad_bias)` by the closed form, "
-        "grad_x = weight * inv_std / N * (N g - sum(g) - x_hat * sum(g * x_hat)) with g = "
-        "grad_output (sums over the batch), grad_weight = sum(grad_output * x_hat), "
-        "grad_bias = sum(grad_output)."
+        "return `(grad_x, grad_weight, grad_bias)`, the gradients of the loss with respect to "
+        "the layer's input, weight and bias, given grad_output = dL/dy. Derive them by walking "
+        "back through the forward pass, per channel (means over the batch, dim=0): "
+        "mean = mean(x), c = x - mean, var = mean(c ** 2), inv_std = (var + eps) ** -0.5, "
+        "x_hat = c * inv_std, y = weight * x_hat + bias. You get x_hat and inv_std, not x: "
+        "c = x_hat / inv_std. By hand, no autograd: the point is the chain rule."
     ),
     reference=batch_norm_backward,
     cases=_backward_cases,
     wrong=(
         Wrong(
             _backward_no_mean_terms,
-            "Each x_i moves the batch's mean and variance too, so the gradient has two more terms: "
-            "subtract sum(g_hat) and x_hat * sum(g_hat * x_hat), both divided by N.",
+            "That is only the direct path, x -> c -> x_hat. Each x_i also moves the batch's mean "
+            "and, through c, its variance, which every x_hat_j uses: walk back through var and "
+            "mean too, and add what comes back along each path.",
+        ),
+        Wrong(
+            _backward_no_mean_term,
+            "The variance's path is right; the mean's is missing. c = x - mean(x): the mean "
+            "depends on every x_i, with dmean/dx_i = 1/N, so grad_x = dL/dc - mean(dL/dc) over "
+            "the batch.",
         ),
         Wrong(
             _backward_wrong_n,
             "N is the number of values each channel's statistics were taken over: the batch size "
-            "itself (the normalising variance is the biased one), not N - 1.",
+            "itself (the normalising variance is the biased one, mean(c ** 2)), not N - 1.",
         ),
         Wrong(
             _backward_no_variance_term,
-            "You removed the mean's part but not the variance's: subtract x_hat * mean(g_hat * "
-            "x_hat) as well.",
+            "You removed the mean's part but not the variance's: c also feeds var = mean(c ** 2), "
+            "which feeds inv_std. Walk back through both: dL/dinv_std = sum(dL/dx_hat * c), "
+            "dL/dvar = -0.5 * inv_std ** 3 * dL/dinv_std, and var sends 2 * c / N * dL/dvar "
+            "back to each c.",
+        ),
+        Wrong(
+            _backward_variance_sign,
+            "The variance's term has the wrong sign: d(var + eps) ** -0.5 / dvar = "
+            "-0.5 * (var + eps) ** -1.5, negative (a larger variance makes inv_std smaller).",
+        ),
+        Wrong(
+            _backward_no_weight,
+            "y = weight * x_hat + bias, so the gradient that reaches x_hat is grad_output * "
+            "weight, not grad_output itself: the scale gamma multiplies everything below it.",
         ),
     ),
     hints=(
-        "Start from g_hat = grad_output * weight: the gradient with respect to x_hat.",
-        "grad_x = inv_std * (g_hat - mean(g_hat) - x_hat * mean(g_hat * x_hat)), means over dim=0.",
-        "grad_weight and grad_bias are plain sums over the batch: (grad_output * x_hat).sum(0) and "
-        "grad_output.sum(0).",
+        "Start at the end. y = weight * x_hat + bias gives grad_bias = grad_output.sum(0), "
+        "grad_weight = (grad_output * x_hat).sum(0), and dL/dx_hat = grad_output * weight.",
+        "x_hat = c * inv_std. Along it, c gets dL/dx_hat * inv_std; inv_std, one per channel and "
+        "used by the whole batch, gets the sum over the batch: (dL/dx_hat * c).sum(0), with "
+        "c = x_hat / inv_std.",
+        "inv_std = (var + eps) ** -0.5 gives dL/dvar = -0.5 * inv_std ** 3 * dL/dinv_std. "
+        "var = mean(c ** 2) sends 2 * c / N * dL/dvar back to each c: add it to what c got "
+        "from x_hat.",
+        "c = x - mean(x): x_i gets dL/dc_i directly, and through the mean, which every x_i moves "
+        "by 1/N, minus the mean of dL/dc: grad_x = dL/dc - dL/dc.mean(0).",
     ),
-    alternatives=(_backward_means,),
+    alternatives=(_backward_means, _backward_node_by_node, _backward_autograd),
 )
 
 EXERCISES = (BATCH_NORM_FORWARD, RUNNING_STATS_UPDATE, BATCH_NORM_BACKWARD)

@@ -693,6 +693,7 @@ class GradientFlowSettings:
     forget_bias: float = 0.0  # added to the LSTM's forget-gate bias
     batch: int = 16
     seed: int = 0
+    truncate: int | None = None  # truncated BPTT: the carried state detached every `truncate` steps
 
 
 def gradient_flow(settings: GradientFlowSettings | None = None, **changes: Any) -> dict:
@@ -706,11 +707,19 @@ def gradient_flow(settings: GradientFlowSettings | None = None, **changes: Any) 
     norm over the last's: below 1 the gradient vanished over the sequence, above it exploded;
     for an LSTM, through the cell state). With ``scale`` the recurrent weights are ``scale``
     times a random orthogonal matrix, so every direction is stretched by exactly ``scale``.
+
+    With ``truncate`` = k, truncated back-propagation through time: the state carried into
+    steps k, 2k, ... is detached (its value passes on, its gradient path is cut), so the
+    gradient of the last step's loss reaches back only to the start of its segment of k steps;
+    every earlier step's gradient is exactly 0 (the states before the cut are not on the loss's
+    graph).
     """
     s = replace(settings or GradientFlowSettings(), **changes)
     choice(s.kind, "kind", ("rnn", "lstm"))
     integer(s.length, "length", minimum=2)
     integer(s.batch, "batch", minimum=1)
+    if s.truncate is not None:
+        integer(s.truncate, "truncate", minimum=1)
     gen = torch.Generator().manual_seed(s.seed)
     torch.manual_seed(s.seed)
     cell = RNNCell(4, s.hidden_size) if s.kind == "rnn" else LSTMCell(4, s.hidden_size)
@@ -726,6 +735,8 @@ def gradient_flow(settings: GradientFlowSettings | None = None, **changes: Any) 
     c = torch.zeros_like(h)
     hs, cs = [], []
     for t in range(s.length):  # the unrolled graph: one node per step
+        if s.truncate and t and t % s.truncate == 0:  # a new segment: carry the value only
+            h, c = h.detach(), c.detach()
         if s.kind == "rnn":
             h = cell(x[t], h)
         else:
@@ -735,7 +746,13 @@ def gradient_flow(settings: GradientFlowSettings | None = None, **changes: Any) 
         h.retain_grad()
         hs.append(h)
     h.sum().backward()
-    hidden = torch.stack([v.grad.norm() for v in hs])
+
+    def norms(states: list[torch.Tensor]) -> torch.Tensor:  # no gradient (cut off): 0
+        return torch.stack(
+            [v.grad.norm() if v.grad is not None else v.new_zeros(()) for v in states]
+        )
+
+    hidden = norms(hs)
     out = {
         "settings": s,
         "distance": torch.arange(s.length - 1, -1, -1),
@@ -743,6 +760,6 @@ def gradient_flow(settings: GradientFlowSettings | None = None, **changes: Any) 
     }
     path = hidden
     if s.kind == "lstm":
-        out["cell"] = path = torch.stack([v.grad.norm() for v in cs])
+        out["cell"] = path = norms(cs)
     out["ratio"] = float(path[0] / path[-1])
     return out

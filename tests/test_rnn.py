@@ -360,3 +360,17 @@ def test_gradient_flow_vanishes_explodes_and_keeps():
         rnn.gradient_flow(kind="gru")
     with pytest.raises(ValueError, match="length must be an int >= 2, got 1"):
         rnn.gradient_flow(length=1)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm"])
+def test_truncated_gradient_flow_keeps_the_last_segment_and_cuts_the_rest(kind):
+    full = rnn.gradient_flow(kind=kind, length=23, scale=1.5, forget_bias=2.0)
+    cut = rnn.gradient_flow(kind=kind, length=23, scale=1.5, forget_bias=2.0, truncate=5)
+    paths = ("hidden", "cell") if kind == "lstm" else ("hidden",)
+    for path in paths:
+        # steps 20, 21, 22 (0-based) form the last segment (cuts before 5, 10, 15, 20)
+        torch.testing.assert_close(cut[path][-3:], full[path][-3:])
+        assert (cut[path][:-3] == 0).all() and (full[path][:-3] > 0).all()
+    assert cut["ratio"] == 0.0
+    with pytest.raises(ValueError, match="truncate must be a positive int, got 0"):
+        rnn.gradient_flow(truncate=0)

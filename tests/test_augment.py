@@ -63,6 +63,52 @@ def test_random_shift_uses_whole_steps_within_max_shift() -> None:
     assert set(where.tolist()) == set(range(-3, 4))  # every shift drawn, none beyond 3
 
 
+def _padded_and_cropped(x: torch.Tensor, max_shift: int, spatial_dims: int, seed: int):
+    """An independent RandomShift: the same draws (one (N,) draw per spatial dim, in order),
+    then each example padded with max_shift zeros on every side and its window cut out."""
+    gen = torch.Generator().manual_seed(seed)
+    draws = [
+        torch.randint(-max_shift, max_shift + 1, (len(x),), generator=gen).tolist()
+        for _ in range(spatial_dims)
+    ]  # draws[d][n]: example n's shift along spatial dim d
+    m = max_shift
+    padded = torch.nn.functional.pad(x, (m, m) * spatial_dims)  # every spatial dim + 2m
+    sizes = x.shape[-spatial_dims:]
+    out = []
+    for n in range(len(x)):
+        window = padded[n]
+        for d, size in enumerate(sizes):  # out[i] = x[i - s] is padded[i - s + m]
+            start = m - draws[d][n]
+            window = window.narrow(window.dim() - spatial_dims + d, start, size)
+        out.append(window)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize(
+    ("shape", "spatial_dims", "max_shift"),
+    [((7, 8, 8), 2, 2), ((5, 3, 7, 9), 2, 3), ((1, 1, 8, 8), 2, 1), ((6, 20), 1, 4),
+     ((4, 2, 11), 1, 2), ((3, 8, 8), 2, 0)],
+)  # fmt: skip
+def test_random_shift_matches_an_independent_pad_and_crop(shape, spatial_dims, max_shift) -> None:
+    x = torch.randn(shape, dtype=torch.float64)
+    for seed in range(5):
+        ours = A.RandomShift(max_shift, spatial_dims=spatial_dims)(
+            x, torch.Generator().manual_seed(seed)
+        )
+        assert torch.equal(ours, _padded_and_cropped(x, max_shift, spatial_dims, seed))
+
+
+def test_the_random_shift_exercise_is_the_shift_notebook_05_trains_with() -> None:
+    from dlcourse.exercises.overfitting import random_shift
+
+    for shape in [(6, 8, 8), (5, 3, 7, 9), (1, 1, 8, 8)]:
+        x = torch.randn(shape, dtype=torch.float64)
+        for seed in range(3):
+            package = A.RandomShift(2, spatial_dims=2)(x, torch.Generator().manual_seed(seed))
+            exercise = random_shift(x, 2, torch.Generator().manual_seed(seed))
+            assert torch.equal(exercise, package)
+
+
 def test_random_scale_is_the_identity_at_one_and_resizes_otherwise() -> None:
     x = torch.rand(4, 1, 8, 8)
     same = A.RandomScale(1.0, 1.0, spatial_dims=2)(x)

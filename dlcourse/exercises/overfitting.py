@@ -1,5 +1,5 @@
 r"""Exercises of ``notebooks/05_overfitting.ipynb``: inverted dropout, an SGD step with the L2
-penalty, the early-stopping epoch, and a random-shift augmentation (see
+penalty, the early-stopping epoch, and the 2-D random shift the notebook trains with (see
 :mod:`dlcourse.regularization`, :class:`dlcourse.callbacks.EarlyStopping` and
 :mod:`dlcourse.augment`)."""
 
@@ -80,6 +80,21 @@ def _dropout_other_convention(x, p, training, generator):
     return _kept_and_scaled(x, p, torch.rand(x.shape, generator=generator) < 1 - p)
 
 
+def _dropout_masked_fill(x, p, training, generator):
+    if not training:
+        return x
+    u = torch.rand(x.shape, generator=generator).to(x.device)
+    return x.masked_fill(u < p, 0.0) / (1 - p) if p < 1 else x.masked_fill(u < p, 0.0)
+
+
+def _dropout_scale_first(x, p, training, generator):
+    if not training:
+        return x.clone()
+    keep = torch.rand(x.shape, generator=generator) >= p  # (same shape as x)
+    scale = 0.0 if p == 1 else 1.0 / (1 - p)
+    return x * (keep.to(x.device) * scale).to(x.dtype)
+
+
 def _dropout_where(x, p, training, generator):
     if not training or p == 0:
         return x
@@ -94,8 +109,13 @@ DROPOUT_FORWARD = Exercise(
         "Write `dropout_forward(x, p, training, generator)`: inverted dropout. In training, draw "
         "`u = torch.rand(x.shape, generator=generator)` (one draw per element, on the CPU), keep "
         "the elements where `u >= p`, zero the others, and divide the kept ones by `1 - p`; with "
-        "`p = 1` everything is dropped (return zeros, without dividing by 0). With "
-        "`training=False` return `x` as it is."
+        "`p = 1` everything is dropped: return `x * 0.0` (zeros that still come from `x`, so "
+        "the gradient, zero, flows back; no division by 0). With "
+        "`training=False` return `x` as it is. Why exactly `u >= p`: the check compares your "
+        "output with the reference's element by element, on the same draws from the same "
+        "generator, so both must turn the same u into the same mask. (Keeping where "
+        "`u < 1 - p` is a correct dropout too, with the same keep probability, but it keeps "
+        "other elements of the same draws, so it cannot be compared draw for draw.)"
     ),
     reference=dropout_forward,
     cases=_dropout_cases,
@@ -123,8 +143,11 @@ DROPOUT_FORWARD = Exercise(
         ),
         Wrong(
             _dropout_other_convention,
-            "Keeping where u < 1 - p is right in distribution, but this exercise keeps where "
-            "u >= p, so that your masks can be compared with the reference's, draw for draw.",
+            "Keeping where u < 1 - p is a correct dropout: each element is kept with "
+            "probability 1 - p, as it should be. It is rejected only because the check compares "
+            "your output with the reference's element by element, on the same draws u: the "
+            "reference keeps where u >= p, so for the same u it keeps other elements. Use "
+            "keep = u >= p, as the task fixes, and the two can be compared draw for draw.",
         ),
     ),
     hints=(
@@ -133,7 +156,7 @@ DROPOUT_FORWARD = Exercise(
         "return x.",
         "p = 1 is a special case: return x * 0.0 before you would divide by 0.",
     ),
-    alternatives=(_dropout_where,),
+    alternatives=(_dropout_where, _dropout_masked_fill, _dropout_scale_first),
 )
 
 
@@ -341,120 +364,178 @@ EARLY_STOPPING_EPOCHS = Exercise(
 # --------------------------------------------------------------------------- a random shift
 
 
-def random_shift(x, y, max_shift, generator):
-    r"""Shift each signal of ``x`` ``(N, L)`` along its length by its own random whole number
-    of steps ``s`` from ``torch.randint(-max_shift, max_shift + 1, (N,), generator=generator)``:
-    ``out[n, i] = x[n, i - s[n]]``, zeros where ``i - s[n]`` falls outside. The labels ``y``
-    stay as they are. Returns ``(out, y)``."""
-    n, length = x.shape
-    shifts = torch.randint(-max_shift, max_shift + 1, (n,), generator=generator).to(x.device)
-    source = torch.arange(length, device=x.device) - shifts[:, None]  # (N, L): where from
-    inside = (source >= 0) & (source < length)
-    out = torch.gather(x, 1, source.clamp(0, length - 1)) * inside.to(x.dtype)
-    return out, y
+def random_shift(x, max_shift, generator):
+    r"""Shift each image of ``x`` (``(N, H, W)`` or ``(N, C, H, W)``) by its own random whole
+    number of pixels, as :class:`dlcourse.augment.RandomShift` with ``spatial_dims=2`` does:
+    draw the row shifts ``r = torch.randint(-max_shift, max_shift + 1, (N,),
+    generator=generator)``, then the column shifts ``c`` the same way, and return ``out`` with
+    ``out[n, ..., i, j] = x[n, ..., i - r[n], j - c[n]]``, zeros where that falls outside the
+    image (no wrap-around). Every channel of an image moves together."""
+    n, height, width = len(x), x.shape[-2], x.shape[-1]
+    r = torch.randint(-max_shift, max_shift + 1, (n,), generator=generator)  # (N,) down
+    c = torch.randint(-max_shift, max_shift + 1, (n,), generator=generator)  # (N,) right
+    i = torch.arange(height)[None, :] - r[:, None]  # (N, H): the row each output row comes from
+    j = torch.arange(width)[None, :] - c[:, None]  # (N, W): the column each one comes from
+    inside = ((i >= 0) & (i < height))[:, :, None] & ((j >= 0) & (j < width))[:, None, :]
+    rows = i.clamp(0, height - 1).to(x.device)
+    cols = j.clamp(0, width - 1).to(x.device)
+    batch = torch.arange(n, device=x.device)[:, None, None]  # (N, 1, 1)
+    images = x.movedim(-2, 1).movedim(-1, 2)  # (N, H, W, ...): the pixel dims first
+    picked = images[batch, rows[:, :, None], cols[:, None, :]]  # (N, H, W, ...)
+    mask = inside.to(x.device).view(n, height, width, *([1] * (x.dim() - 3)))
+    out = picked * mask.to(x.dtype)  # zero where the source pixel is outside the image
+    return out.movedim(2, -1).movedim(1, -2)  # back to x's layout
 
 
 def _shift_cases(gen: torch.Generator) -> list[tuple]:
-    def case(n: int, length: int, max_shift: int, seed: int, dtype=torch.float64):
-        x = torch.randn(n, length, generator=gen, dtype=torch.float64).to(dtype)
-        y = torch.randint(10, (n,), generator=gen)
-        return x, y, max_shift, _seeded(seed)
+    def case(shape: tuple[int, ...], max_shift: int, seed: int, dtype=torch.float64):
+        x = torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype)
+        return x, max_shift, _seeded(seed)
 
     return [
-        case(6, 12, 3, 1),
-        case(1, 8, 2, 2),  # one signal
-        case(5, 10, 0, 3),  # no shift: the signals come back unchanged
-        case(16, 40, 5, 4, torch.float32),
+        case((6, 8, 8), 2, 1),  # (N, H, W)
+        case((5, 3, 7, 9), 2, 2),  # (N, C, H, W), not square: rows and columns differ
+        case((1, 1, 8, 8), 1, 3),  # one image
+        case((4, 6, 6), 0, 4),  # no shift: the images come back unchanged
+        case((16, 1, 8, 8), 3, 5, torch.float32),
     ]
 
 
 def _shifts(x, max_shift, generator):
-    return torch.randint(-max_shift, max_shift + 1, (len(x),), generator=generator).tolist()
+    rows = torch.randint(-max_shift, max_shift + 1, (len(x),), generator=generator)
+    cols = torch.randint(-max_shift, max_shift + 1, (len(x),), generator=generator)
+    return rows.tolist(), cols.tolist()
 
 
-def _shift_wraps(x, y, max_shift, generator):
-    rows = [torch.roll(row, s) for row, s in zip(x, _shifts(x, max_shift, generator), strict=True)]
-    return torch.stack(rows), y
-
-
-def _shift_batch_dim(x, y, max_shift, generator):
-    s = _shifts(x, max_shift, generator)
-    return torch.roll(x, s[0], dims=0), y  # the examples move to other examples' labels
-
-
-def _shift_one_for_all(x, y, max_shift, generator):
-    s = _shifts(x, max_shift, generator)[0]  # one shift, used for every signal
-    return _pad_shift(x, s), y
-
-
-def _pad_shift(x, s):
-    out = torch.zeros_like(x)
-    if s >= 0:
-        out[:, s:] = x[:, : x.shape[1] - s]
-    else:
-        out[:, :s] = x[:, -s:]
+def _moved(image, dr, dc):
+    """``image`` (..., H, W) moved down by ``dr`` and right by ``dc``, zero-filled."""
+    out = torch.zeros_like(image)
+    height, width = image.shape[-2:]
+    if abs(dr) >= height or abs(dc) >= width:
+        return out
+    out[..., max(dr, 0) : height + min(dr, 0), max(dc, 0) : width + min(dc, 0)] = image[
+        ..., max(-dr, 0) : height - max(dr, 0), max(-dc, 0) : width - max(dc, 0)
+    ]
     return out
 
 
-def _shift_reversed(x, y, max_shift, generator):
-    rows = [
-        _pad_shift(row[None], -s)[0]
-        for row, s in zip(x, _shifts(x, max_shift, generator), strict=True)
-    ]
-    return torch.stack(rows), y
+def _each(x, shifts):
+    rows, cols = shifts
+    return torch.stack([_moved(img, dr, dc) for img, dr, dc in zip(x, rows, cols, strict=True)])
 
 
-def _shift_by_slicing(x, y, max_shift, generator):
-    rows = [
-        _pad_shift(row[None], s)[0]
-        for row, s in zip(x, _shifts(x, max_shift, generator), strict=True)
+def _shift_wraps(x, max_shift, generator):
+    rows, cols = _shifts(x, max_shift, generator)
+    moved = zip(x, rows, cols, strict=True)
+    return torch.stack([torch.roll(img, (dr, dc), dims=(-2, -1)) for img, dr, dc in moved])
+
+
+def _shift_swapped_axes(x, max_shift, generator):
+    rows, cols = _shifts(x, max_shift, generator)
+    return _each(x, (cols, rows))  # the first draw moves the columns
+
+
+def _shift_one_for_all(x, max_shift, generator):
+    rows, cols = _shifts(x, max_shift, generator)
+    return _each(x, ([rows[0]] * len(x), [cols[0]] * len(x)))  # one shift for every image
+
+
+def _shift_reversed(x, max_shift, generator):
+    rows, cols = _shifts(x, max_shift, generator)
+    return _each(x, ([-r for r in rows], [-c for c in cols]))
+
+
+def _shift_leading_dims(x, max_shift, generator):
+    rows, cols = _shifts(x, max_shift, generator)
+    # the two dims after the batch dim: H and W for (N, H, W), but C and H for (N, C, H, W)
+    moved = [
+        _moved(img.movedim((0, 1), (-2, -1)), dr, dc).movedim((-2, -1), (0, 1))
+        for img, dr, dc in zip(x, rows, cols, strict=True)
     ]
-    return torch.stack(rows), y
+    return torch.stack(moved)
+
+
+def _shift_by_slicing(x, max_shift, generator):
+    return _each(x, _shifts(x, max_shift, generator))
+
+
+def _shift_by_padding(x, max_shift, generator):
+    # pad max_shift zeros on every side, then cut each image's window out of the padded one
+    rows, cols = _shifts(x, max_shift, generator)
+    m = max_shift
+    height, width = x.shape[-2:]
+    padded = torch.nn.functional.pad(x, (m, m, m, m))  # (..., H + 2m, W + 2m)
+    return torch.stack([
+        padded[k, ..., m - dr : m - dr + height, m - dc : m - dc + width]
+        for k, (dr, dc) in enumerate(zip(rows, cols, strict=True))
+    ])  # fmt: skip
+
+
+def _shift_roll_and_mask(x, max_shift, generator):
+    rows, cols = _shifts(x, max_shift, generator)
+    height, width = x.shape[-2:]
+    i = torch.arange(height, device=x.device)[:, None]  # (H, 1)
+    j = torch.arange(width, device=x.device)[None, :]  # (1, W)
+    out = []
+    for img, dr, dc in zip(x, rows, cols, strict=True):
+        keep = (i - dr >= 0) & (i - dr < height) & (j - dc >= 0) & (j - dc < width)  # (H, W)
+        out.append(torch.roll(img, (dr, dc), dims=(-2, -1)).masked_fill(~keep, 0.0))
+    return torch.stack(out)
 
 
 RANDOM_SHIFT = Exercise(
     name="random_shift",
     notebook=5,
     task=(
-        "Write `random_shift(x, y, max_shift, generator)` for a batch of signals `x` `(N, L)` and "
-        "their labels `y` `(N,)`: draw one shift per signal, `s = torch.randint(-max_shift, "
-        "max_shift + 1, (N,), generator=generator)`, and move signal n right by `s[n]` steps "
-        "(left when negative): `out[n, i] = x[n, i - s[n]]`, filling with zeros where that "
-        "falls outside the signal (no wrap-around). Return `(out, y)`."
+        "Write `random_shift(x, max_shift, generator)` for a batch of images `x`, `(N, H, W)` or "
+        "`(N, C, H, W)`: the shift `dl.augment.RandomShift(max_shift, spatial_dims=2)` makes in "
+        "the notebook's training. Draw the row shifts `r = torch.randint(-max_shift, "
+        "max_shift + 1, (N,), generator=generator)`, then the column shifts `c` the same way, "
+        "and move image n down by `r[n]` rows and right by `c[n]` columns (up or left when "
+        "negative), every channel together: `out[n, ..., i, j] = x[n, ..., i - r[n], j - c[n]]`, "
+        "zero where that falls outside the image (no wrap-around). Return `out`, shaped as `x`."
     ),
     reference=random_shift,
     cases=_shift_cases,
     wrong=(
         Wrong(
             _shift_wraps,
-            "torch.roll wraps around: what leaves on the right comes back on the left, which "
-            "no real shift does. Fill the positions that come in from outside with zeros.",
+            "torch.roll wraps around: what leaves at the bottom comes back at the top, which no "
+            "real shift does. Fill the pixels that come in from outside the image with zeros "
+            "(roll, then zero them; or copy a slice into torch.zeros_like(x)).",
         ),
         Wrong(
-            _shift_batch_dim,
-            "The shift moves each signal along its length, dim 1. Rolling dim 0 moves whole "
-            "examples to other examples' places, so they no longer match their labels; the "
-            "labels and the examples' order stay as they are.",
+            _shift_swapped_axes,
+            "The first draw, r, moves the rows (dim -2, up and down) and the second, c, the "
+            "columns (dim -1, left and right); here they are the other way round.",
         ),
         Wrong(
             _shift_one_for_all,
-            "Each signal gets its own shift, s[n]: draw N shifts, not one for the whole batch.",
+            "Each image gets its own shift, r[n] and c[n]: draw N of each and use image n's, "
+            "not one shift for the whole batch.",
         ),
         Wrong(
             _shift_reversed,
-            "A positive shift moves the signal right, to higher indices: out[n, i] = "
-            "x[n, i - s[n]], so out[n, s:] = x[n, :L - s] for s >= 0.",
+            "A positive shift moves the image down and right, to higher indices: "
+            "out[n, ..., i, j] = x[n, ..., i - r[n], j - c[n]], so for r >= 0 the rows r: of "
+            "out are the rows :H - r of x.",
+        ),
+        Wrong(
+            _shift_leading_dims,
+            "The image's pixels are the last two dims, H and W (dims -2 and -1): with a channel "
+            "dim, (N, C, H, W), dims 1 and 2 are C and H. Shift along dims -2 and -1.",
         ),
     ),
     hints=(
-        "Draw s once, with the generator, as the task says; then handle each signal (a loop "
-        "over n is fine).",
-        "For s >= 0: out[n, s:] = x[n, :L - s]; for s < 0: out[n, :L + s] = x[n, -s:]; start "
-        "from torch.zeros_like(x).",
-        "To build out without writing into it, torch.gather(x, 1, index) with index = "
-        "arange(L) - s[:, None] (clamped), then zero the positions outside.",
+        "Draw r and c once each, in that order, with the generator; then move each image (a "
+        "loop over n is fine).",
+        "Start from torch.zeros_like(x). For r >= 0 the rows r: of out take the rows :H - r of "
+        "x, for r < 0 the rows :H + r take the rows -r:; columns the same with c. Index with "
+        "x[n, ..., rows, cols] so a channel dim is carried along.",
+        "Or pad every image with max_shift zeros on each side (F.pad(x, (m, m, m, m))) and cut "
+        "image n's window at rows m - r[n] to m - r[n] + H, columns m - c[n] to m - c[n] + W.",
     ),
-    alternatives=(_shift_by_slicing,),
+    alternatives=(_shift_by_slicing, _shift_by_padding, _shift_roll_and_mask),
 )
 
 EXERCISES = (DROPOUT_FORWARD, L2_SGD_STEP, EARLY_STOPPING_EPOCHS, RANDOM_SHIFT)

@@ -19,9 +19,18 @@ rescaled. The gradient flows through the kept units only, scaled the same way:
 :math:`\partial y_i / \partial x_i = m_i / (1 - p)`.
 
 .. note::
-    The paper keeps units unscaled in training and multiplies the weights by :math:`1 - p`
-    at test time; the inverted form, which torch's ``nn.Dropout`` uses too, gives the same
-    expected activations with no change at test time.
+    Here, as in torch, ``p`` is the probability of *dropping* a unit; the paper writes
+    :math:`p` for the probability of *keeping* it (its :math:`p = 0.8` is ``p=0.2`` here).
+    The paper keeps units unscaled in training and multiplies the outgoing weights by the
+    keep probability (our :math:`1 - p`) at test time; the inverted form, which torch's
+    ``nn.Dropout`` uses too, gives the same expected activations with no change at test time.
+
+Using the whole, scaled network stands in for averaging the predictions of the many thinned
+networks training samples. That is exact, as the normalised geometric mean of their
+predictions, only when the dropped units feed one softmax layer directly (G. Hinton et al.,
+"Improving neural networks by preventing co-adaptation of feature detectors", 2012; P. Baldi,
+P. Sadowski, "Understanding dropout", NIPS 2013); with hidden layers after the dropout it is
+an approximation, which the paper (section 7.5) finds close to averaging sampled networks.
 
 **The L2 penalty** (weight decay; A. Krogh, J. Hertz, "A simple weight decay can improve
 generalization", NIPS 1991). Add the sum of squared weights to the error,

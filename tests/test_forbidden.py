@@ -80,6 +80,12 @@ SPELLINGS: list[tuple[tuple[str, ...], str, Callable[[], Any]]] = [
     (("conv2d", "conv1d"), "F.conv3d", lambda: F.conv3d(IMG[None], KERNEL[None])),
     (("conv2d", "conv1d"), "F.conv_transpose2d", lambda: F.conv_transpose2d(IMG, KERNEL)),
     (("conv2d", "conv1d"), "nn.Conv2d", lambda: torch.nn.Conv2d(1, 1, 3)(IMG)),
+    (("conv_transpose2d",), "F.conv_transpose2d alone", lambda: F.conv_transpose2d(IMG, KERNEL)),
+    (
+        ("conv_transpose2d",),
+        "nn.ConvTranspose2d",
+        lambda: torch.nn.ConvTranspose2d(1, 1, 3)(IMG),
+    ),
     (
         ("conv2d", "conv1d"),
         "aten.convolution.default",
@@ -395,6 +401,12 @@ CHEATS = {
             0, 0
         ]
         + bias
+    ),
+    "conv2d_multi": lambda x, w, b: torch._C._VariableFunctions.conv2d(x, w, b),
+    "conv2d_backward": lambda x, w, g: tuple(
+        torch.ops.aten.convolution_backward(
+            g, x, w, [w.shape[0]], [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [True, True, True]
+        )
     ),
     "max_pool_forward_backward": lambda x, g, k, s: (
         torch.ops.aten.max_pool2d_with_indices.default(x[None], [k, k], [s, s])[0][0],

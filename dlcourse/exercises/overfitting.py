@@ -102,6 +102,15 @@ def _dropout_where(x, p, training, generator):
     return torch.where(u >= p, x / max(1 - p, 1e-30), torch.zeros_like(x))
 
 
+def _dropout_zeros_at_one(x, p, training, generator):
+    if not training:
+        return x
+    if p == 1:  # a constant: not connected to x, and its gradient, like the reference's, is 0
+        return torch.zeros_like(x)
+    keep = torch.rand(x.shape, generator=generator) >= p
+    return x * keep.to(x.device, x.dtype) / (1 - p)
+
+
 DROPOUT_FORWARD = Exercise(
     name="dropout_forward",
     notebook=5,
@@ -156,7 +165,12 @@ DROPOUT_FORWARD = Exercise(
         "return x.",
         "p = 1 is a special case: return x * 0.0 before you would divide by 0.",
     ),
-    alternatives=(_dropout_where, _dropout_masked_fill, _dropout_scale_first),
+    alternatives=(
+        _dropout_where,
+        _dropout_masked_fill,
+        _dropout_scale_first,
+        _dropout_zeros_at_one,
+    ),
 )
 
 

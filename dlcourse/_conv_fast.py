@@ -51,7 +51,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Conv2dFunction", "avg_pool2d", "conv2d", "max_pool2d"]
+__all__ = ["Conv2dFunction", "avg_pool2d", "conv1d", "conv2d", "max_pool2d"]
 
 # Sides of zero padding (top, bottom, left, right), as dlcourse.conv resolves them.
 Sides = tuple[int, int, int, int]
@@ -187,6 +187,33 @@ def conv2d(
 ) -> torch.Tensor:
     """:class:`Conv2dFunction` on arguments :func:`dlcourse.conv.conv2d` has checked."""
     return Conv2dFunction.apply(x, weight, bias, stride, sides, dilation)
+
+
+def conv1d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: int,
+    sides: tuple[int, int],
+    dilation: int,
+) -> torch.Tensor:
+    """im2col in one dimension, on arguments :func:`dlcourse.conv.conv1d` has checked: ``x``
+    ``(N, C, L)`` zero-padded by ``sides`` ``(left, right)``, ``weight`` ``(O, C, k)``.
+
+    Signals are short and have few channels (MNIST-1D: 40 positions, 1 to 25 channels), so the
+    cost is in the number of operations, not in the arithmetic: one gather of the windows, one
+    product, and autograd for the backward (the gather's backward adds each window's share of
+    the gradient back, col2im). About 2x faster here than :class:`Conv2dFunction` on one-row
+    images, whose layout pays off on 2-D images with many channels.
+    """
+    o, c, k = weight.shape
+    padded = F.pad(x, sides) if any(sides) else x  # (N, C, Lp)
+    windows = _windows(padded, (2,), (k,), (stride,), (dilation,))  # (N, C, Lo, k), a view
+    n, _, lo, _ = windows.shape
+    cols = windows.permute(0, 2, 1, 3).reshape(n * lo, c * k)  # (N Lo, C k): im2col
+    w2 = weight.reshape(o, c * k).t()  # (C k, O)
+    y = cols @ w2 if bias is None else torch.addmm(bias, cols, w2)  # (N Lo, O)
+    return y.view(n, lo, o).transpose(1, 2)  # (N, O, Lo)
 
 
 # --------------------------------------------------------------------------- pooling

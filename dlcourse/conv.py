@@ -365,7 +365,8 @@ def conv1d(
     fast: bool = True,
 ) -> torch.Tensor:
     """1-D convolution of ``input`` ``(N, C, L)`` with ``weight`` ``(O, C, k)``, as
-    ``torch.nn.functional.conv1d``: :func:`conv2d` on signals of height 1 (``fast`` as there)."""
+    ``torch.nn.functional.conv1d``. ``fast=False`` runs :func:`conv2d`'s definition on signals
+    of height 1; ``fast=True`` im2col in one dimension (:func:`dlcourse._conv_fast.conv1d`)."""
     if input.dim() != 3 or weight.dim() != 3:
         raise ValueError(
             f"conv1d expects input (N, C, L) and weight (O, C, k), got {tuple(input.shape)} and "
@@ -375,10 +376,16 @@ def conv1d(
     (s,) = int_tuple(stride, "stride", 1, minimum=1)
     (d,) = int_tuple(dilation, "dilation", 1, minimum=1)
     pad = padding if isinstance(padding, str) else (0, *int_tuple(padding, "padding", 1, minimum=0))
-    y = conv2d(
-        input.unsqueeze(2), weight.unsqueeze(2), bias, (1, s), pad, (1, d), fast=fast
-    )  # (N, O, 1, Lo)
-    return y.squeeze(2)  # (N, O, Lo)
+    if not fast:
+        y = conv2d(
+            input.unsqueeze(2), weight.unsqueeze(2), bias, (1, s), pad, (1, d), fast=False
+        )  # (N, O, 1, Lo)
+        return y.squeeze(2)  # (N, O, Lo)
+    image, kernel = input.unsqueeze(2), weight.unsqueeze(2)  # checked as one-row images
+    _check_conv_input(image, kernel, bias, "conv1d")
+    sides = _padding_sides(pad, (1, weight.shape[2]), (1, s), (1, d))
+    _output_hw(image, (1, weight.shape[2]), (1, s), sides, (1, d), "conv1d")
+    return _conv_fast.conv1d(input, weight, bias, s, sides[2:], d)  # (N, O, Lo)
 
 
 def max_pool2d(

@@ -175,3 +175,191 @@ def test_gradient_flow_explorer_shows_vanishing_exploding_and_the_cell_path() ->
     assert box.result["ratio"] > 1e6 * closed  # an open forget gate keeps the far gradient
     controls["length"].value = 10
     assert len(box.result["hidden"]) == 10
+
+
+# --------------------------------------------------------------------------- 08: the capstone
+# Imported as a module, not through dl.widgets, so that these tests do not depend on notebook 08
+# being in the course map.
+
+
+@pytest.fixture
+def capstone_demo():
+    from dlcourse.widgets import capstone
+
+    return capstone
+
+
+def _mnist1d_like(n: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 40, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def _after_relu(model, x: torch.Tensor, layer: int) -> torch.Tensor:
+    """The CNN's maps after its ``layer``-th ReLU, walking its layers by hand: ``(N, C, Lo)``."""
+    h, seen = x.unsqueeze(1), 0
+    for module in model.features:
+        h = module(h)
+        seen += isinstance(module, torch.nn.ReLU)
+        if seen == layer:
+            return h
+    raise AssertionError(f"no ReLU number {layer}")
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_show_model_inside_cnn_records_the_prediction_and_each_layers_maps(
+    capstone_demo, batch_norm: bool
+) -> None:
+    from dlcourse.capstone import CNN
+
+    torch.manual_seed(0)
+    model = CNN(channels=4, batch_norm=batch_norm)
+    x, y = _mnist1d_like()
+    model.train()
+    for layer in (1, 2, 3):
+        run = capstone_demo.show_model_inside(model, x, y, index=4, layer=layer)
+        assert model.training  # drawn in evaluation mode, handed back as it came
+        with torch.no_grad():
+            model.eval()
+            logits, maps = model(x), _after_relu(model, x, layer)
+            model.train()
+        assert run["prediction"] == int(logits.argmax(1)[4])
+        assert run["label"] == int(y[4]) and run["correct"] == (run["prediction"] == run["label"])
+        torch.testing.assert_close(run["probabilities"], logits[4].softmax(0))
+        assert run["shape"] == tuple(maps.shape[1:]) == (4, (19, 10, 5)[layer - 1])
+        torch.testing.assert_close(run["maps"], maps[4])
+        assert plt.gcf().axes[1].images[0].get_array().shape == run["shape"]
+        assert f"convolution {layer}'s feature maps" in plt.gcf().axes[1].get_title()
+        assert ("right" if run["correct"] else "wrong") in plt.gcf().axes[0].get_title()
+
+
+def test_show_model_inside_draws_each_map_column_under_the_input_points_it_sees(
+    capstone_demo,
+) -> None:
+    """Change one input point: only the positions whose window (centre +- half the receptive
+    field) holds it may change, and some do."""
+    from dlcourse.capstone import CNN
+
+    torch.manual_seed(1)
+    model = CNN(channels=6)
+    x, y = _mnist1d_like(2)
+    for layer in (1, 2, 3):
+        before = capstone_demo.show_model_inside(model, x, y, index=0, layer=layer)
+        half = (before["receptive_field"] - 1) / 2
+        for point in (0, 13, 26, 39):
+            nudged = x.clone()
+            nudged[0, point] += 5.0
+            after = capstone_demo.show_model_inside(model, nudged, y, index=0, layer=layer)
+            changed = (after["maps"] - before["maps"]).abs().amax(0) > 0  # (Lo,)
+            inside = (before["centres"] - point).abs() <= half
+            assert changed.any(), (layer, point)
+            assert not (changed & ~inside).any(), (layer, point, changed, before["centres"])
+            plt.close("all")
+
+
+def test_show_model_inside_gru_states_forward_units_first(capstone_demo) -> None:
+    from dlcourse.capstone import GRUClassifier
+
+    torch.manual_seed(0)
+    model = GRUClassifier()
+    x, y = _mnist1d_like()
+    run = capstone_demo.show_model_inside(model, x, y, index=2)
+    with torch.no_grad():
+        logits = model(x)
+        states, _ = model.gru(x.unsqueeze(-1))  # (N, 40, 12)
+    assert run["prediction"] == int(logits.argmax(1)[2])
+    torch.testing.assert_close(run["probabilities"], logits[2].softmax(0))
+    assert run["shape"] == run["states"].shape == (40, 12)
+    torch.testing.assert_close(run["states"], states[2])
+    assert plt.gcf().axes[1].images[0].get_array().shape == (12, 40)  # units x steps
+    # The forward units (first 6) at step t have read points 0..t, the backward ones t..39.
+    nudged = x.clone()
+    nudged[2, 20] += 3.0
+    moved = capstone_demo.show_model_inside(model, nudged, y, index=2)["states"] != run["states"]
+    assert not moved[:20, :6].any() and moved[20:, :6].any()
+    assert not moved[21:, 6:].any() and moved[:21, 6:].any()
+
+
+def test_show_model_inside_says_what_is_wrong(capstone_demo) -> None:
+    from dlcourse.capstone import CNN, MLP, GRUClassifier
+
+    x, y = _mnist1d_like()
+    cnn, gru = CNN(channels=4), GRUClassifier()
+    show = capstone_demo.show_model_inside
+    with pytest.raises(TypeError, match=r"CNN or GRUClassifier .* got MLP"):
+        show(MLP(), x, y)
+    for index in (6, -1, 1.0):
+        with pytest.raises(ValueError, match=r"index must be an int in \[0, 5\] \(x holds 6"):
+            show(cnn, x, y, index=index)
+    for layer in (0, 4):
+        with pytest.raises(ValueError, match=r"layer must be an int in \[1, 3\] \(this CNN has 3"):
+            show(cnn, x, y, layer=layer)
+    with pytest.raises(ValueError, match="layer must be 1: the GRUClassifier has one recurrent"):
+        show(gru, x, y, layer=2)
+    with pytest.raises(ValueError, match="signals of 39 points do not fit this model"):
+        show(gru, x[:, :39], y)
+    assert show(cnn, x[:, :39], y)["shape"] == (4, 19)  # 39 points give the maps 40 give
+    with pytest.raises(ValueError, match="signals of 30 points do not fit this model"):
+        show(cnn, x[:, :30], y)
+    with pytest.raises(ValueError, match=r"y must hold one label per signal of x, shape \(6,\)"):
+        show(cnn, x, y[:5])
+    with pytest.raises(ValueError, match="x must be"):
+        show(cnn, x[0], y)
+
+
+def test_kernel_parts_are_orthogonal_and_add_up(capstone_demo) -> None:
+    kernels = torch.randn(50, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    parts, shares, signs = capstone_demo.kernel_parts(kernels)
+    torch.testing.assert_close(parts.sum(0), kernels)
+    for a in range(3):
+        for b in range(a + 1, 3):
+            torch.testing.assert_close((parts[a] * parts[b]).sum(1), torch.zeros(50).double())
+    torch.testing.assert_close(shares.sum(1), torch.ones(50).double())
+    assert set(signs.unique().tolist()) <= {-1.0, 1.0}
+
+
+def test_plot_first_filters_groups_edges_bumps_and_levels(capstone_demo) -> None:
+    from dlcourse.capstone import CNN, GRUClassifier
+
+    model = CNN(channels=7)
+    ramp, tent, flat = torch.tensor([-2.0, -1, 0, 1, 2]), torch.tensor([-1.0, 0, 2, 0, -1]), 0.2
+    hand = torch.stack([ramp, -ramp, tent, -tent, flat * torch.ones(5), -flat * torch.ones(5),
+                        ramp + 2 * flat])  # fmt: skip
+    with torch.no_grad():
+        model.features[0].weight.copy_(0.1 * hand[:, None])
+    run = capstone_demo.plot_first_filters(model)
+    # The pure ramp is a clearer rising edge than the ramp on a level, so it comes first.
+    assert run["order"] == [0, 6, 1, 2, 3, 4, 5]
+    assert run["names"] == ["rising edge", "rising edge", "falling edge", "peak", "dip",
+                            "high", "low"]  # fmt: skip
+    assert run["groups"] == ["edge"] * 3 + ["bump"] * 2 + ["level"] * 2
+    assert run["counts"] == {"edge": 3, "bump": 2, "level": 2}
+    torch.testing.assert_close(run["kernels"], 0.1 * hand[run["order"]])
+    assert run["shares"][0, 0] == pytest.approx(1.0) and 0.5 < run["shares"][1, 0] < 1.0
+    drawn = [ax for ax in plt.gcf().axes if ax.get_visible()]
+    assert len(drawn) == 7 and drawn[1].get_title().startswith("6: rising edge")
+    assert "3 edges, 2 bumps, 2 levels" in plt.gcf()._suptitle.get_text()
+    with pytest.raises(TypeError, match="the GRUClassifier has none"):
+        capstone_demo.plot_first_filters(GRUClassifier())
+
+
+def test_model_explorer_slides_over_examples_and_layers(capstone_demo) -> None:
+    from dlcourse.capstone import CNN, MLP, GRUClassifier
+
+    torch.manual_seed(0)
+    model = CNN(channels=4)
+    x, y = _mnist1d_like()
+    box = capstone_demo.model_explorer(model, x, y)
+    controls = _controls(box)
+    assert (controls["index"].max, controls["layer"].max) == (5, 3)
+    assert (box.result["index"], box.result["layer"]) == (0, 1)
+    controls["index"].value = 3
+    controls["layer"].value = 3
+    assert (box.result["index"], box.result["shape"]) == (3, (4, 5))
+    with torch.no_grad():
+        assert box.result["prediction"] == int(model(x).argmax(1)[3])
+    gru_box = capstone_demo.model_explorer(GRUClassifier(), x, y)
+    assert "layer" not in _controls(gru_box) and gru_box.result["states"].shape == (40, 12)
+    _controls(gru_box)["index"].value = 5
+    assert gru_box.result["index"] == 5
+    with pytest.raises(TypeError, match="model_explorer looks inside"):
+        capstone_demo.model_explorer(MLP(), x, y)

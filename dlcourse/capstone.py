@@ -7,7 +7,7 @@ Taught in ``notebooks/08_capstone.ipynb``; ``benchmarks/mnist1d.py`` runs it at 
 padded, shifted, sheared, scaled, blurred and corrupted with noise, so that, unlike MNIST, a
 linear model and an MLP do badly and the inductive biases of convolutions and recurrence
 matter. The paper's table (test accuracy, :data:`PAPER`) comes from one recipe for every
-model (:data:`PAPER_RECIPE`): Adam with learning rate :math:`10^{-2}`, batches of 100,
+model (:data:`PAPER_STEPS`, :data:`PAPER_LR`, :data:`PAPER_BATCH`): Adam with learning rate :math:`10^{-2}`, batches of 100,
 6,000 steps, 4,000 training and 1,000 test examples.
 
 **The models** are the paper's, written with the course's layers (:func:`paper_model`):
@@ -30,7 +30,7 @@ import dataclasses
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -258,6 +258,29 @@ def _check_data(data: Data) -> None:
         )
 
 
+def _check_output(net: nn.Module, x: torch.Tensor) -> None:
+    """A clear error before training when ``net`` does not map ``(N, 40)`` to ``(N, 10)``."""
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            out = net(x)
+    except Exception as exc:
+        raise ValueError(
+            f"the model fails on a batch of signals {tuple(x.shape)}: {type(exc).__name__}: "
+            f"{exc}. It receives (N, {LENGTH}) signals; a convolution wants (N, channels, "
+            f"length): add x.unsqueeze(1) (or nn.Unflatten(1, (1, {LENGTH}))) first"
+        ) from exc
+    finally:
+        net.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (len(x), CLASSES):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"the model must return (N, {CLASSES}) scores, one per digit; for {len(x)} signals "
+            f"it returned {got}: end with a layer of {CLASSES} outputs (nn.Linear(..., {CLASSES}))"
+        )
+
+
 def train(
     recipe: Recipe,
     data: Data,
@@ -265,9 +288,15 @@ def train(
     seed: int,
     device: torch.device | str = "cpu",
     label: str = "",
+    model: Callable[[], nn.Module] | None = None,
 ) -> Result:
     """Train ``recipe``'s model on ``data`` (``x_train, y_train, x_test, y_test``) with ``seed``
     (weights, batch order, augmentation, dropout); return its test accuracy and the model.
+
+    ``model``, when given, builds the network instead of the paper's (a function of no
+    arguments returning a module that maps ``(N, 40)`` signals to ``(N, 10)`` scores); it is
+    called after seeding, so its initial weights follow ``seed`` too. ``recipe.batch_norm``
+    and ``recipe.dropout`` are then yours to build in.
 
     The steps are run as whole passes over the training set (the nearest number of epochs, at
     least one). Without early stopping nothing but the training set is seen until the test
@@ -283,10 +312,21 @@ def train(
         held = max(1, round(recipe.holdout * len(x)))
         val = (x[order[:held]].to(device), y[order[:held]].to(device))
         x, y = x[order[held:]], y[order[held:]]
-    model = paper_model(recipe.model, batch_norm=recipe.batch_norm, dropout=recipe.dropout)
+    if model is None:
+        net = paper_model(recipe.model, batch_norm=recipe.batch_norm, dropout=recipe.dropout)
+    else:
+        if not callable(model):
+            raise TypeError(f"model must be a function that builds the network, got {model!r}")
+        net = model()
+        if not isinstance(net, nn.Module):
+            raise TypeError(
+                f"model() must return an nn.Module, got {type(net).__name__}: "
+                "end your function with `return nn.Sequential(...)` or your module"
+            )
     if recipe.init is not None:
-        init.initialize(model, recipe.init, generator=torch.Generator().manual_seed(seed))
-    model = model.to(device)
+        init.initialize(net, recipe.init, generator=torch.Generator().manual_seed(seed))
+    net = net.to(device)
+    _check_output(net, x[:2].to(device))
     transform = None
     if recipe.augment:
         transform = augment.Compose(
@@ -298,10 +338,10 @@ def train(
     steps = epochs * len(batches)
     if recipe.weight_decay > 0:
         opt: torch.optim.Optimizer = optim.AdamW(
-            model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
+            net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
         )
     else:
-        opt = optim.Adam(model.parameters(), lr=recipe.lr)
+        opt = optim.Adam(net.parameters(), lr=recipe.lr)
     extra: list[callbacks.Callback] = []
     if recipe.schedule == "cosine":
         lr = recipe.lr
@@ -316,7 +356,7 @@ def train(
         extra.append(callbacks.EarlyStopping("val_loss", patience=recipe.early_stopping))
     start = time.perf_counter()
     history = fit(
-        model,
+        net,
         nn.CrossEntropyLoss(),
         opt,
         batches,
@@ -328,12 +368,12 @@ def train(
         label=label or recipe.describe(),
     )
     seconds = time.perf_counter() - start
-    scores = evaluate(model, nn.CrossEntropyLoss(), (x_test.to(device), y_test.to(device)))
+    scores = evaluate(net, nn.CrossEntropyLoss(), (x_test.to(device), y_test.to(device)))
     return Result(
         recipe=recipe,
         seed=seed,
         accuracy=scores["accuracy"],
-        model=model,
+        model=net,
         history=history,
         seconds=seconds,
         epochs=history.num_epochs,

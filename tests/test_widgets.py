@@ -310,11 +310,17 @@ def test_kernel_parts_are_orthogonal_and_add_up(capstone_demo) -> None:
     kernels = torch.randn(50, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     parts, shares, signs = capstone_demo.kernel_parts(kernels)
     torch.testing.assert_close(parts.sum(0), kernels)
-    for a in range(3):
-        for b in range(a + 1, 3):
+    for a in range(4):
+        for b in range(a + 1, 4):
             torch.testing.assert_close((parts[a] * parts[b]).sum(1), torch.zeros(50).double())
     torch.testing.assert_close(shares.sum(1), torch.ones(50).double())
     assert set(signs.unique().tolist()) <= {-1.0, 1.0}
+
+
+def test_a_zigzag_is_a_wiggle_not_an_edge(capstone_demo) -> None:
+    zigzag = torch.tensor([[0.3, -0.3, 0.0, 0.3, -0.2]])  # antisymmetric-ish, no slope to speak of
+    _, shares, _ = capstone_demo.kernel_parts(zigzag)
+    assert shares[0].argmax() == 3 and shares[0, 3] > 0.8
 
 
 def test_plot_first_filters_groups_edges_bumps_and_levels(capstone_demo) -> None:
@@ -332,7 +338,7 @@ def test_plot_first_filters_groups_edges_bumps_and_levels(capstone_demo) -> None
     assert run["names"] == ["rising edge", "rising edge", "falling edge", "peak", "dip",
                             "high", "low"]  # fmt: skip
     assert run["groups"] == ["edge"] * 3 + ["bump"] * 2 + ["level"] * 2
-    assert run["counts"] == {"edge": 3, "bump": 2, "level": 2}
+    assert run["counts"] == {"edge": 3, "bump": 2, "level": 2, "wiggle": 0}
     torch.testing.assert_close(run["kernels"], 0.1 * hand[run["order"]])
     assert run["shares"][0, 0] == pytest.approx(1.0) and 0.5 < run["shares"][1, 0] < 1.0
     drawn = [ax for ax in plt.gcf().axes if ax.get_visible()]

@@ -9,22 +9,24 @@ for the GRU, the hidden states of both directions at every one of the 40 steps. 
 their order from example to example, so a reader can move the slider and watch which channels or
 units light up for which digit.
 
-:func:`plot_first_filters` draws the CNN's first kernels, grouped by what they answer to. A kernel
-:math:`w` of :math:`k` taps splits into three orthogonal parts,
+:func:`plot_first_filters` draws the CNN's first kernels, grouped by what they answer to. With
+the taps at centred positions :math:`t = -2, \dots, 2` (for :math:`k = 5`), a kernel :math:`w`
+splits into four orthogonal parts: its projections on a constant, on the ramp :math:`t` and on
+the parabola :math:`t^2 - \overline{t^2}` (the first three discrete Legendre polynomials), and
+what is left,
 
 .. math::
 
-    w = \bar w \mathbf{1} + o + e, \qquad
-    o = \tfrac12 (w - \overleftarrow{w}), \qquad
-    e = \tfrac12 (w + \overleftarrow{w}) - \bar w \mathbf{1},
+    w = \underbrace{a_0 \mathbf{1}}_{\text{level}} + \underbrace{a_1 t}_{\text{edge}}
+        + \underbrace{a_2 (t^2 - \overline{t^2})}_{\text{bump}} + \underbrace{r}_{\text{wiggle}},
+    \qquad a_j = \frac{\langle w, p_j \rangle}{\langle p_j, p_j \rangle}:
 
-with :math:`\overleftarrow{w}` the kernel reversed and :math:`\bar w` its mean: the **level**
-:math:`\bar w \mathbf{1}` (a local average: answers where the signal is high or low), the odd
-part :math:`o` (an **edge** detector: answers a slope, rising or falling) and the even part with
-zero mean :math:`e` (a **bump** detector: answers a peak or a dip). The three are orthogonal,
-so :math:`\|w\|^2 = k \bar w^2 + \|o\|^2 + \|e\|^2` and their shares of :math:`\|w\|^2` add up
-to one; each kernel is put in the group of its largest share. Convolution layers compute a
-cross-correlation, so a kernel that grows from left to right answers a signal that rises.
+the **level** (a local average: answers where the signal is high or low), the **edge** (answers
+a slope, rising or falling), the **bump** (answers a peak or a dip) and the **wiggle**, faster
+changes than any of them (a zigzag). The parts are orthogonal, so their shares of
+:math:`\|w\|^2` add up to one; each kernel is put in the group of its largest share.
+Convolution layers compute a cross-correlation, so a kernel that grows from left to right
+answers a signal that rises.
 
 :func:`model_explorer` puts a slider on the example (and on the layer, for a CNN).
 """
@@ -44,9 +46,14 @@ from dlcourse.capstone import CNN, GRUClassifier
 from dlcourse.conv import Conv1d
 from dlcourse.widgets._controls import int_slider
 
-GROUPS = ("edge", "bump", "level")  # the parts of a kernel, in the order they are drawn
+GROUPS = ("edge", "bump", "level", "wiggle")  # the parts of a kernel, in the order drawn
 # Each group's two signs: (the part's score > 0, < 0).
-SIGNS = {"edge": ("rising edge", "falling edge"), "bump": ("peak", "dip"), "level": ("high", "low")}
+SIGNS = {
+    "edge": ("rising edge", "falling edge"),
+    "bump": ("peak", "dip"),
+    "level": ("high", "low"),
+    "wiggle": ("wiggle", "wiggle"),
+}
 
 
 # --------------------------------------------------------------------------- checks
@@ -181,21 +188,25 @@ def _inside(model: nn.Module, kind: str, signal: torch.Tensor, layer: int) -> di
 
 
 def kernel_parts(kernels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Split ``kernels`` ``(C, k)`` into their edge, bump and level parts (see the module's
-    docstring). Returns the parts ``(3, C, k)``, which add up to the kernels; each part's
-    share of a kernel's squared norm ``(C, 3)``, which add up to one; and each part's sign
-    ``(C, 3)``: +1 for a rising edge, a peak, a positive mean."""
+    """Split ``kernels`` ``(C, k)`` into their edge, bump, level and wiggle parts (see the
+    module's docstring). Returns the parts ``(4, C, k)``, which add up to the kernels; each
+    part's share of a kernel's squared norm ``(C, 4)``, which add up to one; and each part's
+    sign ``(C, 4)``: +1 for a rising edge, a peak, a positive mean (and for every wiggle)."""
     k = kernels.shape[1]
-    level = kernels.mean(dim=1, keepdim=True).expand_as(kernels)  # (C, k)
-    odd = (kernels - kernels.flip(1)) / 2  # (C, k): the edge
-    even = (kernels + kernels.flip(1)) / 2 - level  # (C, k): the bump, zero mean
-    parts = torch.stack([odd, even, level])  # (3, C, k), in the order of GROUPS
-    energy = (parts**2).sum(2).T  # (C, 3): orthogonal parts, so these add up to |w|^2
+    t = torch.arange(k, dtype=kernels.dtype) - (k - 1) / 2  # centred taps, -2 .. 2 for 5
+    basis = torch.stack([t, t**2 - (t**2).mean(), torch.ones_like(t)])  # (3, k), orthogonal
+    coefficients = kernels @ basis.T / (basis**2).sum(1)  # (C, 3): a_1, a_2, a_0
+    smooth = coefficients[:, :, None] * basis[None]  # (C, 3, k): edge, bump, level
+    wiggle = kernels - smooth.sum(1)  # (C, k): what the three leave
+    parts = torch.cat([smooth.transpose(0, 1), wiggle[None]])  # (4, C, k), as GROUPS
+    energy = (parts**2).sum(2).T  # (C, 4): orthogonal parts, so these add up to |w|^2
     shares = energy / energy.sum(1, keepdim=True).clamp_min(1e-30)
-    taps = torch.arange(k, dtype=kernels.dtype) - (k - 1) / 2  # -2 .. 2 for 5 taps
-    ramp = taps  # rises from left to right
-    tent = taps.abs().mean() - taps.abs()  # high in the middle, zero mean
-    signs = torch.stack([odd @ ramp, even @ tent, level[:, 0]], dim=1).sign()  # (C, 3)
+    # a rising ramp, a peak (the parabola opens downwards: a_2 < 0), a positive level
+    signs = torch.stack(
+        [coefficients[:, 0], -coefficients[:, 1], coefficients[:, 2], torch.ones(len(kernels))],
+        dim=1,
+    ).sign()  # (C, 4)
+    signs[signs == 0] = 1
     return parts, shares, signs
 
 
@@ -328,12 +339,12 @@ def show_model_inside(
 
 def plot_first_filters(model: nn.Module, *, columns: int = 5) -> dict:
     """Draw the first convolution's kernels of a :class:`~dlcourse.capstone.CNN` as small line
-    plots on one scale, grouped by their largest part (edges, then bumps, then levels; see
+    plots on one scale, grouped by their largest part (edges, bumps, levels, wiggles; see
     the module's docstring), the clearest of each group first.
 
     Returns the record: ``order`` (the channels in the order drawn), ``kernels`` ``(C, k)``,
-    ``shares`` ``(C, 3)`` (edge, bump, level) and ``groups`` and ``names`` (``'rising edge'``,
-    ``'dip'``...), all in that order, and ``counts`` (kernels per group)."""
+    ``shares`` ``(C, 4)`` (edge, bump, level, wiggle), ``groups`` and ``names`` (``'rising
+    edge'``, ``'dip'``...), all in that order, and ``counts`` (kernels per group)."""
     import matplotlib.pyplot as plt
 
     if _kind(model, "plot_first_filters") != "cnn":

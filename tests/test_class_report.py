@@ -8,10 +8,12 @@ run (slow) grades hostile files between honest learners for real.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,6 +120,48 @@ def test_two_files_for_one_notebook_are_reported_not_merged() -> None:
     assert other.grades[0].message == "ok"
     page = class_report.feedback_markdown("alice", [first, second])
     assert "File: class/alice.ipynb" in page and markdown_text(f"File: alice/{N00}.ipynb") in page
+
+
+def _without_exercises() -> list[Any]:
+    """The course map's notebooks that have no exercises (08, the capstone: the learner's turn
+    there is a model of their own, which nothing checks)."""
+    from dlcourse.course import NOTEBOOKS
+    from dlcourse.exercises.registry import PACKAGE, exercise_modules
+
+    have = set(exercise_modules())
+    return [nb for nb in NOTEBOOKS if f"{PACKAGE}.{nb.slug}" not in have]
+
+
+def test_a_course_notebook_without_exercises_is_said_to_have_none_not_failed(
+    tmp_path: Path,
+) -> None:
+    """The learner's copy of such a notebook, handed in with the rest: no row, no failure, and
+    the page says there is nothing to grade in it instead of showing an empty table."""
+    from dlcourse.exercises.student import student_notebook
+    from dlcourse.machinery.notebooks import NOTEBOOK_DIR
+
+    found = _without_exercises()
+    if not found:
+        pytest.skip("every notebook of the course map has exercises")
+    lines: list[str] = []
+    for i, nb in enumerate(found):
+        stored = json.loads((NOTEBOOK_DIR / nb.filename).read_text(encoding="utf-8"))
+        copy = student_notebook(stored, nb.filename, keep_outputs=True)
+        _write(tmp_path / "class" / "alice" / nb.filename, copy)
+        _write(tmp_path / "class" / f"bob{i}.ipynb", copy)  # renamed: known by its metadata
+    result = grading.grade_class(
+        [tmp_path / "class"], report=tmp_path / "pages", seed=1, progress=lines.append
+    )
+    assert result.grades == []
+    assert len(lines) == 2 * len(found)
+    assert all(line.endswith("s)") and "no exercises to grade" in line for line in lines), lines
+    pages = {"alice": found} | {f"bob{i}": [nb] for i, nb in enumerate(found)}
+    for learner, theirs in pages.items():
+        page = (tmp_path / "pages" / f"{learner}.md").read_text(encoding="utf-8")
+        assert "| exercise |" not in page and "fail" not in page
+        for nb in theirs:
+            assert f"## {nb.filename}" in page
+            assert MESSAGES["no_exercises"].format(notebook=nb.filename) in page
 
 
 def test_rows_read_back_for_resume_are_the_rows_written(tmp_path: Path) -> None:

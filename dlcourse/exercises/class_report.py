@@ -239,8 +239,11 @@ def feedback_markdown(learner: str, runs: Sequence[_Run]) -> str:
                   "functions ran on inputs drawn from it.", ""]  # fmt: skip
     for run in runs:
         shown = markdown_text(short_path(run.submission.path))
-        lines += [f"## {_title(run)}", "", f"File: {shown}", "",
-                  "| exercise | result | points |", "|---|---|---|"]  # fmt: skip
+        lines += [f"## {_title(run)}", "", f"File: {shown}", ""]
+        if not run.grades and run.submission.notebook is not None:  # the capstone, say
+            lines += [MESSAGES["no_exercises"].format(notebook=_title(run)), ""]
+            continue
+        lines += ["| exercise | result | points |", "|---|---|---|"]
         for g in run.grades:
             lines.append(
                 f"| {_name(g.exercise)} | {_MARK.get(g.status, markdown_text(g.status))} "

@@ -439,8 +439,9 @@ def grade_class(
             outputs.add(run)
             got = sum(g.points for g in run.grades)
             worth = sum(g.max_points for g in run.grades)
+            result = f"{got:g}/{worth:g} points" if run.grades else "no exercises to grade"
             say(f"[{count}/{len(todo)}] {run.submission.learner}: {short_path(run.submission.path)}"
-                f": {got:g}/{worth:g} points ({run.seconds:.1f} s)")  # fmt: skip
+                f": {result} ({run.seconds:.1f} s)")  # fmt: skip
     except BaseException:  # Ctrl-C, or the outputs cannot be written: what is written stays
         pool.shutdown(wait=False, cancel_futures=True)
         raise

@@ -136,17 +136,23 @@ def in_notebook_order(number: int, exercises: Sequence[Exercise]) -> list[Exerci
 
 
 def progress_report(exercises: Sequence[Exercise], path: Path | None = None) -> str:
-    """Per notebook, each exercise: passed, passed then failed, tried, or not attempted.
+    """Per notebook, each exercise: passed, passed then failed, tried, or not attempted; a
+    notebook with no exercises at all (the capstone) is named as having none.
 
     ``exercises``: the course's (``dlcourse.exercises.all_exercises()``); ``path``: the
     progress file (default: this process's, :func:`progress_path`).
     """
+    from dlcourse.exercises.registry import PACKAGE, exercise_modules
+
     path = progress_path() if path is None else path
     progress = load_progress(path) if path is not None else {}
+    with_exercises = set(exercise_modules())
     lines = []
     for nb in NOTEBOOKS:
         mine = in_notebook_order(nb.number, [ex for ex in exercises if ex.notebook == nb.number])
         if not mine:
+            if f"{PACKAGE}.{nb.slug}" not in with_exercises:  # the capstone: the learner's own
+                lines.append(f"{nb.number:02d} {nb.title}: no exercises to check")
             continue
         done = progress.get(f"{nb.number:02d}", {})
         passed = sum(bool(done.get(ex.name, {}).get("first_passed")) for ex in mine)

@@ -61,6 +61,7 @@ MESSAGES = {
     "no_cells": "the notebook is empty: it has no cells.",
     "not_course": "this notebook has none of the course's exercises: is it the right file? "
     "Name it as in the course (e.g. 01_gradient_descent.ipynb).",
+    "no_exercises": "{notebook} has no exercises: nothing in it is graded.",
     "grader_error": "the grader could not read your notebook: {what}. This is a problem of the "
     "grader, not necessarily of your code: tell your instructor.",
     "page_error": "Note for the instructor: the grader could not write this learner's feedback "

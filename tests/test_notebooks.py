@@ -131,6 +131,18 @@ def test_pinned_environment_keeps_a_chosen_device(monkeypatch: pytest.MonkeyPatc
     assert notebooks.pinned_environment()["DLCOURSE_DEVICE"] == "cpu"
 
 
+def test_budgets_are_the_default_but_for_the_notebooks_given_longer() -> None:
+    assert notebooks.budget_s("notebooks/00_welcome.ipynb") == notebooks.BUDGET_S
+    for name, seconds in notebooks.LONGER_BUDGETS_S.items():
+        assert name in {nb.filename for nb in course.NOTEBOOKS}, f"{name} is not in the map"
+        assert notebooks.BUDGET_S < seconds <= 2 * notebooks.BUDGET_S
+        assert notebooks.budget_s(Path("notebooks") / name) == seconds
+        result = notebooks.RegenerateResult(Path(name), (notebooks.BUDGET_S + seconds) / 2, [])
+        assert result.budget_s == seconds and not result.over_budget
+        assert notebooks.RegenerateResult(Path(name), seconds + 1, []).over_budget
+    assert notebooks.RegenerateResult(Path("x.ipynb"), notebooks.BUDGET_S + 1, []).over_budget
+
+
 @pytest.mark.slow
 def test_regenerate_executes_in_place_under_the_pinned_settings(tmp_path: Path) -> None:
     path = tmp_path / "demo.ipynb"
@@ -170,6 +182,8 @@ def test_regenerate_leaves_the_file_alone_when_a_cell_fails(tmp_path: Path) -> N
 def test_there_are_notebooks() -> None:
     assert STORED, "notebooks/ holds no NN_topic.ipynb"
     assert [p.name for p in STORED] == sorted(p.name for p in STORED)
+    # The stored notebooks are the course map's, all of them and in its order (08 included).
+    assert [p.name for p in STORED] == [nb.filename for nb in course.NOTEBOOKS]
 
 
 def _ids(nb: Path) -> str:

@@ -183,7 +183,7 @@ def _add_regenerate(sub: argparse._SubParsersAction) -> None:
 
 
 def _regenerate(args: argparse.Namespace) -> int:
-    from dlcourse.machinery.notebooks import BUDGET_S, regenerate
+    from dlcourse.machinery.notebooks import regenerate
 
     failed = 0
     for path in _notebooks(args):
@@ -197,7 +197,7 @@ def _regenerate(args: argparse.Namespace) -> int:
             continue
         status = "ok"
         if result.over_budget:
-            status = f"OVER BUDGET (> {BUDGET_S:.0f} s): shorten its experiments"
+            status = f"OVER BUDGET (> {result.budget_s:.0f} s): shorten its experiments"
             failed += 1
         if result.problems:
             status = "PROBLEMS: " + "; ".join(result.problems)

@@ -55,6 +55,9 @@ if platform.machine().lower() in ("x86_64", "amd64"):
     PINNED_ENV["ATEN_CPU_CAPABILITY"] = "avx2"
 
 BUDGET_S = 60.0  # each notebook runs top to bottom within this on a 2-core CPU
+# The notebooks given longer, and why. 08, the capstone, trains the MNIST-1D paper's four
+# networks and then an ablation over three seeds (issue 28: at most 90 s on 2 CPU cores).
+LONGER_BUDGETS_S: dict[str, float] = {"08_capstone.ipynb": 90.0}
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"  # the solution notebooks
 WORKSPACE_DIR = NOTEBOOK_DIR.parent / "work"  # the learner's copies (dlcourse.machinery.workspace)
 MANIFEST = ".dlcourse-workspace.json"  # marks a folder as a learner's workspace
@@ -64,6 +67,12 @@ def is_workspace(folder: Path) -> bool:
     """Whether ``folder`` is a learner's workspace (it holds the manifest that
     :mod:`dlcourse.machinery.workspace` writes)."""
     return (Path(folder) / MANIFEST).is_file()
+
+
+def budget_s(path: Path | str) -> float:
+    """The seconds notebook ``path`` may take top to bottom on a 2-core CPU: :data:`BUDGET_S`,
+    or its entry in :data:`LONGER_BUDGETS_S`."""
+    return LONGER_BUDGETS_S.get(Path(path).name, BUDGET_S)
 
 
 def pinned_environment(keep_device: bool = False) -> dict[str, str]:
@@ -460,8 +469,12 @@ class RegenerateResult:
     problems: list[str]
 
     @property
+    def budget_s(self) -> float:
+        return budget_s(self.path)
+
+    @property
     def over_budget(self) -> bool:
-        return self.seconds > BUDGET_S
+        return self.seconds > self.budget_s
 
 
 def regenerate(path: Path, *, timeout: float = 600.0, fmt: bool = True) -> RegenerateResult:

@@ -20,6 +20,7 @@ notebook's exercises in the order the notebook has them.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlcourse.course import NOTEBOOKS
+from dlcourse.course import NOTEBOOKS, Notebook
 from dlcourse.machinery.atomic import write_bytes_atomically
 from dlcourse.machinery.notebooks import is_workspace
 
@@ -135,6 +136,13 @@ def in_notebook_order(number: int, exercises: Sequence[Exercise]) -> list[Exerci
     return sorted(exercises, key=lambda ex: (first.get(ex.name, len(defined)), given[id(ex)]))
 
 
+def _has_exercises(nb: Notebook) -> bool:
+    """Whether notebook ``nb`` has a module of exercises, ``dlcourse.exercises.<slug>``, as
+    :mod:`dlcourse.exercises.registry` finds them (not imported here: the registry imports the
+    engine, which imports this module)."""
+    return importlib.util.find_spec(f"dlcourse.exercises.{nb.slug}") is not None
+
+
 def progress_report(exercises: Sequence[Exercise], path: Path | None = None) -> str:
     """Per notebook, each exercise: passed, passed then failed, tried, or not attempted; a
     notebook with no exercises at all (the capstone) is named as having none.
@@ -142,16 +150,13 @@ def progress_report(exercises: Sequence[Exercise], path: Path | None = None) -> 
     ``exercises``: the course's (``dlcourse.exercises.all_exercises()``); ``path``: the
     progress file (default: this process's, :func:`progress_path`).
     """
-    from dlcourse.exercises.registry import PACKAGE, exercise_modules
-
     path = progress_path() if path is None else path
     progress = load_progress(path) if path is not None else {}
-    with_exercises = set(exercise_modules())
     lines = []
     for nb in NOTEBOOKS:
         mine = in_notebook_order(nb.number, [ex for ex in exercises if ex.notebook == nb.number])
         if not mine:
-            if f"{PACKAGE}.{nb.slug}" not in with_exercises:  # the capstone: the learner's own
+            if not _has_exercises(nb):  # the capstone: the learner's model is their own
                 lines.append(f"{nb.number:02d} {nb.title}: no exercises to check")
             continue
         done = progress.get(f"{nb.number:02d}", {})

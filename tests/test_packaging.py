@@ -1,4 +1,5 @@
-"""The packaging: pyproject.toml, the lock, environment.yml, the README's two commands, CI."""
+"""The packaging: pyproject.toml, the lock, environment.yml, the README's two commands and its
+course table, CI."""
 
 from __future__ import annotations
 
@@ -213,3 +214,15 @@ def test_pytest_runs_strict_nbval_with_the_sanitize_file() -> None:
     sanitize = next(a for a in options["addopts"] if a.startswith("--nbval-sanitize-with="))
     assert (ROOT / sanitize.split("=", 1)[1]).is_file()
     assert options["testpaths"] == ["tests", "notebooks"]
+
+
+def test_readme_lists_the_course_maps_notebooks_in_order() -> None:
+    """The README's course table has a row per notebook of the course map, with its title, in
+    order, and no other (a notebook added to the map, such as 08, shows up here too)."""
+    from dlcourse.course import NOTEBOOKS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^## The course\n(.*?)^## ", readme, flags=re.MULTILINE | re.DOTALL)
+    assert match, "README.md needs a '## The course' section"
+    rows = re.findall(r"^\| (\d\d) \| ([^|]+?) \|", match[1], flags=re.MULTILINE)
+    assert rows == [(f"{nb.number:02d}", nb.title) for nb in NOTEBOOKS]

@@ -7,8 +7,8 @@ Taught in ``notebooks/08_capstone.ipynb``; ``benchmarks/mnist1d.py`` runs it at 
 padded, shifted, sheared, scaled, blurred and corrupted with noise, so that, unlike MNIST, a
 linear model and an MLP do badly and the inductive biases of convolutions and recurrence
 matter. The paper's table (test accuracy, :data:`PAPER`) comes from one recipe for every
-model (:data:`PAPER_STEPS`, :data:`PAPER_LR`, :data:`PAPER_BATCH`): Adam with learning rate :math:`10^{-2}`, batches of 100,
-6,000 steps, 4,000 training and 1,000 test examples.
+model (:data:`PAPER_STEPS`, :data:`PAPER_LR`, :data:`PAPER_BATCH`): Adam with learning rate
+:math:`10^{-2}`, batches of 100, 6,000 steps, 4,000 training and 1,000 test examples.
 
 **The models** are the paper's, written with the course's layers (:func:`paper_model`):
 logistic regression (one linear layer); an MLP of two hidden layers of 100 ReLU units, the
@@ -184,24 +184,27 @@ class Recipe:
         integer(self.steps, "steps", minimum=1)
         number(self.lr, "lr", low=0, low_open=True)
         integer(self.batch_size, "batch_size", minimum=1)
+        for name in ("batch_norm", "augment"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} is a switch, True or False; got {getattr(self, name)!r}")
         choice(self.schedule, "schedule", SCHEDULES)
         number(self.weight_decay, "weight_decay", low=0)
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout is a drop probability in [0, 1), got {self.dropout!r}")
+        number(self.dropout, "dropout (a drop probability)", low=0, high=1, high_open=True)
         integer(self.max_shift, "max_shift", minimum=0)
-        if not 0 <= self.scale < 1:
-            raise ValueError(
-                f"scale gives factors 1 - scale to 1 + scale: in [0, 1), got {self.scale!r}"
-            )
+        number(self.scale, "scale (factors 1 - scale to 1 + scale)", low=0, high=1, high_open=True)
         choice(self.init, "init", INITS)
         if self.clip is not None:
             number(self.clip, "clip", low=0, low_open=True)
         if self.early_stopping is not None:
             integer(self.early_stopping, "early_stopping", minimum=0)
-        if not 0 < self.holdout < 1:
-            raise ValueError(
-                f"holdout is a share of the training set in (0, 1), got {self.holdout!r}"
-            )
+        number(
+            self.holdout,
+            "holdout (a share of the training set)",
+            low=0,
+            high=1,
+            low_open=True,
+            high_open=True,
+        )
         if self.model != "cnn" and (self.batch_norm or self.dropout):
             raise ValueError(
                 f"batch_norm and dropout are switches of the CNN; the {self.model} has no place "
@@ -213,14 +216,16 @@ class Recipe:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def describe(self) -> str:
-        """The fields that differ from the paper's recipe, e.g. ``'batch_norm, cosine'``."""
+        """The fields that differ from the paper's recipe, e.g. ``'batch_norm, schedule=cosine'``
+        (the augmentation's ranges and the held-out share only where they matter)."""
         base = Recipe(model=self.model)
         parts = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in ("model", "holdout", "max_shift", "scale") or value == getattr(
-                base, f.name
-            ):
+            unused = (f.name in ("max_shift", "scale") and not self.augment) or (
+                f.name == "holdout" and self.early_stopping is None
+            )
+            if f.name == "model" or unused or value == getattr(base, f.name):
                 continue
             parts.append(f.name if value is True else f"{f.name}={value}")
         return ", ".join(parts) or "the paper's recipe"
@@ -315,6 +320,11 @@ def train(
     if model is None:
         net = paper_model(recipe.model, batch_norm=recipe.batch_norm, dropout=recipe.dropout)
     else:
+        if isinstance(model, nn.Module):
+            raise TypeError(
+                "model must be a function that builds the network, not the network itself: "
+                "pass model=my_model (no brackets), or model=lambda: net"
+            )
         if not callable(model):
             raise TypeError(f"model must be a function that builds the network, got {model!r}")
         net = model()
@@ -446,6 +456,10 @@ def ablation(
     base)``, compared with the earlier step called ``base`` (one technique tried on top of
     it)."""
     rows: list[Row] = []
+    names = [step[0] for step in steps]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"each step needs its own name; repeated: {', '.join(repeated)}")
     for step in steps:
         name, recipe, *rest = step
         base = rest[0] if rest else (rows[-1].name if rows else None)
@@ -465,16 +479,19 @@ def ablation_table(rows: Sequence[Row], *, against: float | None = None) -> str:
     """The rows as a text table: mean, spread and worst seed in percent, the gain over the row
     each builds on, and the wall time of its runs."""
     gain = gains(rows)
-    header = f"{'recipe':28s} {'mean':>5s} {'sd':>4s} {'worst':>5s} {'gain':>5s}  {'over':18s}"
+    width = max([len("recipe"), *(len(r.name) for r in rows)])
+    header = (
+        f"{'recipe':{width}s} {'mean':>5s} {'sd':>4s} {'worst':>5s} {'gain':>5s}  {'over':{width}s}"
+    )
     lines = [f"{header} {'time':>5s}"]
     for row in rows:
         g = f"{100 * gain[row.name]:+5.1f}" if row.name in gain else ""
         lines.append(
-            f"{row.name:28s} {100 * row.mean:5.1f} {100 * row.spread:4.1f} "
-            f"{100 * row.worst:5.1f} {g:>5s}  {(row.base or ''):18s} {row.seconds:4.0f}s"
+            f"{row.name:{width}s} {100 * row.mean:5.1f} {100 * row.spread:4.1f} "
+            f"{100 * row.worst:5.1f} {g:>5s}  {(row.base or ''):{width}s} {row.seconds:4.0f}s"
         )
     if against is not None:
-        lines.append(f"{'the paper (one run)':28s} {100 * against:5.1f}")
+        lines.append(f"{'the paper (one run)':{width}s} {100 * against:5.1f}")
     return "\n".join(lines)
 
 

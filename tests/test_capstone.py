@@ -217,15 +217,24 @@ def test_the_default_recipe_is_the_papers() -> None:
         ({"batch_size": 0}, ValueError, "batch_size must be"),
         ({"schedule": "step"}, ValueError, "schedule must be None or 'cosine'"),
         ({"weight_decay": -0.1}, ValueError, "weight_decay must be a number >= 0"),
-        ({"dropout": 1.0}, ValueError, r"dropout is a drop probability in \[0, 1\)"),
+        (
+            {"dropout": 1.0},
+            ValueError,
+            r"dropout \(a drop probability\) must be a number in \[0, 1\)",
+        ),
+        ({"dropout": "0.2"}, ValueError, "dropout .* got '0.2'"),
+        ({"batch_norm": "no"}, TypeError, "batch_norm is a switch, True or False; got 'no'"),
+        ({"augment": 1}, TypeError, "augment is a switch"),
         ({"dropout": -0.1}, ValueError, "dropout"),
         ({"max_shift": -1}, ValueError, "max_shift must be"),
-        ({"scale": 1.0}, ValueError, "scale gives factors"),
+        ({"scale": 1.0}, ValueError, r"scale \(factors 1 - scale to 1 \+ scale\) must be"),
+        ({"scale": "0.1"}, ValueError, "scale .* got '0.1'"),
         ({"init": "orthogonal"}, ValueError, "init must be None, 'kaiming_uniform'"),
         ({"clip": 0}, ValueError, "clip must be a number > 0"),
         ({"early_stopping": -1}, ValueError, "early_stopping must be"),
         ({"early_stopping": 1.5}, ValueError, "early_stopping must be"),
-        ({"holdout": 0}, ValueError, r"holdout is a share .* in \(0, 1\)"),
+        ({"holdout": 0}, ValueError, r"holdout \(a share of the training set\) .* in \(0, 1\)"),
+        ({"holdout": None}, ValueError, "holdout .* got None"),
         ({"holdout": 1}, ValueError, "holdout"),
         ({"model": "gru", "batch_norm": True}, ValueError, "switches of the CNN; the gru"),
         ({"model": "mlp", "dropout": 0.2}, ValueError, "switches of the CNN; the mlp"),
@@ -525,3 +534,23 @@ def test_ablation_table_has_a_header_and_a_line_per_row() -> None:
     with_paper = ablation_table(ROWS, against=0.94).splitlines()
     assert with_paper[:-1] == lines
     assert with_paper[-1].startswith("the paper (one run)") and with_paper[-1].endswith("94.0")
+
+
+def test_train_refuses_a_network_where_a_builder_belongs() -> None:
+    x, y = torch.randn(20, 40), torch.arange(20) % 10
+    with pytest.raises(TypeError, match="not the network itself: pass model=my_model"):
+        capstone.train(Recipe(steps=1), (x, y, x, y), seed=0, model=capstone.CNN())
+
+
+def test_ablation_refuses_repeated_names() -> None:
+    x, y = torch.randn(20, 40), torch.arange(20) % 10
+    steps = [("a", Recipe(steps=1)), ("a", Recipe(steps=1, batch_norm=True))]
+    with pytest.raises(ValueError, match="each step needs its own name; repeated: a"):
+        capstone.ablation(steps, (x, y, x, y), [0])
+
+
+def test_describe_names_the_augmentation_and_holdout_only_where_they_matter() -> None:
+    assert Recipe(max_shift=5).describe() == "the paper's recipe"
+    assert Recipe(augment=True, max_shift=5).describe() == "augment, max_shift=5"
+    assert Recipe(holdout=0.2).describe() == "the paper's recipe"
+    assert Recipe(early_stopping=3, holdout=0.2).describe() == "early_stopping=3, holdout=0.2"

@@ -93,7 +93,10 @@ def test_without_bias_relu_and_dropout_in_eval(kind, device):
     )
     ours.eval()
     theirs.eval()  # dropout between layers is off in evaluation: exactly torch's
-    _compare_modules(ours, theirs, kind, [_randn(7, 2, 4, seed=3)], device)
+    # cuDNN's RNN refuses a backward pass in evaluation mode ("cudnn RNN backward can only be
+    # called in training mode", seen on an H200): on CUDA the reference runs without cuDNN.
+    with torch.backends.cudnn.flags(enabled=False):
+        _compare_modules(ours, theirs, kind, [_randn(7, 2, 4, seed=3)], device)
     assert not any("bias" in name for name, _ in ours.named_parameters())
 
 

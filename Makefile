@@ -1,6 +1,7 @@
 # dlcourse: the two commands of the README, and a few more for course authors.
 #
 #   make lab         set up .venv if needed, check the machine, open your copies of the notebooks (work/)
+#                    make lab LANG=ko: the Korean edition (한국어), your copies in work/ko/, JupyterLab in Korean
 #   make test        set up .venv if needed, run the whole test suite (lint, unit tests, strict nbval)
 #
 #   make lab-solutions  open the solution notebooks (notebooks/) in JupyterLab, for instructors and authors
@@ -41,13 +42,20 @@ LAB_FLAGS ?=
 .PHONY: help lab lab-solutions test test-fast test-browser site site-instructor lint format regenerate robustness docs bench doctor lock clean
 
 help:
-	@sed -n '2,24p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,25p' Makefile | sed 's/^# \{0,1\}//'
 
 # Your own copies of the notebooks, in work/ (made once, never overwritten; `dlcourse reset NN`
 # gives a fresh one). notebooks/ holds the solutions, which JupyterLab opens read-only here.
+# The course's language: only a LANG given on make's command line counts (`make lab LANG=ko`);
+# the LANG of your environment is your locale, not a choice of edition. That LANG=ko is no
+# locale, so the commands run with C.UTF-8 instead. Without it: $$DLCOURSE_LANG, else English.
+COURSE_LANG := $(if $(filter command line,$(origin LANG)),$(LANG))
+WITH_LANG := $(if $(COURSE_LANG),env LANG=C.UTF-8 )
+LANG_FLAG := $(if $(COURSE_LANG),--lang $(COURSE_LANG))
+
 lab: $(VENV)/.installed-lab
-	@$(BIN)/dlcourse doctor || echo "(the course opens anyway; fix the items above when you can)"
-	$(BIN)/dlcourse lab $(LAB_FLAGS)
+	@$(WITH_LANG)$(BIN)/dlcourse doctor || echo "(the course opens anyway; fix the items above when you can)"
+	$(WITH_LANG)$(BIN)/dlcourse lab $(LANG_FLAG) $(LAB_FLAGS)
 
 lab-solutions: $(VENV)/.installed-lab
 	$(BIN)/dlcourse lab --solutions $(LAB_FLAGS)

@@ -213,6 +213,7 @@ def test_help_and_version_import_no_torch_or_jupyter() -> None:
         "robustness",
         "student",
         "grade",
+        "translations",
     ]
     assert len(commands) == len(cli.COMMANDS)
     argvs = [["--help"], ["--version"], *([c, "--help"] for c in commands)]

@@ -52,7 +52,7 @@ def test_environment_yml_names_the_same_dependencies_as_pyproject() -> None:
 
 def test_runtime_dependencies() -> None:
     names = {re.split(r"[<>=;]", s)[0] for s in _pyproject()["project"]["dependencies"]}
-    assert names == {"torch", "numpy", "matplotlib", "ipywidgets", "tqdm", "mnist1d"}
+    assert names == {"torch", "numpy", "matplotlib", "ipywidgets", "tqdm", "mnist1d", "babel"}
     assert _pyproject()["project"]["requires-python"] == ">=3.10"
 
 
@@ -118,7 +118,7 @@ def test_make_lab_sets_up_then_opens_the_learners_copies() -> None:
 def test_the_lab_extra_is_what_a_learner_uses_and_make_test_adds_the_rest() -> None:
     extras = _pyproject()["project"]["optional-dependencies"]
     names = {re.split(r"[<>=;\[ ]", s)[0].lower() for s in extras["lab"]}
-    assert names == {"jupyterlab", "ipykernel"}
+    assert names == {"jupyterlab", "ipykernel", "jupyterlab-language-pack-ko-kr"}
     for target in ("test", "test-fast", "test-browser", "site", "lint", "regenerate"):
         install = [c for c in _make_dry_run(target) if "pip install" in c and " -e " in c]
         assert install[-1].endswith("-e '.[lab,test,site,browser]'"), target

@@ -58,7 +58,12 @@ def progress_path() -> Path | None:
     if value:
         return Path(value).expanduser()
     here = _running_notebook_dir()
-    return here / PROGRESS_FILE if is_workspace(here) else None
+    if not is_workspace(here):
+        return None
+    # work/ko/ (the Korean copies) records into work/: one progress, whatever the language
+    if is_workspace(here.parent) and len(here.name) == 2 and here.name.isalpha():
+        return here.parent / PROGRESS_FILE
+    return here / PROGRESS_FILE
 
 
 def load_progress(path: Path | None = None) -> Progress:

@@ -1,11 +1,15 @@
 """The dlcourse command.
 
-dlcourse lab [--solutions] [JUPYTERLAB ARGS ...]
+dlcourse lab [--lang ko] [--solutions] [JUPYTERLAB ARGS ...]
     Open the course in JupyterLab: your own copies of the notebooks, in work/
-    (made once, never overwritten). --solutions opens the solution notebooks in
-    notebooks/ instead (instructors and authors).
-dlcourse reset NN [NN ...]
-    A fresh copy of notebook NN in work/; your old copy moves to work/backups/.
+    (made once, never overwritten). --lang ko: the Korean edition, in work/ko/, in a
+    Korean JupyterLab. --solutions opens the solution notebooks in notebooks/ instead
+    (instructors and authors).
+dlcourse reset NN [NN ...] [--lang ko]
+    A fresh copy of notebook NN in work/ (work/ko/); your old copy moves to backups/.
+dlcourse translations [update|status] [--lang ko]
+    The notebooks' prose in other languages (gettext catalogues in locale/): status
+    counts translated, fuzzy and missing cells; update merges changed English cells in.
 dlcourse progress
     Your exercises, per notebook: passed (and when), failed since, or not attempted.
 dlcourse doctor [--json]
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,10 +87,22 @@ def _add_lab(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="prepare work/, print the command, start nothing"
     )
+    _add_lang(p)
     p.set_defaults(func=_lab, jupyter_args=[])
 
 
+def _add_lang(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lang",
+        default=os.environ.get("DLCOURSE_LANG") or "en",
+        metavar="LANG",
+        help="the course's language: en (English, work/) or ko (Korean, work/ko/); default: "
+        "$DLCOURSE_LANG, else en",
+    )
+
+
 def _lab(args: argparse.Namespace) -> int:
+    from dlcourse.machinery.translations import TranslationError
     from dlcourse.machinery.workspace import WorkspaceError
 
     try:
@@ -96,8 +113,10 @@ def _lab(args: argparse.Namespace) -> int:
             "elsewhere: pip install 'jupyterlab>=4.0'"
         ) from exc
     try:
-        return launch(solutions=args.solutions, extra=args.jupyter_args, dry_run=args.dry_run)
-    except WorkspaceError as exc:
+        return launch(
+            solutions=args.solutions, extra=args.jupyter_args, dry_run=args.dry_run, lang=args.lang
+        )
+    except (WorkspaceError, TranslationError) as exc:
         raise CommandError(str(exc)) from exc
 
 
@@ -110,17 +129,19 @@ def _add_reset(sub: argparse._SubParsersAction) -> None:
         help="a fresh copy of a notebook in work/ (the old one is kept in work/backups/)",
     )
     p.add_argument("notebooks", nargs="+", metavar="NN", help="e.g. 03, or 03_optimizers")
+    _add_lang(p)
     p.set_defaults(func=_reset)
 
 
 def _reset(args: argparse.Namespace) -> int:
     from dlcourse.machinery import workspace
+    from dlcourse.machinery.translations import TranslationError
 
     root = workspace.WORKSPACE_DIR.parent
     for which in args.notebooks:
         try:
-            fresh, backup = workspace.reset(which)
-        except workspace.WorkspaceError as exc:
+            fresh, backup = workspace.reset(which, lang=args.lang)
+        except (workspace.WorkspaceError, TranslationError) as exc:
             raise CommandError(str(exc)) from exc
         print(workspace.describe_reset(fresh, backup, root))
     return 0
@@ -426,6 +447,47 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- translations
+
+
+def _add_translations(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "translations",
+        help="the notebooks' prose in other languages: status, or update the catalogues",
+        description="The notebooks' markdown cells in other languages live in gettext catalogues, "
+        "locale/<lang>/notebooks/NN_name.po (open them in Poedit or any .po editor). `status` "
+        "counts each notebook's translated, fuzzy and missing cells; `update` merges the "
+        "current English cells in (a changed cell's translation is kept, marked fuzzy).",
+    )
+    p.add_argument("action", nargs="?", choices=("status", "update"), default="status")
+    p.add_argument("--lang", default="ko", metavar="LANG", help="the language (default: ko)")
+    p.set_defaults(func=_translations)
+
+
+def _translations(args: argparse.Namespace) -> int:
+    from dlcourse.machinery import translations
+    from dlcourse.machinery.notebooks import course_notebooks
+
+    try:
+        lang = translations.check_language(args.lang)
+        if lang == "en":
+            raise CommandError("English is the source: the notebooks themselves; nothing to do")
+        if args.action == "update":
+            found = [translations.update_catalogue(nb, lang) for nb in course_notebooks()]
+        else:
+            found = translations.status(lang)
+    except translations.TranslationError as exc:
+        raise CommandError(str(exc)) from exc
+    for line in found:
+        print(line)
+    incomplete = [s for s in found if not s.complete]
+    print(
+        f"{len(found) - len(incomplete)} of {len(found)} notebooks fully translated into "
+        f"{translations.LANGUAGES[lang]}"
+    )
+    return 1 if incomplete else 0
+
+
 # --------------------------------------------------------------------------- the command
 
 COMMANDS = (
@@ -437,6 +499,7 @@ COMMANDS = (
     _add_robustness,
     _add_student,
     _add_grade,
+    _add_translations,
 )
 
 

@@ -161,12 +161,18 @@ def without_solution_view(nb: Any) -> Any:
     return nb
 
 
-def lab_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+def lab_environment(base: dict[str, str] | None = None, lang: str = "en") -> dict[str, str]:
     """``base`` (default: this process's environment) with the course's Jupyter config first,
     and the course's environment (this Python's scripts: ``dlcourse``) first on ``PATH``, for
-    JupyterLab's terminals."""
+    JupyterLab's terminals. With ``lang="ko"``, the Korean defaults come before the others:
+    JupyterLab's interface in Korean (the ``jupyterlab-language-pack-ko-KR`` package)."""
     env = dict(os.environ if base is None else base)
-    paths = [str(CONFIG_DIR), *filter(None, env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep))]
+    first = [str(CONFIG_DIR / lang)] if lang != "en" and (CONFIG_DIR / lang).is_dir() else []
+    paths = [
+        *first,
+        str(CONFIG_DIR),
+        *filter(None, env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep)),
+    ]
     env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(dict.fromkeys(paths))
     scripts = str(Path(sys.executable).parent)  # .venv/bin (.venv\Scripts): not resolved
     env["PATH"] = os.pathsep.join(
@@ -222,6 +228,7 @@ def lab_command(
     solutions: bool = False,
     extra: Sequence[str] = (),
     course_dir: Path | None = None,
+    lang: str = "en",
 ) -> list[str]:
     """The command that starts JupyterLab at the notebook ``start``, run from the course folder."""
     course_dir = COURSE_DIR if course_dir is None else Path(course_dir)
@@ -239,8 +246,9 @@ def lab_command(
     if not solutions:
         manager = f"{CourseContentsManager.__module__}.{CourseContentsManager.__qualname__}"
         command.append(f"--ServerApp.contents_manager_class={manager}")
-        if (course_dir / WORKSPACE).is_dir():  # the file browser opens in work/
-            command.append(f"--ContentsManager.preferred_dir={WORKSPACE}")
+        folder = WORKSPACE if lang == "en" else f"{WORKSPACE}/{lang}"
+        if (course_dir / folder).is_dir():  # the file browser opens in work/ (work/ko/)
+            command.append(f"--ContentsManager.preferred_dir={folder}")
     command.extend(extra)
     command.append(relative)
     return command
@@ -251,17 +259,30 @@ def _names_a_server(extra: Sequence[str]) -> bool:
     return any(a.split("=")[0].split(".")[-1] in ("--port", "port", "sock") for a in extra)
 
 
-def launch(*, solutions: bool = False, extra: Sequence[str] = (), dry_run: bool = False) -> int:
-    """Prepare the learner's workspace (unless ``solutions``), then run JupyterLab."""
+def launch(
+    *,
+    solutions: bool = False,
+    extra: Sequence[str] = (),
+    dry_run: bool = False,
+    lang: str = "en",
+) -> int:
+    """Prepare the learner's workspace (unless ``solutions``), then run JupyterLab.
+
+    ``lang``: the language of the learner's copies and of JupyterLab's interface (``en``,
+    ``ko``: the copies in ``work/ko/``)."""
     from dlcourse.machinery import workspace
+    from dlcourse.machinery.translations import check_language
+
+    lang = check_language(lang)
 
     if solutions:
         start = NOTEBOOK_DIR / "00_welcome.ipynb"
         print("Opening the solution notebooks (notebooks/), writable: for instructors and authors.")
     else:
-        copies = workspace.prepare()
+        copies = workspace.prepare(lang=lang)
         print(workspace.describe(copies))
-        start = workspace.latest_copy() or copies[0].path
+        folder = workspace.language_folder(workspace.WORKSPACE_DIR, lang)
+        start = workspace.latest_copy(folder) or copies[0].path
         running = None if dry_run or _names_a_server(extra) else running_lab()
         if running is not None:
             url = open_url(running, start)
@@ -275,8 +296,8 @@ def launch(*, solutions: bool = False, extra: Sequence[str] = (), dry_run: bool 
 
                 webbrowser.open(url)
             return 0
-    command = lab_command(start, solutions=solutions, extra=extra)
-    env = lab_environment()
+    command = lab_command(start, solutions=solutions, extra=extra, lang=lang)
+    env = lab_environment(lang=lang)
     if dry_run:
         print(f"JUPYTER_CONFIG_PATH={env['JUPYTER_CONFIG_PATH']}")
         print(" ".join(command))

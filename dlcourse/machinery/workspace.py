@@ -12,7 +12,13 @@ copies of them in ``work/``, a git-ignored folder beside ``notebooks/``:
 - ``dlcourse reset NN`` replaces one copy with a fresh one and keeps the old one
   in ``work/backups/``;
 - when a solution notebook changes after its copy was made (a ``git pull`` that
-  brought a new version), the copy is kept and :func:`prepare` says so.
+  brought a new version), the copy is kept and :func:`prepare` says so;
+- in another language than English (``dlcourse lab --lang ko``), the copies live in
+  ``work/<lang>/`` (``work/ko/``), with the prose of that language
+  (:mod:`dlcourse.machinery.translations`) and the same code and outputs. A copy in one
+  language is made, the first time, from the learner's copy in the other if there is one
+  (the markdown cells swapped, the learner's code kept), so switching language loses
+  nothing; after that the two are separate files.
 
 The manifest ``work/.dlcourse-workspace.json`` marks the folder as a workspace
 (the exercise checks record progress only in one, see
@@ -70,7 +76,8 @@ class WorkspaceError(ValueError):
 class Copy:
     """One learner copy and what :func:`prepare` did with it.
 
-    ``status``: ``created`` (written now), ``kept`` (the learner's, left as it is) or
+    ``status``: ``created`` (written now), ``created from work/`` (or ``work/ko/``: written now
+    from the learner's copy in the other language), ``kept`` (the learner's, left as it is) or
     ``outdated`` (kept, but its solution notebook changed since the copy was made).
     """
 
@@ -146,14 +153,50 @@ def kernel_language_info() -> dict | None:
     return json.loads(json.dumps(IPythonKernel.language_info))
 
 
-def _write_copy(source: Path, target: Path, manifest: dict[str, dict[str, str]]) -> None:
-    write_student_version(source, target, keep_outputs=True)
+def language_folder(workspace: Path, lang: str) -> Path:
+    """Where the copies in ``lang`` live: ``work/`` for English, ``work/<lang>/`` otherwise."""
+    from dlcourse.machinery.translations import check_language
+
+    lang = check_language(lang)
+    return workspace if lang == "en" else workspace / lang
+
+
+def _other_copy(source: Path, workspace: Path, lang: str) -> Path | None:
+    """The learner's copy of ``source`` in another language, to carry their work over."""
+    from dlcourse.machinery.translations import LANGUAGES
+
+    for other in LANGUAGES:
+        if other == lang:
+            continue
+        path = language_folder(workspace, other) / source.name
+        if path.is_file():
+            return path
+    return None
+
+
+def _write_copy(
+    source: Path,
+    target: Path,
+    manifest: dict[str, dict[str, str]],
+    lang: str = "en",
+    from_copy: Path | None = None,
+) -> None:
+    """Write the learner's copy ``target`` of the solution ``source``: its student version, or,
+    given ``from_copy`` (the learner's copy in another language), that copy with its prose
+    swapped into ``lang``."""
+    if from_copy is None:
+        write_student_version(source, target, keep_outputs=True)
+    nb = json.loads((target if from_copy is None else from_copy).read_text(encoding="utf-8"))
+    if from_copy is not None or lang != "en":
+        from dlcourse.machinery.translations import translate_notebook
+
+        nb, _ = translate_notebook(nb, source, lang)
     language = kernel_language_info()
     if language is not None:
-        nb = json.loads(target.read_text(encoding="utf-8"))
         nb.setdefault("metadata", {})["language_info"] = language
-        text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
-        write_bytes_atomically(target, text.encode("utf-8"))
+    text = json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomically(target, text.encode("utf-8"))
     trust(target)
     manifest[target.name] = {
         "made": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -162,9 +205,16 @@ def _write_copy(source: Path, target: Path, manifest: dict[str, dict[str, str]])
     }
 
 
-def prepare(workspace: Path | None = None, notebooks: Path | None = None) -> list[Copy]:
-    """Write the learner's copy of every course notebook that has none; overwrite nothing."""
-    workspace = WORKSPACE_DIR if workspace is None else Path(workspace)
+def prepare(
+    workspace: Path | None = None, notebooks: Path | None = None, lang: str = "en"
+) -> list[Copy]:
+    """Write the learner's copy of every course notebook that has none; overwrite nothing.
+
+    ``lang``: the language of the copies (``en`` in ``work/``, ``ko`` in ``work/ko/``). A
+    missing copy is made from the learner's copy in the other language when there is one.
+    """
+    root = WORKSPACE_DIR if workspace is None else Path(workspace)
+    workspace = language_folder(root, lang)
     sources = _sources(notebooks)
     workspace.mkdir(parents=True, exist_ok=True)
     manifest = _load_manifest(workspace)
@@ -172,8 +222,13 @@ def prepare(workspace: Path | None = None, notebooks: Path | None = None) -> lis
     for source in sources:
         target = workspace / source.name
         if not target.exists():
-            _write_copy(source, target, manifest)
-            status = "created"
+            other = _other_copy(source, root, lang)
+            _write_copy(source, target, manifest, lang, from_copy=other)
+            if other is None:
+                status = "created"
+            else:  # "created from work/" or "created from work/ko/"
+                where = "" if other.parent == root else f"{other.parent.name}/"
+                status = f"created from {root.name}/{where}"
         elif manifest.get(source.name, {}).get("source_sha256") not in (None, _digest(source)):
             status = "outdated"
         else:
@@ -198,16 +253,17 @@ def find_notebook(which: str, notebooks: Path | None = None) -> Path:
 
 
 def reset(
-    which: str, workspace: Path | None = None, notebooks: Path | None = None
+    which: str, workspace: Path | None = None, notebooks: Path | None = None, lang: str = "en"
 ) -> tuple[Path, Path | None]:
-    """Replace the learner's copy of notebook ``which`` with a fresh one.
+    """Replace the learner's copy of notebook ``which`` (in ``lang``) with a fresh one.
 
-    The old copy, if any, moves to ``work/backups/`` with the time in its name. Returns
+    The old copy, if any, moves to ``backups/`` beside it with the time in its name. Returns
     ``(fresh copy, backup or None)``.
     """
-    workspace = WORKSPACE_DIR if workspace is None else Path(workspace)
+    root = WORKSPACE_DIR if workspace is None else Path(workspace)
     source = find_notebook(which, notebooks)
-    prepare(workspace, notebooks)  # the manifest and any other missing copies
+    prepare(root, notebooks, lang)  # the manifest and any other missing copies
+    workspace = language_folder(root, lang)
     target = workspace / source.name
     backup = None
     if target.exists():
@@ -221,7 +277,7 @@ def reset(
             backup = backups / f"{source.stem}.{stamp}-{n}.ipynb"
         target.replace(backup)
     manifest = _load_manifest(workspace)
-    _write_copy(source, target, manifest)
+    _write_copy(source, target, manifest, lang)
     _save_manifest(workspace, manifest)
     return target, backup
 
@@ -312,6 +368,13 @@ def describe(copies: list[Copy], root: Path | None = None) -> str:
     created = [c.path.name[:2] for c in copies if c.status == "created"]
     if created:
         lines.append(f"  new copies: {', '.join(created)}")
+    carried = [c for c in copies if c.status.startswith("created from")]
+    if carried:
+        numbers = ", ".join(c.path.name[:2] for c in carried)
+        lines.append(
+            f"  made from your copies in {carried[0].status.removeprefix('created from ')} "
+            f"(your code kept, the text in this language): {numbers}"
+        )
     for c in copies:
         if c.status == "outdated":
             lines.append(

@@ -162,7 +162,7 @@ def test_a_markdown_cell_the_learner_wrote_in_is_kept(tmp_path: Path) -> None:
 
 
 def test_unknown_language_and_broken_catalogue_say_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(tr.TranslationError, match="taught in en .* ko"):
+    with pytest.raises(tr.TranslationError, match=r"taught in en .* ko"):
         tr.check_language("fr")
     assert tr.check_language("ko_KR.UTF-8") == "ko"
     notebook, locale = _tiny_course(tmp_path)

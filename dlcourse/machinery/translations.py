@@ -34,6 +34,7 @@ from dlcourse.machinery.notebooks import NOTEBOOK_DIR, cell_source, course_noteb
 __all__ = [
     "LANGUAGES",
     "LOCALE_DIR",
+    "PAGES",
     "UNTRANSLATED_MARK",
     "CatalogueStatus",
     "TranslationError",
@@ -42,10 +43,16 @@ __all__ = [
     "check_language",
     "invariants",
     "load_catalogue",
+    "markdown_blocks",
     "notebook_template",
+    "page_catalogue_path",
+    "page_status",
+    "page_template",
     "status",
     "translate_notebook",
+    "translate_page",
     "update_catalogue",
+    "update_page_catalogue",
 ]
 
 LOCALE_DIR = NOTEBOOK_DIR.parent / "locale"
@@ -285,8 +292,116 @@ def translate_notebook(
     return out, untranslated
 
 
+# --------------------------------------------------------------------------- pages
+
+# The course's Markdown pages with a Korean version: the website's front page and the docs it
+# shows. Each block (paragraph, list, table, fenced block: text between blank lines) is one
+# message, its context the page's name and the block's number among those with the same text.
+PAGES: dict[str, Path] = {
+    "index": NOTEBOOK_DIR.parent / "docs" / "site" / "index.md",
+    "course-map": NOTEBOOK_DIR.parent / "docs" / "course-map.md",
+    "glossary": NOTEBOOK_DIR.parent / "docs" / "glossary.md",
+    "instructor-guide": NOTEBOOK_DIR.parent / "docs" / "instructor-guide.md",
+}
+
+
+def markdown_blocks(text: str) -> list[str]:
+    """``text`` cut into blocks at blank lines, a fenced block (``` or :::) kept whole."""
+    blocks: list[str] = []
+    current: list[str] = []
+    fence: str | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        marker = re.match(r"(`{3,}|~{3,}|:{3,})", stripped)
+        if fence is None and marker:
+            fence = marker.group(1)
+        elif fence is not None and stripped == fence:
+            fence = None
+        if not stripped and fence is None:
+            if current:
+                blocks.append("\n".join(current))
+                current = []
+            continue
+        current.append(line)
+    if current:
+        blocks.append("\n".join(current))
+    return blocks
+
+
+def _block_contexts(name: str, blocks: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    contexts = []
+    for block in blocks:
+        seen[block] = seen.get(block, 0) + 1
+        contexts.append(f"{name}#{seen[block]}")
+    return contexts
+
+
+def page_template(name: str, path: Path | None = None) -> Any:
+    """The page ``name``'s blocks as a Babel ``Catalog`` with no translations."""
+    from babel.messages.catalog import Catalog
+
+    path = PAGES[name] if path is None else Path(path)
+    blocks = markdown_blocks(path.read_text(encoding="utf-8"))
+    template = Catalog(project=PROJECT, charset="utf-8", fuzzy=False)
+    contexts = _block_contexts(name, blocks)
+    for number, (block, context) in enumerate(zip(blocks, contexts, strict=True)):
+        template.add(block, context=context, locations=[(path.name, number + 1)])
+    return template
+
+
+def page_catalogue_path(name: str, lang: str, locale_dir: Path | None = None) -> Path:
+    base = LOCALE_DIR if locale_dir is None else Path(locale_dir)
+    return base / check_language(lang) / "pages" / f"{name}.po"
+
+
+def update_page_catalogue(
+    name: str, lang: str, locale_dir: Path | None = None, path: Path | None = None
+) -> CatalogueStatus:
+    """As :func:`update_catalogue`, for the Markdown page ``name``."""
+    target = page_catalogue_path(name, lang, locale_dir)
+    catalogue = load_catalogue(target, lang)
+    template = page_template(name, path)
+    catalogue.update(template, no_fuzzy_matching=False, update_header_comment=False)
+    catalogue.obsolete.clear()
+    _write_catalogue(catalogue, target)
+    return _status_of(Path(name), catalogue, template)
+
+
+def page_status(lang: str, locale_dir: Path | None = None) -> list[CatalogueStatus]:
+    lang = check_language(lang)
+    return [
+        _status_of(
+            Path(name),
+            load_catalogue(page_catalogue_path(name, lang, locale_dir), lang),
+            page_template(name),
+        )
+        for name in PAGES
+    ]
+
+
+def translate_page(
+    name: str, lang: str, locale_dir: Path | None = None, path: Path | None = None
+) -> tuple[str, int]:
+    """The page ``name`` in ``lang`` (Markdown), and how many blocks were left in English."""
+    lang = check_language(lang)
+    path = PAGES[name] if path is None else Path(path)
+    text = path.read_text(encoding="utf-8")
+    if lang == "en":
+        return text, 0
+    catalogue = load_catalogue(page_catalogue_path(name, lang, locale_dir), lang)
+    blocks = markdown_blocks(text)
+    out, untranslated = [], 0
+    for block, context in zip(blocks, _block_contexts(name, blocks), strict=True):
+        found = _current(catalogue, context, block)
+        untranslated += found is None
+        out.append(block if found is None else found)
+    return "\n\n".join(out) + "\n", untranslated
+
+
 # --------------------------------------------------------------------------- invariants
 
+_FENCE_LINE = re.compile(r"^[ \t]*(?:`{3,}|~{3,}|:{3,}).*$", re.M)  # ```python, ```{only} public
 _CODE = re.compile(r"(`+)(.+?)\1", re.S)
 _DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.S)
 _INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\$)(.+?)(?<![\\$])\$", re.S)
@@ -304,8 +419,10 @@ def invariants(text: str) -> dict[str, list[str]]:
     Each as a sorted list (order may change between languages; a count may not). Numbers are
     read from the prose outside code and maths, with thousands separators removed.
     """
-    code = [m.group(2).strip() for m in _CODE.finditer(text)]
-    rest = _CODE.sub(" ", text)
+    fences = [m.group(0).strip() for m in _FENCE_LINE.finditer(text)]
+    rest = _FENCE_LINE.sub(" ", text)
+    code = fences + [m.group(2).strip() for m in _CODE.finditer(rest)]
+    rest = _CODE.sub(" ", rest)
     display = [m.group(1).strip() for m in _DISPLAY_MATH.finditer(rest)]
     rest = _without(_DISPLAY_MATH, rest)
     inline = [m.group(1).strip() for m in _INLINE_MATH.finditer(rest)]

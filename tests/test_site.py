@@ -167,6 +167,11 @@ def test_the_public_site_has_no_solution_on_a_page_or_in_a_download(sites: dict[
     assert not leaks, "the public site gives solutions away:\n" + "\n".join(leaks)
 
 
+def _words(text: str) -> list[str]:
+    """The phrases the instructor's title is looked for as: "instructor edition", "강사용"."""
+    return ["instructor edition"] * ("instructor edition" in text) + ["강사용"] * ("강사용" in text)
+
+
 @pytest.mark.slow
 def test_the_instructor_site_has_every_solution_and_says_it_is_the_instructors(
     sites: dict[str, Path],
@@ -179,7 +184,9 @@ def test_the_instructor_site_has_every_solution_and_says_it_is_the_instructors(
         assert not missing, f"{notebook}: solution lines not on the instructor edition: {missing}"
     pages = sorted(sites["instructor"].rglob("*.html"))
     untitled = [
-        p.name for p in pages if "instructor edition" not in p.read_text(encoding="utf-8").lower()
+        p.name
+        for p in pages
+        if not {"instructor edition", "강사용"} & set(_words(p.read_text(encoding="utf-8").lower()))
     ]
     assert len(pages) >= 12 and not untitled, f"pages not titled as the instructor's: {untitled}"
     public = (sites["public"] / "index.html").read_text(encoding="utf-8").lower()
@@ -299,3 +306,43 @@ def test_the_link_opens_the_learners_copy_in_a_jupyterlab_on_another_port(
                 page.screenshot(path=str(_browser.SCREENSHOTS / "site-open-in-jupyterlab.png"))
     finally:
         context.close()
+
+
+# --------------------------------------------------------------------------- the Korean site
+
+
+@pytest.mark.slow
+def test_every_page_is_in_both_languages_with_a_switch_to_the_other(
+    sites: dict[str, Path],
+) -> None:
+    from dlcourse.machinery.translations import UNTRANSLATED_MARK
+
+    for edition, folder in sites.items():
+        english = sorted(
+            p.relative_to(folder)
+            for p in folder.rglob("*.html")
+            if p.parts[len(folder.parts)] != "ko"
+        )
+        for relative in english:
+            if relative.name in ("search.html", "genindex.html"):
+                continue
+            korean = folder / "ko" / relative
+            assert korean.is_file(), f"{edition}: no Korean page for {relative}"
+            en_text = (folder / relative).read_text(encoding="utf-8")
+            ko_text = korean.read_text(encoding="utf-8")
+            assert (
+                'lang="ko"' in ko_text.split(">", 2)[1]
+                or '<html class="no-js" lang="ko"' in ko_text
+            )
+            # each links to the other, and the link resolves
+            ko_link = re.search(r'hreflang="ko"\s+href="([^"]+)"', en_text)
+            en_link = re.search(r'hreflang="en"\s+href="([^"]+)"', ko_text)
+            assert ko_link and en_link, f"{edition}: {relative}: no language switch"
+            assert ((folder / relative).parent / ko_link[1]).resolve() == korean.resolve()
+            assert (korean.parent / en_link[1]).resolve() == (folder / relative).resolve()
+            if relative.parts[0] == "notebooks":
+                text = html.unescape(re.sub(r"<[^>]*>", "", ko_text))
+                assert re.search(r"[가-힣]{2,}", text), f"{relative}: no Korean on the page"
+                assert UNTRANSLATED_MARK["ko"].strip()[:12] not in text, f"{relative}: untranslated"
+    page = (sites["public"] / "ko" / "notebooks" / "03_optimizers.html").read_text(encoding="utf-8")
+    assert "make lab LANG=ko" in page and "work/ko/03_optimizers.ipynb" in page

@@ -11,6 +11,11 @@ Two editions, from the same pages:
   notebooks as they are stored, every output included, titled as the instructor edition on every
   page. Not for publishing where learners can read it.
 
+Each edition is built in every language the course is taught in: English at the top of the
+output folder, Korean under ``ko/`` (the notebooks' prose and the pages from the gettext
+catalogues in ``locale/ko/``, see :mod:`dlcourse.machinery.translations`; Sphinx's own words in
+Korean through ``language``), with a link on every page to the same page in the other language.
+
 Both leave out the lines that only the tests and the tools read (``# NBVAL_IGNORE_OUTPUT`` and
 the other nbval markers, ``# fmt: skip``, ``# noqa``). The front page (``docs/site/index.md``),
 the notebooks so prepared and the reference pages are laid out in ``build/<edition>-src/``, then
@@ -34,6 +39,7 @@ if str(ROOT) not in sys.path:  # run as a script: the course's package from this
     sys.path.insert(0, str(ROOT))
 
 from dlcourse.exercises.student import student_notebook  # noqa: E402
+from dlcourse.machinery import translations  # noqa: E402
 from dlcourse.machinery.notebooks import cell_source, course_notebooks  # noqa: E402
 
 PAGES = ("course-map.md", "glossary.md", "instructor-guide.md")  # docs/ pages on the site
@@ -70,42 +76,56 @@ def shown_notebook(nb: dict[str, Any], name: str, edition: str) -> dict[str, Any
     return nb
 
 
-def stage(source: Path, edition: str = "public") -> Path:
-    """Lay out the ``edition``'s sources in ``source`` (emptied first); return it."""
+def stage(source: Path, edition: str = "public", lang: str = "en") -> Path:
+    """Lay out the ``edition``'s sources in ``lang`` in ``source`` (emptied first); return it."""
     shutil.rmtree(source, ignore_errors=True)
     (source / "notebooks").mkdir(parents=True)
     (source / "docs").mkdir()
-    shutil.copy2(HERE / "index.md", source / "index.md")
+    index, _ = translations.translate_page("index", lang)
+    (source / "index.md").write_text(index, encoding="utf-8")
     for path in course_notebooks(ROOT / "notebooks"):
         nb = json.loads(path.read_text(encoding="utf-8"))
         shown = shown_notebook(nb, path.name, edition)
+        if lang != "en":
+            shown, _ = translations.translate_notebook(shown, path, lang)
         text = json.dumps(shown, indent=1, ensure_ascii=False) + "\n"
         (source / "notebooks" / path.name).write_text(text, encoding="utf-8")
     for page in PAGES:
-        shutil.copy2(ROOT / "docs" / page, source / "docs" / page)
+        text, _ = translations.translate_page(page.removesuffix(".md"), lang)
+        (source / "docs" / page).write_text(text, encoding="utf-8")
     return source
 
 
 def build(out: Path | None = None, *, edition: str = "public", quiet: bool = True) -> Path:
     """Build the ``edition`` of the site into ``out`` (default ``build/site`` for the public one,
-    ``build/site-instructor`` for the instructor's); return the front page's path.
+    ``build/site-instructor`` for the instructor's), in English there and in every other
+    language under ``out/<lang>/``; return the (English) front page's path.
     Sphinx's warnings are errors: a broken reference fails the build."""
-    from sphinx.cmd.build import build_main
-
     if edition not in EDITIONS:
         raise ValueError(f"unknown edition {edition!r}: the site has {', '.join(EDITIONS)}")
     out = Path(out) if out is not None else DEFAULT_OUT[edition]
-    source = stage(out.parent / f"{out.name}-src", edition)
     shutil.rmtree(out, ignore_errors=True)  # no page or file left over from an older build
+    for lang in translations.LANGUAGES:
+        target = out if lang == "en" else out / lang
+        _build_one(target, out.parent / f"{out.name}-src-{lang}", edition, lang, quiet)
+    return out / "index.html"
+
+
+def _build_one(out: Path, source: Path, edition: str, lang: str, quiet: bool) -> None:
+    from sphinx.cmd.build import build_main
+
+    stage(source, edition, lang)
     args = ["-b", "html", "-c", str(HERE), "-W", "--keep-going", "-E", "-t", edition]
+    args += ["-t", f"lang_{lang}", "-D", f"language={lang}"]  # the tag: conf.py sees it
     # The notebooks offered for download are the ones the pages show, beside them.
     args += ["-D", f"html_extra_path={source / 'notebooks'}", str(source), str(out)]
     if quiet:
         args.insert(0, "-q")
     status = build_main(args)
     if status != 0:
-        raise SystemExit(f"the site did not build (Sphinx exited with {status}); see above")
-    return out / "index.html"
+        raise SystemExit(
+            f"the site ({lang}) did not build (Sphinx exited with {status}); see above"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

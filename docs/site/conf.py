@@ -39,13 +39,23 @@ suppress_warnings = ["myst.header", "mystnb.unknown_mime_type", "misc.highlighti
 # instructor's, with the solutions.
 edition = "instructor" if tags.has("instructor") else "public"  # noqa: F821 (Sphinx's tags)
 
+# The language, from build.py's tag (-t lang_ko, with -D language=ko for Sphinx's own words).
+korean = tags.has("lang_ko")  # noqa: F821
+
 html_theme = "furo"
 html_title = "dlcourse: making deep networks trainable"
+if korean:
+    html_title = "dlcourse: 깊은 신경망을 학습시키는 기법"
 if edition == "instructor":
-    html_title += " (instructor edition, with solutions)"
+    html_title += " (강사용: 정답 포함)" if korean else " (instructor edition, with solutions)"
     html_theme_options = {
-        "announcement": "Instructor edition: the exercises' solutions are shown. "
-        "Not for learners; the public site is <code>make site</code>."
+        "announcement": (
+            "강사용 판: 연습문제의 정답이 보입니다. 학습자용이 아닙니다. 공개 사이트는 "
+            "<code>make site</code>입니다."
+            if korean
+            else "Instructor edition: the exercises' solutions are shown. "
+            "Not for learners; the public site is <code>make site</code>."
+        )
     }
 templates_path = ["_templates"]
 html_copy_source = False

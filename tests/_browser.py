@@ -75,10 +75,15 @@ def _wait_for(url: str, timeout: float, proc: subprocess.Popen | None = None) ->
 
 
 @contextlib.contextmanager
-def jupyterlab(root: Path, home: Path, arguments: Sequence[str] = ()) -> Iterator[tuple[str, str]]:
+def jupyterlab(
+    root: Path,
+    home: Path,
+    arguments: Sequence[str] = (),
+    environment: dict[str, str] | None = None,
+) -> Iterator[tuple[str, str]]:
     """A JupyterLab server of this environment serving ``root``, on a free port with a token;
     its settings and state (Jupyter's data folder: notebook signatures) under ``home``; with
-    JupyterLab ``arguments`` besides. Yields (base URL, token)."""
+    JupyterLab ``arguments`` and ``environment`` variables besides. Yields (base URL, token)."""
     settings = home / "settings"
     for name, values in LAB_SETTINGS.items():
         path = settings / name
@@ -93,6 +98,7 @@ def jupyterlab(root: Path, home: Path, arguments: Sequence[str] = ()) -> Iterato
         JUPYTER_RUNTIME_DIR=str(home / "runtime"),
         JUPYTER_DATA_DIR=str(home / "data"),
         DLCOURSE_PROGRESS="off",
+        **(environment or {}),
     )
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1"]
     command += [f"--port={port}", f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}"]

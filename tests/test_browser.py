@@ -369,6 +369,71 @@ def test_the_address_dlcourse_lab_prints_opens_the_learners_copy(
         page.close()
 
 
+# --------------------------------------------------------------------------- the Korean edition
+
+
+@pytest.fixture(scope="module")
+def korean_lab(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> Iterator[tuple[str, str]]:
+    """JupyterLab as `dlcourse lab --lang ko` starts it, over a course of two notebooks: the
+    learner's Korean copies in work/ko/, the Korean defaults first on JUPYTER_CONFIG_PATH."""
+    from unittest import mock
+
+    from dlcourse.machinery import lab, workspace
+
+    root, home = tmp_path_factory.mktemp("course-ko"), tmp_path_factory.mktemp("course-ko-home")
+    (root / "notebooks").mkdir()
+    for path in (NOTEBOOKS[0], NOTEBOOKS[3]):
+        shutil.copy2(path, root / "notebooks" / path.name)
+    with mock.patch.dict(os.environ, {"JUPYTER_DATA_DIR": str(home / "data")}):
+        copies = workspace.prepare(root / "work", root / "notebooks", lang="ko")
+    command = lab.lab_command(copies[1].path, course_dir=root, lang="ko")
+    arguments = [a for a in command[4:-1] if a != "--allow-root"]
+    arguments.append(f"--CourseContentsManager.solutions_dir={root / 'notebooks'}")
+    config_path = lab.lab_environment({}, lang="ko")["JUPYTER_CONFIG_PATH"]
+    with _browser.jupyterlab(root, home, arguments, {"JUPYTER_CONFIG_PATH": config_path}) as server:
+        yield server
+
+
+def test_a_korean_notebook_in_a_korean_jupyterlab(
+    browser: Any, korean_lab: tuple[str, str]
+) -> None:
+    """The learner's Korean copy opens in front, in JupyterLab's Korean interface: its menus in
+    Korean, every markdown cell in Korean (none left in English), Hangul drawn with a real font;
+    its code cell runs and the exercise check answers."""
+    from dlcourse.machinery.translations import UNTRANSLATED_MARK
+
+    base, token = korean_lab
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    name = NOTEBOOKS[3].name
+    try:
+        page.goto(f"{base}/lab/tree/work/ko/{name}?token={token}")
+        page.wait_for_selector(f"{PANEL} .jp-MarkdownCell", timeout=120_000)
+        page.wait_for_function(
+            "() => (document.querySelector('#jp-menu-panel, .lm-MenuBar')?.innerText || '')"
+            ".includes('파일')",
+            timeout=60_000,
+        )
+        menus = page.locator(".lm-MenuBar").first.inner_text()
+        assert "파일" in menus and "File" not in menus, f"menus not in Korean: {menus!r}"
+        cells = page.locator(f"{PANEL} .jp-MarkdownCell").all_inner_texts()
+        assert cells and all(re.search("[\uac00-\ud7a3]", c) for c in cells if c.strip()), (
+            "a markdown cell without Korean"
+        )
+        assert not any(UNTRANSLATED_MARK["ko"][3:20] in c for c in cells), "an untranslated cell"
+        glyphs = page.evaluate(_browser.KOREAN_GLYPHS_JS)
+        assert glyphs["inked"] > 0 and not glyphs["same"], (
+            f"Korean text renders as empty boxes: no CJK font ({_browser.INSTALL_HINT})"
+        )
+        _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(_browser.SCREENSHOTS / f"lab-ko-{NOTEBOOKS[3].stem}.png"))
+    except BaseException:
+        _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(_browser.SCREENSHOTS / "lab-ko-FAILED.png"))
+        raise
+    finally:
+        page.close()
+
+
 # --------------------------------------------------------------------------- the website
 
 
@@ -449,6 +514,13 @@ def test_the_website_has_no_broken_link_and_shows_its_images_and_maths(
                 page.screenshot(path=str(_browser.SCREENSHOTS / "site-index.png"))
             if path.endswith("01_gradient_descent.html"):
                 page.screenshot(path=str(_browser.SCREENSHOTS / "site-01_gradient_descent.png"))
+            if path.startswith("/ko/"):
+                text = page.locator("article").first.inner_text()
+                assert re.search("[\uac00-\ud7a3]{2,}", text), f"{path}: no Korean on the page"
+                if path == "/ko/notebooks/03_optimizers.html":
+                    glyphs = page.evaluate(_browser.KOREAN_GLYPHS_JS)
+                    assert glyphs["inked"] > 0 and not glyphs["same"], "Hangul as empty boxes"
+                    page.screenshot(path=str(_browser.SCREENSHOTS / "site-ko-03_optimizers.png"))
         for target in sorted(other_files):
             status = page.request.get(site + target).status
             assert status == 200, f"a link to {target} answers {status}"
@@ -470,6 +542,8 @@ def test_the_website_has_no_broken_link_and_shows_its_images_and_maths(
         page.close()
     notebook_pages = [p for p in seen if p.startswith("/notebooks/")]
     assert len(notebook_pages) == len(NOTEBOOKS), sorted(seen)
+    korean_pages = [p for p in seen if p.startswith("/ko/notebooks/")]  # through the switch
+    assert len(korean_pages) == len(NOTEBOOKS), sorted(seen)
     assert {"/docs/glossary.html", "/docs/course-map.html", "/docs/instructor-guide.html"} <= seen
     assert {f"/{p.name}" for p in NOTEBOOKS} <= other_files  # every notebook downloadable
     assert pages_with_maths >= 7 and images >= 20

@@ -7,6 +7,7 @@ import math
 import torch
 
 from dlcourse.exercises.engine import Exercise, Wrong
+from dlcourse.i18n import N_
 
 # --------------------------------------------------------------------------- relu_backward
 
@@ -58,37 +59,45 @@ RELU_BACKWARD = Exercise(
     name="relu_backward",
     notebook=2,
     task=(
-        "Write `relu_backward(x, grad_output)`: ReLU's backward pass. Given the input `x` of "
-        "$y = \\max(0, x)$ and the gradient $\\partial L / \\partial y$ (`grad_output`, "
-        "same shape), return $\\partial L / \\partial x$. At $x = 0$ use torch's convention: 0."
+        N_(
+            "Write `relu_backward(x, grad_output)`: ReLU's backward pass. Given the input `x` of "
+            "$y = \\max(0, x)$ and the gradient $\\partial L / \\partial y$ (`grad_output`, "
+            "same shape), return $\\partial L / \\partial x$. At $x = 0$ use torch's convention: 0."
+        )
     ),
     reference=relu_backward,
     cases=_relu_cases,
     wrong=(
         Wrong(
             _relu_passes_all,
-            "Where x <= 0 the unit is off: its output does not change with x, so no gradient "
-            "passes. Multiply by the mask (x > 0).",
+            N_(
+                "Where x <= 0 the unit is off: its output does not change with x, so no gradient "
+                "passes. Multiply by the mask (x > 0)."
+            ),
         ),
         Wrong(
             _relu_times_x,
-            "For x > 0 the slope of max(0, x) is 1, not x: pass grad_output through unchanged "
-            "there.",
+            N_(
+                "For x > 0 the slope of max(0, x) is 1, not x: pass grad_output through unchanged "
+                "there."
+            ),
         ),
         Wrong(
             _relu_in_place,
-            "Do not write into grad_output: autograd may still need it. Build a new tensor, e.g. "
-            "grad_output * (x > 0).",
+            N_(
+                "Do not write into grad_output: autograd may still need it. Build a new tensor, "
+                "e.g. grad_output * (x > 0)."
+            ),
         ),
         Wrong(
             _relu_at_zero,
-            "At x = 0 exactly, torch uses slope 0 (x > 0, not x >= 0).",
+            N_("At x = 0 exactly, torch uses slope 0 (x > 0, not x >= 0)."),
         ),
     ),
     hints=(
-        "The derivative of max(0, x) is 1 where x > 0 and 0 elsewhere.",
-        "Chain rule: grad_input = grad_output * (derivative of relu at x).",
-        "grad_output * (x > 0) does it: the boolean mask becomes 0s and 1s.",
+        N_("The derivative of max(0, x) is 1 where x > 0 and 0 elsewhere."),
+        N_("Chain rule: grad_input = grad_output * (derivative of relu at x)."),
+        N_("grad_output * (x > 0) does it: the boolean mask becomes 0s and 1s."),
     ),
     alternatives=(_relu_where,),
 )
@@ -135,31 +144,37 @@ SIGMOID_DERIVATIVE = Exercise(
     name="sigmoid_derivative",
     notebook=2,
     task=(
-        "Write `sigmoid_derivative(x)`: the derivative of $\\sigma(x) = 1 / (1 + e^{-x})$, "
-        "elementwise, by the formula (no autograd)."
+        N_(
+            "Write `sigmoid_derivative(x)`: the derivative of $\\sigma(x) = 1 / (1 + e^{-x})$, "
+            "elementwise, by the formula (no autograd)."
+        )
     ),
     reference=sigmoid_derivative,
     cases=_sigmoid_cases,
     wrong=(
         Wrong(
             _sigmoid_plus,
-            "The derivative is sigma(x) * (1 - sigma(x)): a minus, so it is largest (1/4) at "
-            "x = 0 and falls towards 0 on both sides.",
+            N_(
+                "The derivative is sigma(x) * (1 - sigma(x)): a minus, so it is largest (1/4) at "
+                "x = 0 and falls towards 0 on both sides."
+            ),
         ),
         Wrong(
             _sigmoid_missing_factor,
-            "That is sigma(x) itself; its derivative multiplies it by (1 - sigma(x)).",
+            N_("That is sigma(x) itself; its derivative multiplies it by (1 - sigma(x))."),
         ),
         Wrong(
             _sigmoid_of_x,
-            "Apply the formula to s = torch.sigmoid(x), not to x: s * (1 - s).",
+            N_("Apply the formula to s = torch.sigmoid(x), not to x: s * (1 - s)."),
         ),
     ),
     hints=(
-        "Differentiate 1 / (1 + e^(-x)) with the chain rule, and write the result in terms of "
-        "sigma(x) itself.",
-        "sigma'(x) = e^(-x) / (1 + e^(-x))^2 = sigma(x) * (1 - sigma(x)).",
-        "s = torch.sigmoid(x); return s * (1 - s).",
+        N_(
+            "Differentiate 1 / (1 + e^(-x)) with the chain rule, and write the result in terms of "
+            "sigma(x) itself."
+        ),
+        N_("sigma'(x) = e^(-x) / (1 + e^(-x))^2 = sigma(x) * (1 - sigma(x))."),
+        N_("s = torch.sigmoid(x); return s * (1 - s)."),
     ),
     alternatives=(_sigmoid_exp_form,),
 )
@@ -211,39 +226,49 @@ KAIMING_NORMAL = Exercise(
     name="kaiming_normal",
     notebook=2,
     task=(
-        "Write `kaiming_normal(z)`: given standard-normal draws `z` shaped like a weight, "
-        "`(out, in)` for a Linear layer or `(out, in, kh, kw)` for a convolution, return He's "
-        "initialisation for ReLU: `z` times $\\sqrt{2 / \\mathrm{fan_{in}}}$, where "
-        "$\\mathrm{fan_{in}}$ is the number of inputs to one output unit."
+        N_(
+            "Write `kaiming_normal(z)`: given standard-normal draws `z` shaped like a weight, "
+            "`(out, in)` for a Linear layer or `(out, in, kh, kw)` for a convolution, return He's "
+            "initialisation for ReLU: `z` times $\\sqrt{2 / \\mathrm{fan_{in}}}$, where "
+            "$\\mathrm{fan_{in}}$ is the number of inputs to one output unit."
+        )
     ),
     reference=kaiming_normal,
     cases=_kaiming_cases,
     wrong=(
         Wrong(
             _kaiming_fan_out,
-            "fan_in counts the inputs of one unit: dimension 1 (times the kernel size), "
-            "not the outputs, dimension 0.",
+            N_(
+                "fan_in counts the inputs of one unit: dimension 1 (times the kernel size), "
+                "not the outputs, dimension 0."
+            ),
         ),
         Wrong(
             _kaiming_no_sqrt,
-            "2 / fan_in is the variance; z has variance 1, so multiply by the standard "
-            "deviation, its square root.",
+            N_(
+                "2 / fan_in is the variance; z has variance 1, so multiply by the standard "
+                "deviation, its square root."
+            ),
         ),
         Wrong(
             _kaiming_gain_one,
-            "ReLU zeroes half its inputs and halves the variance; He's gain sqrt(2) makes up "
-            "for it: sqrt(2 / fan_in), not sqrt(1 / fan_in).",
+            N_(
+                "ReLU zeroes half its inputs and halves the variance; He's gain sqrt(2) makes up "
+                "for it: sqrt(2 / fan_in), not sqrt(1 / fan_in)."
+            ),
         ),
         Wrong(
             _kaiming_no_kernel,
-            "For a convolution each output unit sees in * kh * kw inputs: multiply by the "
-            "kernel's size too.",
+            N_(
+                "For a convolution each output unit sees in * kh * kw inputs: multiply by the "
+                "kernel's size too."
+            ),
         ),
     ),
     hints=(
-        "A unit's output variance is fan_in * Var(w) * Var(input); ReLU halves it.",
-        "So Var(w) = 2 / fan_in, and the standard deviation is its square root.",
-        "fan_in = z.shape[1] * math.prod(z.shape[2:]); return z * math.sqrt(2 / fan_in).",
+        N_("A unit's output variance is fan_in * Var(w) * Var(input); ReLU halves it."),
+        N_("So Var(w) = 2 / fan_in, and the standard deviation is its square root."),
+        N_("fan_in = z.shape[1] * math.prod(z.shape[2:]); return z * math.sqrt(2 / fan_in)."),
     ),
     alternatives=(_kaiming_numel,),
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from dlcourse.exercises.engine import Exercise, Wrong
+from dlcourse.i18n import N_
 
 EPS = 1e-5
 
@@ -80,10 +81,12 @@ BATCH_NORM_FORWARD = Exercise(
     name="batch_norm_forward",
     notebook=4,
     task=(
-        "Write `batch_norm_forward(x, running_mean, running_var, weight, bias)`: batch "
-        "normalisation of `x` `(N, C)` in training mode. Normalise each channel (column) with the "
-        "batch's mean and biased variance and eps = 1e-5 inside the square root, then scale by "
-        "`weight` and shift by `bias` (both `(C,)`). Return `y`, `(N, C)`."
+        N_(
+            "Write `batch_norm_forward(x, running_mean, running_var, weight, bias)`: batch "
+            "normalisation of `x` `(N, C)` in training mode. Normalise each channel (column) "
+            "with the batch's mean and biased variance and eps = 1e-5 inside the square root, "
+            "then scale by `weight` and shift by `bias` (both `(C,)`). Return `y`, `(N, C)`."
+        )
     ),
     reference=batch_norm_forward,
     cases=_forward_cases,
@@ -91,31 +94,41 @@ BATCH_NORM_FORWARD = Exercise(
     wrong=(
         Wrong(
             _forward_unbiased,
-            "x.var() divides by N - 1 (unbiased). Batch norm normalises with the biased "
-            "variance, dividing by N: x.var(dim=0, correction=0). The unbiased one is for the "
-            "running estimate.",
+            N_(
+                "x.var() divides by N - 1 (unbiased). Batch norm normalises with the biased "
+                "variance, dividing by N: x.var(dim=0, correction=0). The unbiased one is for the "
+                "running estimate."
+            ),
         ),
         Wrong(
             _forward_wrong_axis,
-            "The statistics run over the batch, dim=0, one mean per channel; over dim=1 each "
-            "example is normalised by its own features, which is layer normalisation.",
+            N_(
+                "The statistics run over the batch, dim=0, one mean per channel; over dim=1 each "
+                "example is normalised by its own features, which is layer normalisation."
+            ),
         ),
         Wrong(
             _forward_eps_outside,
-            "eps goes inside the square root, sqrt(var + eps): outside it, a channel with almost "
-            "no spread is divided by a tiny number and its values blow up.",
+            N_(
+                "eps goes inside the square root, sqrt(var + eps): outside it, a channel with "
+                "almost no spread is divided by a tiny number and its values blow up."
+            ),
         ),
         Wrong(
             _forward_running,
-            "In training the batch's own statistics normalise; the running ones are estimates kept "
-            "for evaluation (model.eval()), not used here.",
+            N_(
+                "In training the batch's own statistics normalise; the running ones are "
+                "estimates kept for evaluation (model.eval()), not used here."
+            ),
         ),
     ),
     hints=(
-        "One mean and one variance per channel: reduce over the batch, dim=0.",
-        "Use the biased variance, x.var(dim=0, correction=0), and eps = 1e-5 inside the square "
-        "root.",
-        "x_hat = (x - mean) / torch.sqrt(var + 1e-5); return weight * x_hat + bias.",
+        N_("One mean and one variance per channel: reduce over the batch, dim=0."),
+        N_(
+            "Use the biased variance, x.var(dim=0, correction=0), and eps = 1e-5 inside the square "
+            "root."
+        ),
+        N_("x_hat = (x - mean) / torch.sqrt(var + 1e-5); return weight * x_hat + bias."),
     ),
     alternatives=(_forward_via_var_mean,),
 )
@@ -170,35 +183,44 @@ RUNNING_STATS_UPDATE = Exercise(
     name="running_stats_update",
     notebook=4,
     task=(
-        "Write `running_stats_update(running_mean, running_var, x, momentum)`: the running "
-        "estimates after the training batch `x` `(N, C)`, in torch's convention: "
-        "new = (1 - momentum) * old + momentum * batch statistic, with the batch's *unbiased* "
-        "variance. Return `(new_mean, new_var)` without changing the inputs."
+        N_(
+            "Write `running_stats_update(running_mean, running_var, x, momentum)`: the running "
+            "estimates after the training batch `x` `(N, C)`, in torch's convention: "
+            "new = (1 - momentum) * old + momentum * batch statistic, with the batch's *unbiased* "
+            "variance. Return `(new_mean, new_var)` without changing the inputs."
+        )
     ),
     reference=running_stats_update,
     cases=_running_cases,
     wrong=(
         Wrong(
             _running_reversed,
-            "This is Keras's convention, where momentum (0.99 by default) weights the *old* "
-            "estimate. It is not wrong in general, but this exercise fixes torch's, where "
-            "momentum (0.1 by default) is the weight of the *new* batch: new = (1 - momentum) * "
-            "old + momentum * batch.",
+            N_(
+                "This is Keras's convention, where momentum (0.99 by default) weights the *old* "
+                "estimate. It is not wrong in general, but this exercise fixes torch's, where "
+                "momentum (0.1 by default) is the weight of the *new* batch: new = (1 - "
+                "momentum) * old + momentum * batch."
+            ),
         ),
         Wrong(
             _running_biased,
-            "The running variance estimates the data's variance, so it takes the unbiased batch "
-            "variance, dividing by N - 1 (x.var(dim=0)), not the biased one used to normalise.",
+            N_(
+                "The running variance estimates the data's variance, so it takes the unbiased "
+                "batch variance, dividing by N - 1 (x.var(dim=0)), not the biased one used to "
+                "normalise."
+            ),
         ),
         Wrong(
             _running_replaced,
-            "A running estimate averages over many batches: keep (1 - momentum) of the old value "
-            "and add momentum times the batch's statistic.",
+            N_(
+                "A running estimate averages over many batches: keep (1 - momentum) of the old "
+                "value and add momentum times the batch's statistic."
+            ),
         ),
     ),
     hints=(
-        "The batch's statistics: x.mean(dim=0) and the unbiased x.var(dim=0), one per channel.",
-        "momentum is the weight of the new batch: (1 - momentum) * old + momentum * new.",
+        N_("The batch's statistics: x.mean(dim=0) and the unbiased x.var(dim=0), one per channel."),
+        N_("momentum is the weight of the new batch: (1 - momentum) * old + momentum * new."),
     ),
     alternatives=(_running_lerp,),
 )
@@ -302,63 +324,86 @@ BATCH_NORM_BACKWARD = Exercise(
     name="batch_norm_backward",
     notebook=4,
     task=(
-        "Write `batch_norm_backward(grad_output, x_hat, inv_std, weight)` for `(N, C)` inputs: "
-        "return `(grad_x, grad_weight, grad_bias)`, the gradients of the loss with respect to "
-        "the layer's input, weight and bias, given grad_output = dL/dy. Derive them by walking "
-        "back through the forward pass, per channel (means over the batch, dim=0): "
-        "mean = mean(x), c = x - mean, var = mean(c ** 2), inv_std = (var + eps) ** -0.5, "
-        "x_hat = c * inv_std, y = weight * x_hat + bias. You get x_hat and inv_std, not x: "
-        "c = x_hat / inv_std. By hand, no autograd: the point is the chain rule."
+        N_(
+            "Write `batch_norm_backward(grad_output, x_hat, inv_std, weight)` for `(N, C)` inputs: "
+            "return `(grad_x, grad_weight, grad_bias)`, the gradients of the loss with respect to "
+            "the layer's input, weight and bias, given grad_output = dL/dy. Derive them by walking "
+            "back through the forward pass, per channel (means over the batch, dim=0): "
+            "mean = mean(x), c = x - mean, var = mean(c ** 2), inv_std = (var + eps) ** -0.5, "
+            "x_hat = c * inv_std, y = weight * x_hat + bias. You get x_hat and inv_std, not x: "
+            "c = x_hat / inv_std. By hand, no autograd: the point is the chain rule."
+        )
     ),
     reference=batch_norm_backward,
     cases=_backward_cases,
     wrong=(
         Wrong(
             _backward_no_mean_terms,
-            "That is only the direct path, x -> c -> x_hat. Each x_i also moves the batch's mean "
-            "and, through c, its variance, which every x_hat_j uses: walk back through var and "
-            "mean too, and add what comes back along each path.",
+            N_(
+                "That is only the direct path, x -> c -> x_hat. Each x_i also moves the batch's "
+                "mean and, through c, its variance, which every x_hat_j uses: walk back through "
+                "var and mean too, and add what comes back along each path."
+            ),
         ),
         Wrong(
             _backward_no_mean_term,
-            "The variance's path is right; the mean's is missing. c = x - mean(x): the mean "
-            "depends on every x_i, with dmean/dx_i = 1/N, so grad_x = dL/dc - mean(dL/dc) over "
-            "the batch.",
+            N_(
+                "The variance's path is right; the mean's is missing. c = x - mean(x): the mean "
+                "depends on every x_i, with dmean/dx_i = 1/N, so grad_x = dL/dc - mean(dL/dc) over "
+                "the batch."
+            ),
         ),
         Wrong(
             _backward_wrong_n,
-            "N is the number of values each channel's statistics were taken over: the batch size "
-            "itself (the normalising variance is the biased one, mean(c ** 2)), not N - 1.",
+            N_(
+                "N is the number of values each channel's statistics were taken over: the batch "
+                "size itself (the normalising variance is the biased one, mean(c ** 2)), not N "
+                "- 1."
+            ),
         ),
         Wrong(
             _backward_no_variance_term,
-            "You removed the mean's part but not the variance's: c also feeds var = mean(c ** 2), "
-            "which feeds inv_std. Walk back through both: dL/dinv_std = sum(dL/dx_hat * c), "
-            "dL/dvar = -0.5 * inv_std ** 3 * dL/dinv_std, and var sends 2 * c / N * dL/dvar "
-            "back to each c.",
+            N_(
+                "You removed the mean's part but not the variance's: c also feeds var = mean(c "
+                "** 2), which feeds inv_std. Walk back through both: dL/dinv_std = "
+                "sum(dL/dx_hat * c), dL/dvar = -0.5 * inv_std ** 3 * dL/dinv_std, and var sends "
+                "2 * c / N * dL/dvar back to each c."
+            ),
         ),
         Wrong(
             _backward_variance_sign,
-            "The variance's term has the wrong sign: d(var + eps) ** -0.5 / dvar = "
-            "-0.5 * (var + eps) ** -1.5, negative (a larger variance makes inv_std smaller).",
+            N_(
+                "The variance's term has the wrong sign: d(var + eps) ** -0.5 / dvar = "
+                "-0.5 * (var + eps) ** -1.5, negative (a larger variance makes inv_std smaller)."
+            ),
         ),
         Wrong(
             _backward_no_weight,
-            "y = weight * x_hat + bias, so the gradient that reaches x_hat is grad_output * "
-            "weight, not grad_output itself: the scale gamma multiplies everything below it.",
+            N_(
+                "y = weight * x_hat + bias, so the gradient that reaches x_hat is grad_output * "
+                "weight, not grad_output itself: the scale gamma multiplies everything below it."
+            ),
         ),
     ),
     hints=(
-        "Start at the end. y = weight * x_hat + bias gives grad_bias = grad_output.sum(0), "
-        "grad_weight = (grad_output * x_hat).sum(0), and dL/dx_hat = grad_output * weight.",
-        "x_hat = c * inv_std. Along it, c gets dL/dx_hat * inv_std; inv_std, one per channel and "
-        "used by the whole batch, gets the sum over the batch: (dL/dx_hat * c).sum(0), with "
-        "c = x_hat / inv_std.",
-        "inv_std = (var + eps) ** -0.5 gives dL/dvar = -0.5 * inv_std ** 3 * dL/dinv_std. "
-        "var = mean(c ** 2) sends 2 * c / N * dL/dvar back to each c: add it to what c got "
-        "from x_hat.",
-        "c = x - mean(x): x_i gets dL/dc_i directly, and through the mean, which every x_i moves "
-        "by 1/N, minus the mean of dL/dc: grad_x = dL/dc - dL/dc.mean(0).",
+        N_(
+            "Start at the end. y = weight * x_hat + bias gives grad_bias = grad_output.sum(0), "
+            "grad_weight = (grad_output * x_hat).sum(0), and dL/dx_hat = grad_output * weight."
+        ),
+        N_(
+            "x_hat = c * inv_std. Along it, c gets dL/dx_hat * inv_std; inv_std, one per "
+            "channel and used by the whole batch, gets the sum over the batch: (dL/dx_hat * "
+            "c).sum(0), with c = x_hat / inv_std."
+        ),
+        N_(
+            "inv_std = (var + eps) ** -0.5 gives dL/dvar = -0.5 * inv_std ** 3 * dL/dinv_std. "
+            "var = mean(c ** 2) sends 2 * c / N * dL/dvar back to each c: add it to what c got "
+            "from x_hat."
+        ),
+        N_(
+            "c = x - mean(x): x_i gets dL/dc_i directly, and through the mean, which every x_i "
+            "moves by 1/N, minus the mean of dL/dc: grad_x = dL/dc - dL/dc.mean(0)."
+        ),
     ),
     alternatives=(_backward_means, _backward_node_by_node, _backward_autograd),
 )

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from dlcourse.exercises.engine import Exercise, Wrong
+from dlcourse.i18n import N_
 
 # --------------------------------------------------------------------------- the output size
 
@@ -66,41 +67,53 @@ OUTPUT_SIZE = Exercise(
     name="output_size",
     notebook=6,
     task=(
-        "Write `output_size(size, kernel_size, stride, padding)`: the number of positions a "
-        "window of `kernel_size` takes along `size` input positions that are padded with "
-        "`padding` zeros on each side, the window moving by `stride` each step and never "
-        "hanging over the edge. Return an int."
+        N_(
+            "Write `output_size(size, kernel_size, stride, padding)`: the number of positions a "
+            "window of `kernel_size` takes along `size` input positions that are padded with "
+            "`padding` zeros on each side, the window moving by `stride` each step and never "
+            "hanging over the edge. Return an int."
+        )
     ),
     reference=output_size,
     cases=_size_cases,
     wrong=(
         Wrong(
             _size_padding_once,
-            "The padding goes on both sides: the padded length is size + 2 * padding.",
+            N_("The padding goes on both sides: the padded length is size + 2 * padding."),
         ),
         Wrong(
             _size_no_floor,
-            "A window either fits or it does not: when the stride does not divide the distance "
-            "exactly, the last partial step is dropped. Use floor division, //, so the answer is "
-            "a whole number.",
+            N_(
+                "A window either fits or it does not: when the stride does not divide the "
+                "distance exactly, the last partial step is dropped. Use floor division, //, so "
+                "the answer is a whole number."
+            ),
         ),
         Wrong(
             _size_no_stride,
-            "The window moves `stride` positions each step, so the number of steps is the "
-            "distance it can travel divided by the stride.",
+            N_(
+                "The window moves `stride` positions each step, so the number of steps is the "
+                "distance it can travel divided by the stride."
+            ),
         ),
         Wrong(
             _size_ceil,
-            "Rounding up counts a last window that hangs over the edge of the padded input; "
-            "round down (//) instead.",
+            N_(
+                "Rounding up counts a last window that hangs over the edge of the padded input; "
+                "round down (//) instead."
+            ),
         ),
     ),
     hints=(
-        "Count the window's possible start positions: the first is 0, the last must leave room "
-        "for the whole window inside the padded input.",
-        "The padded input has size + 2 * padding positions; a window starting at t covers t to "
-        "t + kernel_size - 1.",
-        "(size + 2 * padding - kernel_size) // stride steps, plus the first position.",
+        N_(
+            "Count the window's possible start positions: the first is 0, the last must leave room "
+            "for the whole window inside the padded input."
+        ),
+        N_(
+            "The padded input has size + 2 * padding positions; a window starting at t covers t to "
+            "t + kernel_size - 1."
+        ),
+        N_("(size + 2 * padding - kernel_size) // stride steps, plus the first position."),
     ),
     alternatives=(_size_loop,),
 )
@@ -184,12 +197,15 @@ CONV2D_SINGLE = Exercise(
     name="conv2d_single",
     notebook=6,
     task=(
-        "Write `conv2d_single(x, kernel, bias, stride, padding)` for one image `x` `(H, W)`, a "
-        "`kernel` `(kH, kW)`, a number `bias`, and ints `stride` and `padding`: add `padding` "
-        "zeros on every side of `x` (call the result `xp`), then `out[i, j] = bias + "
-        "sum over u, v of kernel[u, v] * xp[i * stride + u, j * stride + v]` for every "
-        "position where the kernel fits. Do not flip the kernel (deep learning's convolution is "
-        "a cross-correlation). Return `out` `(Ho, Wo)`, without calling torch's convolutions."
+        N_(
+            "Write `conv2d_single(x, kernel, bias, stride, padding)` for one image `x` `(H, "
+            "W)`, a `kernel` `(kH, kW)`, a number `bias`, and ints `stride` and `padding`: add "
+            "`padding` zeros on every side of `x` (call the result `xp`), then `out[i, j] = "
+            "bias + sum over u, v of kernel[u, v] * xp[i * stride + u, j * stride + v]` for "
+            "every position where the kernel fits. Do not flip the kernel (deep learning's "
+            "convolution is a cross-correlation). Return `out` `(Ho, Wo)`, without calling "
+            "torch's convolutions."
+        )
     ),
     reference=conv2d_single,
     cases=_conv_cases,
@@ -198,37 +214,49 @@ CONV2D_SINGLE = Exercise(
     wrong=(
         Wrong(
             _conv_flipped,
-            "Your kernel is flipped (the textbook convolution). Deep learning's convolution "
-            "multiplies kernel[u, v] with xp[i * stride + u, j * stride + v]: the kernel as "
-            "it is, top-left with top-left.",
+            N_(
+                "Your kernel is flipped (the textbook convolution). Deep learning's convolution "
+                "multiplies kernel[u, v] with xp[i * stride + u, j * stride + v]: the kernel as "
+                "it is, top-left with top-left."
+            ),
         ),
         Wrong(
             _conv_padding_short,
-            "The padding goes on all four sides, `padding` zeros each: xp has shape "
-            "(H + 2 * padding, W + 2 * padding), with x at xp[padding:padding + H, "
-            "padding:padding + W].",
+            N_(
+                "The padding goes on all four sides, `padding` zeros each: xp has shape "
+                "(H + 2 * padding, W + 2 * padding), with x at xp[padding:padding + H, "
+                "padding:padding + W]."
+            ),
         ),
         Wrong(
             _conv_padding_more,
-            "One row and column of zeros too many on each side: pad by exactly `padding`.",
+            N_("One row and column of zeros too many on each side: pad by exactly `padding`."),
         ),
         Wrong(
             _conv_no_stride,
-            "The window moves `stride` positions at a time: output (i, j) starts at row "
-            "i * stride and column j * stride, and there are (H + 2p - kH) // stride + 1 rows.",
+            N_(
+                "The window moves `stride` positions at a time: output (i, j) starts at row "
+                "i * stride and column j * stride, and there are (H + 2p - kH) // stride + 1 rows."
+            ),
         ),
         Wrong(
             _conv_bias_per_row,
-            "The bias is added once per output value, after the sum over the whole window, "
-            "not once per kernel row.",
+            N_(
+                "The bias is added once per output value, after the sum over the whole window, "
+                "not once per kernel row."
+            ),
         ),
     ),
     hints=(
-        "Make xp with torch.zeros and copy x into its middle; then compute the output size "
-        "with your output_size formula.",
-        "Two loops over the output positions (i, j); the window is xp[i * stride : i * stride "
-        "+ kH, j * stride : j * stride + kW].",
-        "out[i, j] = (window * kernel).sum() + bias; build out with dtype=x.dtype.",
+        N_(
+            "Make xp with torch.zeros and copy x into its middle; then compute the output size "
+            "with your output_size formula."
+        ),
+        N_(
+            "Two loops over the output positions (i, j); the window is xp[i * stride : i * stride "
+            "+ kH, j * stride : j * stride + kW]."
+        ),
+        N_("out[i, j] = (window * kernel).sum() + bias; build out with dtype=x.dtype."),
     ),
     alternatives=(_conv_unfold,),
 )
@@ -327,12 +355,14 @@ CONV2D_MULTI = Exercise(
     name="conv2d_multi",
     notebook=6,
     task=(
-        "Write `conv2d_multi(x, weight, bias)` for a batch `x` `(N, C_in, H, W)`, `weight` "
-        "`(C_out, C_in, kH, kW)` and `bias` `(C_out,)`, stride 1 and no padding: "
-        "`out[n, o, i, j] = bias[o] + sum over c, u, v of weight[o, c, u, v] * "
-        "x[n, c, i + u, j + v]`, for every position where the kernel fits. Do not flip the "
-        "kernel. Return `out` `(N, C_out, H - kH + 1, W - kW + 1)`, without calling torch's "
-        "convolutions."
+        N_(
+            "Write `conv2d_multi(x, weight, bias)` for a batch `x` `(N, C_in, H, W)`, `weight` "
+            "`(C_out, C_in, kH, kW)` and `bias` `(C_out,)`, stride 1 and no padding: "
+            "`out[n, o, i, j] = bias[o] + sum over c, u, v of weight[o, c, u, v] * "
+            "x[n, c, i + u, j + v]`, for every position where the kernel fits. Do not flip the "
+            "kernel. Return `out` `(N, C_out, H - kH + 1, W - kW + 1)`, without calling torch's "
+            "convolutions."
+        )
     ),
     reference=conv2d_multi,
     cases=_multi_cases,
@@ -341,34 +371,48 @@ CONV2D_MULTI = Exercise(
     wrong=(
         Wrong(
             _multi_flipped,
-            "Your kernel is flipped (the textbook convolution). Deep learning's convolution "
-            "multiplies weight[o, c, u, v] with x[n, c, i + u, j + v]: the kernel as it is, "
-            "top-left with top-left.",
+            N_(
+                "Your kernel is flipped (the textbook convolution). Deep learning's convolution "
+                "multiplies weight[o, c, u, v] with x[n, c, i + u, j + v]: the kernel as it is, "
+                "top-left with top-left."
+            ),
         ),
         Wrong(
             _multi_bias_per_channel_in,
-            "The bias is added C_in times: once per input channel. An output channel has one "
-            "bias, added once after the sum over all input channels and the whole window.",
+            N_(
+                "The bias is added C_in times: once per input channel. An output channel has one "
+                "bias, added once after the sum over all input channels and the whole window."
+            ),
         ),
         Wrong(
             _multi_one_bias,
-            "Every output channel gets the same bias. Each output channel o has its own, "
-            "bias[o]: add bias[o] to map o (bias[:, None, None] against (C_out, Ho, Wo)).",
+            N_(
+                "Every output channel gets the same bias. Each output channel o has its own, "
+                "bias[o]: add bias[o] to map o (bias[:, None, None] against (C_out, Ho, Wo))."
+            ),
         ),
         Wrong(
             _multi_mean_over_channels,
-            "The input channels are averaged. An output channel adds up the products over "
-            "every input channel, as it adds them over the window: a sum, not a mean.",
+            N_(
+                "The input channels are averaged. An output channel adds up the products over "
+                "every input channel, as it adds them over the window: a sum, not a mean."
+            ),
         ),
     ),
     hints=(
-        "It is conv2d_single with one more sum: over the input channels. Output channel o "
-        "uses its own kernels weight[o] (C_in, kH, kW), one per input channel, and its own "
-        "bias[o].",
-        "Loop over the output positions (i, j); the window x[:, :, i : i + kH, j : j + kW] is "
-        "(N, C_in, kH, kW), the same for every output channel.",
-        "(window[:, None] * weight[None]) is (N, C_out, C_in, kH, kW): sum it over dims 2, 3 "
-        "and 4 and add bias to get out[:, :, i, j], (N, C_out).",
+        N_(
+            "It is conv2d_single with one more sum: over the input channels. Output channel o "
+            "uses its own kernels weight[o] (C_in, kH, kW), one per input channel, and its own "
+            "bias[o]."
+        ),
+        N_(
+            "Loop over the output positions (i, j); the window x[:, :, i : i + kH, j : j + kW] is "
+            "(N, C_in, kH, kW), the same for every output channel."
+        ),
+        N_(
+            "(window[:, None] * weight[None]) is (N, C_out, C_in, kH, kW): sum it over dims 2, 3 "
+            "and 4 and add bias to get out[:, :, i, j], (N, C_out)."
+        ),
     ),
     alternatives=(_multi_unfold, _multi_einsum, _multi_by_channels),
 )
@@ -490,12 +534,14 @@ CONV2D_BACKWARD = Exercise(
     name="conv2d_backward",
     notebook=6,
     task=(
-        "Write `conv2d_backward(x, weight, grad_output)`, the backward pass of your "
-        "`conv2d_multi` (stride 1, no padding): `grad_output` `(N, C_out, Ho, Wo)` is the "
-        "gradient of the loss with respect to the convolution's output; return `(grad_x, "
-        "grad_weight, grad_bias)`, the gradients with respect to `x` `(N, C_in, H, W)`, "
-        "`weight` `(C_out, C_in, kH, kW)` and the bias `(C_out,)`, without calling torch's "
-        "convolutions."
+        N_(
+            "Write `conv2d_backward(x, weight, grad_output)`, the backward pass of your "
+            "`conv2d_multi` (stride 1, no padding): `grad_output` `(N, C_out, Ho, Wo)` is the "
+            "gradient of the loss with respect to the convolution's output; return `(grad_x, "
+            "grad_weight, grad_bias)`, the gradients with respect to `x` `(N, C_in, H, W)`, "
+            "`weight` `(C_out, C_in, kH, kW)` and the bias `(C_out,)`, without calling torch's "
+            "convolutions."
+        )
     ),
     reference=conv2d_backward,
     cases=_backward_cases,
@@ -503,39 +549,54 @@ CONV2D_BACKWARD = Exercise(
     wrong=(
         Wrong(
             _backward_bias_mean,
-            "grad_bias is averaged. The bias was added to every output of its channel, at "
-            "every position of every example, and each of those outputs sends its gradient "
-            "back to it: add them up (sum over dims 0, 2 and 3).",
+            N_(
+                "grad_bias is averaged. The bias was added to every output of its channel, at "
+                "every position of every example, and each of those outputs sends its gradient "
+                "back to it: add them up (sum over dims 0, 2 and 3)."
+            ),
         ),
         Wrong(
             _backward_weight_mean,
-            "grad_weight is divided by the batch size. The same kernel served every example, "
-            "so each example's share is added; any averaging over the batch is already in "
-            "grad_output (the loss's mean put it there).",
+            N_(
+                "grad_weight is divided by the batch size. The same kernel served every example, "
+                "so each example's share is added; any averaging over the batch is already in "
+                "grad_output (the loss's mean put it there)."
+            ),
         ),
         Wrong(
             _backward_input_flipped,
-            "grad_x uses the kernel flipped. In the forward pass x[n, c, i + u, j + v] was "
-            "multiplied by weight[o, c, u, v], so that is the weight its gradient comes back "
-            "through: the same (u, v), not (kH - 1 - u, kW - 1 - v). (Written as a full "
-            "convolution of grad_output the kernel is turned; written as a scatter from each "
-            "window, as here, it is not.)",
+            N_(
+                "grad_x uses the kernel flipped. In the forward pass x[n, c, i + u, j + v] was "
+                "multiplied by weight[o, c, u, v], so that is the weight its gradient comes back "
+                "through: the same (u, v), not (kH - 1 - u, kW - 1 - v). (Written as a full "
+                "convolution of grad_output the kernel is turned; written as a scatter from each "
+                "window, as here, it is not.)"
+            ),
         ),
         Wrong(
             _backward_overwrite,
-            "Neighbouring windows overlap, so one input pixel took part in several outputs: its "
-            "gradient is the sum over all of them. Add (+=) into grad_x instead of assigning.",
+            N_(
+                "Neighbouring windows overlap, so one input pixel took part in several outputs: "
+                "its gradient is the sum over all of them. Add (+=) into grad_x instead of "
+                "assigning."
+            ),
         ),
     ),
     hints=(
-        "Go through the forward pass's output positions (i, j) again. Output (n, o, i, j) was "
-        "bias[o] plus products weight[o, c, u, v] * x[n, c, i + u, j + v]: its gradient "
-        "grad_output[n, o, i, j] reaches each factor multiplied by the other one.",
-        "grad_bias: the sum of grad_output over everything but the channel. grad_weight: at each "
-        "(i, j), add grad_output[:, :, i, j] times the window x[:, :, i : i + kH, j : j + kW], "
-        "summed over the batch.",
-        "grad_x[:, :, i : i + kH, j : j + kW] += (grad_output[:, :, i, j][:, :, None, None, "
-        "None] * weight[None]).sum(dim=1), starting from torch.zeros_like(x).",
+        N_(
+            "Go through the forward pass's output positions (i, j) again. Output (n, o, i, j) was "
+            "bias[o] plus products weight[o, c, u, v] * x[n, c, i + u, j + v]: its gradient "
+            "grad_output[n, o, i, j] reaches each factor multiplied by the other one."
+        ),
+        N_(
+            "grad_bias: the sum of grad_output over everything but the channel. grad_weight: at "
+            "each (i, j), add grad_output[:, :, i, j] times the window x[:, :, i : i + kH, j : "
+            "j + kW], summed over the batch."
+        ),
+        N_(
+            "grad_x[:, :, i : i + kH, j : j + kW] += (grad_output[:, :, i, j][:, :, None, None, "
+            "None] * weight[None]).sum(dim=1), starting from torch.zeros_like(x)."
+        ),
     ),
     alternatives=(_backward_im2col, _backward_einsum, _backward_autograd),
 )
@@ -647,13 +708,16 @@ MAX_POOL_FORWARD_BACKWARD = Exercise(
     name="max_pool_forward_backward",
     notebook=6,
     task=(
-        "Write `max_pool_forward_backward(x, grad_output, kernel_size, stride)` for one map `x` "
-        "`(H, W)`: square windows of `kernel_size`, moved by `stride`, no padding. Return "
-        "`(out, grad_x)`: `out[i, j]` is the largest value of window (i, j), and `grad_x` "
-        "(the shape of `x`) the gradient of the loss with respect to `x` when `grad_output` "
-        "`(Ho, Wo)` is its gradient with respect to `out`: each `grad_output[i, j]` goes to the "
-        "position of window (i, j)'s largest value (the first in row-major order if several "
-        "tie, as torch does), added up where windows overlap."
+        N_(
+            "Write `max_pool_forward_backward(x, grad_output, kernel_size, stride)` for one map "
+            "`x` `(H, W)`: square windows of `kernel_size`, moved by `stride`, no padding. "
+            "Return `(out, grad_x)`: `out[i, j]` is the largest value of window (i, j), and "
+            "`grad_x` (the shape of `x`) the gradient of the loss with respect to `x` when "
+            "`grad_output` `(Ho, Wo)` is its gradient with respect to `out`: each "
+            "`grad_output[i, j]` goes to the position of window (i, j)'s largest value (the "
+            "first in row-major order if several tie, as torch does), added up where windows "
+            "overlap."
+        )
     ),
     reference=max_pool_forward_backward,
     cases=_pool_cases,
@@ -661,33 +725,45 @@ MAX_POOL_FORWARD_BACKWARD = Exercise(
     wrong=(
         Wrong(
             _pool_spread,
-            "The gradient of a maximum goes to the one input that is the maximum: the others "
-            "did not affect the output, so their gradient is 0. Spreading it over the window is "
-            "average pooling's backward.",
+            N_(
+                "The gradient of a maximum goes to the one input that is the maximum: the "
+                "others did not affect the output, so their gradient is 0. Spreading it over "
+                "the window is average pooling's backward."
+            ),
         ),
         Wrong(
             _pool_average,
-            "That is average pooling: take each window's largest value (window.max()), and "
-            "send the gradient to where it is.",
+            N_(
+                "That is average pooling: take each window's largest value (window.max()), and "
+                "send the gradient to where it is."
+            ),
         ),
         Wrong(
             _pool_overwrite,
-            "Where windows overlap (stride < kernel_size) one input can be the maximum of "
-            "several windows; its gradient is the sum of theirs. Add (+=) instead of assigning.",
+            N_(
+                "Where windows overlap (stride < kernel_size) one input can be the maximum of "
+                "several windows; its gradient is the sum of theirs. Add (+=) instead of assigning."
+            ),
         ),
         Wrong(
             _pool_every_max,
-            "When several values tie for the maximum, the gradient goes to one of them only, "
-            "the first in row-major order (argmax of the flattened window), as torch does: "
-            "the output's gradient is not multiplied.",
+            N_(
+                "When several values tie for the maximum, the gradient goes to one of them only, "
+                "the first in row-major order (argmax of the flattened window), as torch does: "
+                "the output's gradient is not multiplied."
+            ),
         ),
     ),
     hints=(
-        "Loop over the output positions; take each window, its largest value and where it is.",
-        "window.reshape(-1).argmax() gives the first largest position p in the window; "
-        "u, v = divmod(p, kernel_size) are its row and column there.",
-        "grad_x[i * stride + u, j * stride + v] += grad_output[i, j], starting from "
-        "torch.zeros_like(x).",
+        N_("Loop over the output positions; take each window, its largest value and where it is."),
+        N_(
+            "window.reshape(-1).argmax() gives the first largest position p in the window; "
+            "u, v = divmod(p, kernel_size) are its row and column there."
+        ),
+        N_(
+            "grad_x[i * stride + u, j * stride + v] += grad_output[i, j], starting from "
+            "torch.zeros_like(x)."
+        ),
     ),
     alternatives=(_pool_vectorised,),
 )

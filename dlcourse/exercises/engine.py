@@ -89,6 +89,7 @@ from typing import Any, NamedTuple
 import torch
 
 from dlcourse.exercises.forbidden import ForbiddenCall, forbidden_names, forbidding
+from dlcourse.i18n import gettext
 
 Case = tuple[Any, ...]  # the positional arguments of one call
 
@@ -219,21 +220,26 @@ class CheckResult:
         return self.failure.code if self.failure is not None else ""
 
     def __str__(self) -> str:
-        mark = {"pass": "PASSED", "not attempted": "NOT ATTEMPTED YET"}.get(self.status, "FAILED")
+        mark = {"pass": gettext("PASSED"), "not attempted": gettext("NOT ATTEMPTED YET")}.get(
+            self.status, gettext("FAILED")
+        )
         text = f"[{mark}] {self.exercise}: {self.message}"
-        if self.hint:
-            text += f"\nHint: {self.hint}"
+        if self.hint:  # a hint is data, kept in English: translated here, when shown
+            text += "\n" + gettext("Hint: {hint}").format(hint=gettext(self.hint))
         return text
 
     def _repr_html_(self) -> str:
         import html
 
         colour = {"pass": "#1a7f37", "not attempted": "#6e7781"}.get(self.status, "#cf222e")
-        title = {"pass": "Correct", "not attempted": "Not attempted yet"}.get(
-            self.status, "Not yet"
+        title = {"pass": gettext("Correct"), "not attempted": gettext("Not attempted yet")}.get(
+            self.status, gettext("Not yet")
         )
         body = _code_spans(html.escape(self.message)).replace("\n", "<br>")
-        hint = f"<br><b>Hint:</b> {_code_spans(html.escape(self.hint))}" if self.hint else ""
+        hint = ""
+        if self.hint:
+            label, text = html.escape(gettext("Hint:")), html.escape(gettext(self.hint))
+            hint = f"<br><b>{label}</b> {_code_spans(text)}"
         return (
             f'<div style="border-left:4px solid {colour};padding:4px 10px;margin:4px 0">'
             f'<b style="color:{colour}">{title}</b> · <code>{html.escape(self.exercise)}</code>'
@@ -285,7 +291,7 @@ class GradAttempt:
 def input_label(seed: int | None) -> str:
     """How messages name the inputs of a set: ``input`` for the self-check's fixed ones
     (``seed=None``), ``randomised input`` for those of a grading seed ("on randomised input 2")."""
-    return "input" if seed is None else "randomised input"
+    return gettext("input") if seed is None else gettext("randomised input")
 
 
 # --------------------------------------------------------------------------- the learner's code
@@ -360,9 +366,12 @@ def learner_traceback(exc: BaseException) -> str:
     lines: list[str] = []
     previous, repeats = "", 0  # a recursion's frames, all alike: shown three times, then counted
     for f in frames:
-        where = "your code" if f.filename.startswith(("<", _CELL_FILES)) else f.filename
+        where = gettext("your code") if f.filename.startswith(("<", _CELL_FILES)) else f.filename
         code = f.line or linecache.getline(f.filename, f.lineno).strip()
-        line = f"  {where}, line {f.lineno}, in {f.name}\n    {code}"
+        line = gettext("  {where}, line {lineno}, in {function}").format(
+            where=where, lineno=f.lineno, function=f.name
+        )
+        line += f"\n    {code}"
         repeats = repeats + 1 if line == previous else 0
         previous = line
         if repeats < 3:
@@ -370,7 +379,11 @@ def learner_traceback(exc: BaseException) -> str:
         else:
             if repeats > 3:
                 lines.pop()
-            lines.append(f"  [the frame above repeated {repeats - 2} more time(s)]")
+            lines.append(
+                gettext("  [the frame above repeated {count} more time(s)]").format(
+                    count=repeats - 2
+                )
+            )
     lines.append(f"{type(exc).__name__}: {exc}")
     return "\n".join(lines)
 
@@ -411,16 +424,17 @@ def _tensor_kind(value: torch.Tensor) -> str:
     """What makes a ``torch.Tensor`` not an ordinary one, in words."""
     try:
         if value.is_nested:
-            return "nested tensor"
+            return gettext("nested tensor")
         if value.device.type == "meta":
-            return "tensor on the meta device (it has a shape but no values)"
+            return gettext("tensor on the meta device (it has a shape but no values)")
         if value.is_quantized:
-            return "quantized tensor"
+            return gettext("quantized tensor")
         if value.layout != torch.strided:
-            return f"{str(value.layout).removeprefix('torch.').replace('_', ' ')} tensor"
+            layout = str(value.layout).removeprefix("torch.").replace("_", " ")
+            return gettext("{layout} tensor").format(layout=layout)
     except Exception:
         pass
-    return "tensor"
+    return gettext("tensor")
 
 
 @dataclass(frozen=True)
@@ -456,50 +470,52 @@ def _reject_non_tensor(value: Any, what: str) -> str | None:
         return None
     info = _described(value)
     if info.tensor_subclass:
-        return (
-            f"{what} is a {info.name}, a subclass of torch.Tensor. Return a plain tensor, "
+        return gettext(
+            "{what} is a {type}, a subclass of torch.Tensor. Return a plain tensor, "
             "computed with torch operations."
-        )
+        ).format(what=what, type=info.name)
     if info.module == "torch" and info.name == "Tensor":
-        return (
-            f"{what} is a {info.text}: return an ordinary (dense) tensor, e.g. with .to_dense(), "
+        return gettext(
+            "{what} is a {kind}: return an ordinary (dense) tensor, e.g. with .to_dense(), "
             "computed with torch operations."
-        )
+        ).format(what=what, kind=info.text)
     if info.module == "numpy":
-        return (
-            f"{what} is a NumPy {info.name}, but a torch.Tensor is asked for: compute it with "
+        return gettext(
+            "{what} is a NumPy {type}, but a torch.Tensor is asked for: compute it with "
             "torch operations (torch.from_numpy converts, but loses the gradient)."
-        )
+        ).format(what=what, type=info.name)
     if info.module == "builtins" and info.name in ("int", "float", "bool"):
-        return (
-            f"{what} is a Python {info.name}, but a torch.Tensor is asked for: .item() and "
+        return gettext(
+            "{what} is a Python {type}, but a torch.Tensor is asked for: .item() and "
             "float() leave the tensor world; keep the result as a tensor."
-        )
-    return f"{what} is a {info.module}.{info.name}, not a torch.Tensor."
+        ).format(what=what, type=info.name)
+    return gettext("{what} is a {module}.{type}, not a torch.Tensor.").format(
+        what=what, module=info.module, type=info.name
+    )
 
 
 def _shape_cause(expected: torch.Size, actual: torch.Size) -> str:
     e, a = tuple(expected), tuple(actual)
     if len(e) == len(a) and sorted(e) == sorted(a) and e != a:
-        return "the same sizes in another order: transposed, or permuted dimensions?"
+        return gettext("the same sizes in another order: transposed, or permuted dimensions?")
     if tuple(s for s in a if s != 1) == tuple(s for s in e if s != 1):
         more = len(a) > len(e)
         return (
-            "an extra dimension of size 1: squeeze it, or reduce without keepdim=True?"
+            gettext("an extra dimension of size 1: squeeze it, or reduce without keepdim=True?")
             if more
-            else "a dimension of size 1 is missing: unsqueeze, or keepdim=True?"
+            else gettext("a dimension of size 1 is missing: unsqueeze, or keepdim=True?")
         )
     if math.prod(a) > math.prod(e) and len(a) >= len(e):
-        return (
+        return gettext(
             "more elements than expected: two shapes broadcast against each other, "
             "e.g. (N, 1) with (N,)?"
         )
     if math.prod(a) < math.prod(e):
-        return (
+        return gettext(
             "fewer elements than expected: a sum or mean over the wrong dimension, "
             "or over all of them?"
         )
-    return "check which dimension each step works on"
+    return gettext("check which dimension each step works on")
 
 
 def _index(flat: int, shape: torch.Size) -> tuple[int, ...]:
@@ -529,18 +545,26 @@ def _compare_int(expected: int, actual: Any, what: str) -> _Mismatch | None:
         actual = int(actual)
     if isinstance(actual, bool) or not isinstance(actual, int):
         if isinstance(actual, torch.Tensor):
-            got = f"a tensor of shape {tuple(actual.shape)} and dtype {actual.dtype}"
+            got = gettext("a tensor of shape {shape} and dtype {dtype}").format(
+                shape=tuple(actual.shape), dtype=actual.dtype
+            )
             detail: tuple[Any, ...] = ("torch", "Tensor", tuple(actual.shape), str(actual.dtype))
         elif isinstance(actual, NotPlain):
-            got = f"a {actual.name} ({actual.text})"
+            got = gettext("a {type} ({value})").format(type=actual.name, value=actual.text)
             detail = (actual.module, actual.name)
         else:
-            got = f"a {type(actual).__name__} ({actual!r})"
+            got = gettext("a {type} ({value})").format(
+                type=type(actual).__name__, value=repr(actual)
+            )
             info = NotPlain.of(actual)
             detail = (info.module, info.name)
-        return _Mismatch("type", detail, f"{what} should be a whole number (an int), got {got}.")
+        text = gettext("{what} should be a whole number (an int), got {got}.")
+        return _Mismatch("type", detail, text.format(what=what, got=got))
     if actual != expected:
-        return _Mismatch("values", (actual, expected), f"{what} is {actual}, expected {expected}.")
+        text = gettext("{what} is {got}, expected {expected}.")
+        return _Mismatch(
+            "values", (actual, expected), text.format(what=what, got=actual, expected=expected)
+        )
     return None
 
 
@@ -556,22 +580,30 @@ def _compare(expected: Any, actual: Any, what: str, input_devices: set) -> _Mism
         return _Mismatch(
             "shape",
             (tuple(actual.shape), tuple(expected.shape)),
-            f"{what} has shape {tuple(actual.shape)}, expected {tuple(expected.shape)}: "
-            f"{_shape_cause(expected.shape, actual.shape)}",
+            gettext("{what} has shape {got}, expected {expected}: {cause}").format(
+                what=what,
+                got=tuple(actual.shape),
+                expected=tuple(expected.shape),
+                cause=_shape_cause(expected.shape, actual.shape),
+            ),
         )
     if actual.dtype != expected.dtype:
         return _Mismatch(
             "dtype",
             (str(actual.dtype), str(expected.dtype)),
-            f"{what} has dtype {actual.dtype}, expected {expected.dtype}. Build new tensors "
-            "from the inputs (torch.zeros_like, x.new_tensor, ...) or pass dtype=x.dtype.",
+            gettext(
+                "{what} has dtype {got}, expected {expected}. Build new tensors "
+                "from the inputs (torch.zeros_like, x.new_tensor, ...) or pass dtype=x.dtype."
+            ).format(what=what, got=actual.dtype, expected=expected.dtype),
         )
     if input_devices and actual.device not in input_devices:
         return _Mismatch(
             "device",
             (str(actual.device),),
-            f"{what} is on {actual.device}, but the inputs are on "
-            f"{', '.join(map(str, input_devices))}: create new tensors with device=x.device.",
+            gettext(
+                "{what} is on {device}, but the inputs are on "
+                "{devices}: create new tensors with device=x.device."
+            ).format(what=what, device=actual.device, devices=", ".join(map(str, input_devices))),
         )
     got = actual.detach().to("cpu", torch.float64)
     want = expected.detach().to("cpu", torch.float64)
@@ -580,8 +612,10 @@ def _compare(expected: Any, actual: Any, what: str, input_devices: set) -> _Mism
         return _Mismatch(
             "nonfinite",
             (nonfinite,),
-            f"{what} has {nonfinite} NaN or infinite values that the expected result does not: "
-            "a division by zero, a log of 0, or an overflow (exp of a large number)?",
+            gettext(
+                "{what} has {count} NaN or infinite values that the expected result does not: "
+                "a division by zero, a log of 0, or an overflow (exp of a large number)?"
+            ).format(what=what, count=nonfinite),
         )
     rtol, atol = TOLERANCES.get(expected.dtype, (1e-6, 1e-8))
     bad = ~torch.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
@@ -594,14 +628,21 @@ def _compare(expected: Any, actual: Any, what: str, input_devices: set) -> _Mism
     largest = float(diff.reshape(-1)[flat])
     at_want, at_got = float(want.reshape(-1)[flat]), float(got.reshape(-1)[flat])
     largest_rel = float(rel.max())
-    where = f" at index {_index(flat, want.shape)}" if want.shape else ""
+    where = (
+        gettext(" at index {index}").format(index=_index(flat, want.shape)) if want.shape else ""
+    )
     return _Mismatch(
         "values",
         (count, want.numel(), _index(flat, want.shape), _rounded(largest, 3),
          _rounded(at_want, 6), _rounded(at_got, 6), _rounded(largest_rel, 3)),
-        f"{what}: {count} of {want.numel()} values differ. Largest difference "
-        f"{largest:.3g}{where} (expected {at_want:.6g}, got {at_got:.6g}); "
-        f"largest relative difference {largest_rel:.3g}.",
+        gettext(
+            "{what}: {count} of {total} values differ. Largest difference "
+            "{largest}{where} (expected {expected}, got {got}); "
+            "largest relative difference {relative}."
+        ).format(
+            what=what, count=count, total=want.numel(), largest=f"{largest:.3g}", where=where,
+            expected=f"{at_want:.6g}", got=f"{at_got:.6g}", relative=f"{largest_rel:.3g}",
+        ),
     )  # fmt: skip
 
 
@@ -795,17 +836,27 @@ class Exercise:
             _show(result)
         return result
 
+    def task_text(self) -> str:
+        """The task, in Markdown, in the current language (``task`` itself stays English)."""
+        return gettext(self.task)
+
     def hint(self, n: int | None = None) -> str:
         """The next hint (or hint ``n``, counting from 1); shown, and returned."""
         if not self.hints:
-            text = "No hints for this one: re-read the task."
+            text = gettext("No hints for this one: re-read the task.")
         else:
             if n is None:
                 self._hints_shown = min(self._hints_shown + 1, len(self.hints))
                 n = self._hints_shown
             if not 1 <= n <= len(self.hints):
-                raise ValueError(f"{self.name} has hints 1 to {len(self.hints)}")
-            text = f"Hint {n} of {len(self.hints)}: {self.hints[n - 1]}"
+                raise ValueError(
+                    gettext("{name} has hints 1 to {count}").format(
+                        name=self.name, count=len(self.hints)
+                    )
+                )
+            text = gettext("Hint {n} of {count}: {hint}").format(
+                n=n, count=len(self.hints), hint=gettext(self.hints[n - 1])
+            )
         return _show_text(text)
 
     def solution(self) -> str:
@@ -884,29 +935,38 @@ class Exercise:
         label = f"{input_label(seed)} {case}"
         params = self.argument_names()
         if attempt.kind != "returned":
-            raised = f"your function raised an error on {label} ({_describe_args(args, params)}):"
+            raised = gettext("your function raised an error on {label} ({arguments}):").format(
+                label=label, arguments=_describe_args(args, params)
+            )
             status, code, message = {
                 "not attempted": (
                     "not attempted",
                     "not_attempted",
-                    "replace the `raise NotImplementedError` with your code.",
+                    gettext("replace the `raise NotImplementedError` with your code."),
                 ),
                 "timeout": (
                     "timeout",
                     "timeout",
-                    f"your function took more than {self.timeout:g} s on {label} and was "
-                    + (
-                        "stopped inside a recursion that ran too deep: does it call itself "
-                        "without end?"
+                    (
+                        gettext(
+                            "your function took more than {seconds} s on {label} and was "
+                            "stopped inside a recursion that ran too deep: does it call itself "
+                            "without end?"
+                        )
                         if attempt.detail == "recursion"
-                        else "stopped. Is there a loop that never ends?"
-                    ),
+                        else gettext(
+                            "your function took more than {seconds} s on {label} and was "
+                            "stopped. Is there a loop that never ends?"
+                        )
+                    ).format(seconds=f"{self.timeout:g}", label=label),
                 ),
                 "forbidden": (
                     "fail",
                     "forbidden",
-                    f"your function calls {attempt.detail}, which this exercise asks you to do "
-                    "without: build it from simpler operations.",
+                    gettext(
+                        "your function calls {function}, which this exercise asks you to do "
+                        "without: build it from simpler operations."
+                    ).format(function=attempt.detail),
                 ),
                 "exited": ("error", "exited", f"{raised}\n{attempt.detail}"),
             }.get(attempt.kind, ("error", "raised", f"{raised}\n{attempt.detail}"))
@@ -916,24 +976,30 @@ class Exercise:
             if isinstance(a, torch.Tensor) and not torch.equal(a.cpu(), original):
                 return self._failed(
                     "fail",
-                    "your function changed its input in place (an operation ending in _, or "
-                    "an assignment into x[...]). Compute a new tensor instead.",
+                    gettext("your function changed its input in place (an operation ending in "
+                            "_, or an assignment into x[...]). Compute a new tensor instead."),
                     "inplace", case, seed, f"argument {_name(params, j)}",
                 )  # fmt: skip
         expected = _as_tuple(self.reference(*clone_inputs(args)))
         if len(attempt.value) != len(expected):
             return self._failed(
                 "fail",
-                f"your function returned {len(attempt.value)} value(s), expected {len(expected)}.",
+                gettext("your function returned {count} value(s), expected {expected}.").format(
+                    count=len(attempt.value), expected=len(expected)),
                 "count", case, seed, "", (len(attempt.value), len(expected)),
             )  # fmt: skip
         for j, (want, have) in enumerate(zip(expected, attempt.value, strict=True)):
-            what = "your result" if len(expected) == 1 else f"result {j + 1} of {len(expected)}"
+            what = (
+                gettext("your result")
+                if len(expected) == 1
+                else gettext("result {n} of {count}").format(n=j + 1, count=len(expected))
+            )
             problem = _compare(want, have, what, devices or set())
             if problem:
                 return self._failed(
                     "fail",
-                    f"on {label} ({_describe_args(args, params)}): {problem.text}",
+                    gettext("on {label} ({arguments}): {problem}").format(
+                        label=label, arguments=_describe_args(args, params), problem=problem.text),
                     problem.code, case, seed, f"result {j + 1}", problem.detail,
                 )  # fmt: skip
         return None
@@ -946,11 +1012,13 @@ class Exercise:
         label = f"{input_label(seed)} {case}"
 
         def failed(text: str, code: str, output: str = "", detail: tuple = ()) -> CheckResult:
-            return self._failed("fail", f"on {label}: {text}", code, case, seed, output, detail)
+            message = gettext("on {label}: {problem}").format(label=label, problem=text)
+            return self._failed("fail", message, code, case, seed, output, detail)
 
         if attempt.kind == "failed":
             return failed(
-                f"in float64 (for the gradient check) your function failed: {attempt.detail}",
+                gettext("in float64 (for the gradient check) your function failed: {error}").format(
+                    error=attempt.detail),
                 "grad_failed", detail=(attempt.detail,),
             )  # fmt: skip
         params = self.argument_names()
@@ -966,23 +1034,28 @@ class Exercise:
             if all(g is None or not bool(g.any()) for g in ref_grads):
                 return None  # a constant result (dropout with p = 1): its gradient is zero too
             return failed(
-                "your result is not connected to the inputs in autograd's graph, so no gradient "
-                "flows back: did you use .detach(), .item(), .numpy(), torch.no_grad() or build "
-                "a new tensor with torch.tensor(...)?",
+                gettext(
+                    "your result is not connected to the inputs in autograd's graph, so no "
+                    "gradient flows back: did you use .detach(), .item(), .numpy(), "
+                    "torch.no_grad() or build a new tensor with torch.tensor(...)?"
+                ),
                 "not_connected",
             )
         if len(attempt.grads) != len(inputs):
             return failed(
-                f"{len(attempt.grads)} gradients came back, expected {len(inputs)}.",
+                gettext("{count} gradients came back, expected {expected}.").format(
+                    count=len(attempt.grads), expected=len(inputs)),
                 "grad", detail=("count", len(attempt.grads), len(inputs)),
             )  # fmt: skip
         for i, want, have in zip(inputs, ref_grads, attempt.grads, strict=True):
             want = torch.zeros_like(ref_args[i]) if want is None else want
             name = _name(params, i)
-            problem = _compare(want, have, f"the gradient with respect to `{name}`", set())
+            what = gettext("the gradient with respect to `{name}`").format(name=name)
+            problem = _compare(want, have, what, set())
             if problem:
                 return failed(
-                    problem.text + " (the values themselves match: the backward pass differs)",
+                    problem.text
+                    + gettext(" (the values themselves match: the backward pass differs)"),
                     "grad", f"grad {name}", (problem.code, *problem.detail),
                 )  # fmt: skip
         return None
@@ -995,7 +1068,8 @@ class Exercise:
         if not callable(fn):
             kind = type(fn).__name__
             return self._failed(
-                "error", f"check needs your function, got a {kind}", "not_callable", None, seed,
+                "error", gettext("check needs your function, got a {type}").format(type=kind),
+                "not_callable", None, seed,
                 detail=(kind,),
             )  # fmt: skip
         cases = self.input_cases(seed)
@@ -1011,7 +1085,9 @@ class Exercise:
                 if failure:
                     return failure
         return CheckResult(
-            self.name, "pass", f"all {len(cases)} inputs match, edge cases included."
+            self.name,
+            "pass",
+            gettext("all {count} inputs match, edge cases included.").format(count=len(cases)),
         )
 
     # -- the diagnosis: which known mistake is it?
@@ -1087,7 +1163,7 @@ def _describe_args(args: Case, names: list[str]) -> str:
         if isinstance(a, torch.Tensor):
             parts.append(f"{name}: {tuple(a.shape)} {str(a.dtype).removeprefix('torch.')}")
         elif isinstance(a, torch.Generator):  # its repr has an address: not the same twice
-            parts.append(f"{name}: a torch.Generator")
+            parts.append(gettext("{name}: a torch.Generator").format(name=name))
         else:
             parts.append(f"{name}={a!r}")
     return ", ".join(parts)

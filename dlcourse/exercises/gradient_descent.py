@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 
 from dlcourse.exercises.engine import Exercise, Wrong
+from dlcourse.i18n import N_
 from dlcourse.landscapes import DOUBLE_WELL, ILL_CONDITIONED, TWO_BASINS
 
 # --------------------------------------------------------------------------- gradient_descent_path
@@ -77,27 +78,30 @@ GRADIENT_DESCENT_PATH = Exercise(
     name="gradient_descent_path",
     notebook=1,
     task=(
-        "Write `gradient_descent_path(grad, x0, lr, steps)`: starting at `x0` (shape `(dim,)`), "
-        "take `steps` steps $x_{k+1} = x_k - \\eta \\nabla f(x_k)$ and return every point, the "
-        "start included, as a `(steps + 1, dim)` tensor. `grad(x)` returns $\\nabla f(x)$."
+        N_(
+            "Write `gradient_descent_path(grad, x0, lr, steps)`: starting at `x0` (shape "
+            "`(dim,)`), take `steps` steps $x_{k+1} = x_k - \\eta \\nabla f(x_k)$ and return "
+            "every point, the start included, as a `(steps + 1, dim)` tensor. `grad(x)` returns "
+            "$\\nabla f(x)$."
+        )
     ),
     reference=gradient_descent_path,
     cases=_gd_cases,
     wrong=(
-        Wrong(_gd_ascent, "Descent steps against the gradient: x - lr * grad(x), not +."),
+        Wrong(_gd_ascent, N_("Descent steps against the gradient: x - lr * grad(x), not +.")),
         Wrong(
             _gd_frozen_gradient,
-            "Evaluate the gradient at the current point on every step: it changes as x moves.",
+            N_("Evaluate the gradient at the current point on every step: it changes as x moves."),
         ),
         Wrong(
             _gd_no_start,
-            "Include the starting point: steps steps visit steps + 1 points, x0 first.",
+            N_("Include the starting point: steps steps visit steps + 1 points, x0 first."),
         ),
     ),
     hints=(
-        "Keep a list of points that starts as [x0]; loop steps times.",
-        "In the loop: x = x - lr * grad(x), then append x.",
-        "torch.stack(points) turns the list of (dim,) tensors into (steps + 1, dim).",
+        N_("Keep a list of points that starts as [x0]; loop steps times."),
+        N_("In the loop: x = x - lr * grad(x), then append x."),
+        N_("torch.stack(points) turns the list of (dim,) tensors into (steps + 1, dim)."),
     ),
     alternatives=(_gd_preallocated,),
 )
@@ -143,31 +147,38 @@ METROPOLIS_ACCEPTANCE = Exercise(
     name="metropolis_acceptance",
     notebook=1,
     task=(
-        "Write `metropolis_acceptance(delta, temperature)`: the probability "
-        "$\\min(1, e^{-\\Delta / T})$ of accepting a move that changes the loss by `delta`, "
-        "elementwise for a tensor of moves."
+        N_(
+            "Write `metropolis_acceptance(delta, temperature)`: the probability "
+            "$\\min(1, e^{-\\Delta / T})$ of accepting a move that changes the loss by `delta`, "
+            "elementwise for a tensor of moves."
+        )
     ),
     reference=metropolis_acceptance,
     cases=_metropolis_cases,
     wrong=(
         Wrong(
             _metropolis_plus,
-            "Uphill moves (delta > 0) should become less likely: the exponent is -delta / T.",
+            N_("Uphill moves (delta > 0) should become less likely: the exponent is -delta / T."),
         ),
         Wrong(
             _metropolis_no_min,
-            "A probability is at most 1: for downhill moves e^(-delta/T) exceeds 1, so cap it "
-            "(min with 1, or .clamp(max=1)).",
+            N_(
+                "A probability is at most 1: for downhill moves e^(-delta/T) exceeds 1, so cap it "
+                "(min with 1, or .clamp(max=1))."
+            ),
         ),
         Wrong(
             _metropolis_t_numerator,
-            "A higher temperature must make uphill moves more likely: divide delta by T.",
+            N_("A higher temperature must make uphill moves more likely: divide delta by T."),
         ),
     ),
     hints=(
-        "Two cases: downhill moves are always accepted, uphill ones with probability e^(-delta/T).",
-        "torch.exp(-delta / temperature) is right for uphill moves.",
-        "Cap it at 1 for the downhill ones: .clamp(max=1.0).",
+        N_(
+            "Two cases: downhill moves are always accepted, uphill ones with probability "
+            "e^(-delta/T)."
+        ),
+        N_("torch.exp(-delta / temperature) is right for uphill moves."),
+        N_("Cap it at 1 for the downhill ones: .clamp(max=1.0)."),
     ),
     alternatives=(_metropolis_where,),
 )
@@ -214,30 +225,32 @@ COSINE_SCHEDULE = Exercise(
     name="cosine_schedule",
     notebook=1,
     task=(
-        "Write `cosine_schedule(step, lr, T_max, eta_min)`: the learning rate "
-        "$\\eta_{min} + \\frac12(\\eta_0 - \\eta_{min})(1 + \\cos(\\pi t / T_{max}))$ at every "
-        "step in the tensor `step` (step 0 gives `lr`, step `T_max` gives `eta_min`)."
+        N_(
+            "Write `cosine_schedule(step, lr, T_max, eta_min)`: the learning rate "
+            "$\\eta_{min} + \\frac12(\\eta_0 - \\eta_{min})(1 + \\cos(\\pi t / T_{max}))$ at every "
+            "step in the tensor `step` (step 0 gives `lr`, step `T_max` gives `eta_min`)."
+        )
     ),
     reference=cosine_schedule,
     cases=_cosine_cases,
     wrong=(
         Wrong(
             _cosine_off_by_one,
-            "Step 0 must give the full rate lr: use t, not t + 1, in the cosine.",
+            N_("Step 0 must give the full rate lr: use t, not t + 1, in the cosine."),
         ),
         Wrong(
             _cosine_no_minimum,
-            "The rate falls to eta_min, not to 0: eta_min + (lr - eta_min) * ...",
+            N_("The rate falls to eta_min, not to 0: eta_min + (lr - eta_min) * ..."),
         ),
         Wrong(
             _cosine_degrees,
-            "torch.cos works in radians: half a period is pi, not 180.",
+            N_("torch.cos works in radians: half a period is pi, not 180."),
         ),
     ),
     hints=(
-        "At t = 0 the cosine is 1, at t = T_max it is -1: (1 + cos) / 2 goes from 1 to 0.",
-        "Scale that factor to the range you want: eta_min + (lr - eta_min) * factor.",
-        "factor = 0.5 * (1 + torch.cos(math.pi * step / T_max)).",
+        N_("At t = 0 the cosine is 1, at t = T_max it is -1: (1 + cos) / 2 goes from 1 to 0."),
+        N_("Scale that factor to the range you want: eta_min + (lr - eta_min) * factor."),
+        N_("factor = 0.5 * (1 + torch.cos(math.pi * step / T_max))."),
     ),
     alternatives=(_cosine_sin_form,),
 )

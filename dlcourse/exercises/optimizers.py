@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from dlcourse.exercises.engine import Exercise, Wrong
+from dlcourse.i18n import N_
 
 Tensors = tuple[torch.Tensor, ...]
 
@@ -61,30 +62,36 @@ MOMENTUM_STEP = Exercise(
     name="momentum_step",
     notebook=3,
     task=(
-        "Write `momentum_step(theta, velocity, grad, lr, momentum)`: one step of heavy-ball "
-        "momentum in torch's form, $v \\leftarrow \\mu v + g$, then "
-        "$\\theta \\leftarrow \\theta - \\eta v$. Return `(new_theta, new_velocity)` without "
-        "changing the inputs."
+        N_(
+            "Write `momentum_step(theta, velocity, grad, lr, momentum)`: one step of heavy-ball "
+            "momentum in torch's form, $v \\leftarrow \\mu v + g$, then "
+            "$\\theta \\leftarrow \\theta - \\eta v$. Return `(new_theta, new_velocity)` without "
+            "changing the inputs."
+        )
     ),
     reference=momentum_step,
     cases=_momentum_cases,
     wrong=(
-        Wrong(_momentum_sign, "Step against the velocity: theta - lr * v, not +."),
+        Wrong(_momentum_sign, N_("Step against the velocity: theta - lr * v, not +.")),
         Wrong(
             _momentum_forgets,
-            "The velocity must carry the past: v = momentum * velocity + grad, and return that "
-            "new v so the next step can use it.",
+            N_(
+                "The velocity must carry the past: v = momentum * velocity + grad, and return that "
+                "new v so the next step can use it."
+            ),
         ),
         Wrong(
             _momentum_dampened,
-            "torch's SGD adds the whole gradient (dampening 0): v = momentum * v + grad, not "
-            "momentum * v + (1 - momentum) * grad.",
+            N_(
+                "torch's SGD adds the whole gradient (dampening 0): v = momentum * v + grad, not "
+                "momentum * v + (1 - momentum) * grad."
+            ),
         ),
     ),
     hints=(
-        "Two lines: update the velocity, then the parameters.",
-        "velocity = momentum * velocity + grad (a new tensor, not in place).",
-        "return theta - lr * velocity, velocity",
+        N_("Two lines: update the velocity, then the parameters."),
+        N_("velocity = momentum * velocity + grad (a new tensor, not in place)."),
+        N_("return theta - lr * velocity, velocity"),
     ),
     alternatives=(_momentum_addcmul,),
 )
@@ -167,34 +174,42 @@ ADAM_STEP = Exercise(
     name="adam_step",
     notebook=3,
     task=(
-        "Write `adam_step(theta, m, v, grad, t, lr, beta1, beta2, eps)`: Adam's step number `t` "
-        "(the first step is `t = 1`). Update the averages $m$ and $v$, correct their bias with "
-        "$1 - \\beta_1^t$ and $1 - \\beta_2^t$, then step "
-        "$\\theta - \\eta\\, \\hat m / (\\sqrt{\\hat v} + \\epsilon)$. Return "
-        "`(new_theta, new_m, new_v)`; `new_m` and `new_v` are the uncorrected averages."
+        N_(
+            "Write `adam_step(theta, m, v, grad, t, lr, beta1, beta2, eps)`: Adam's step number "
+            "`t` (the first step is `t = 1`). Update the averages $m$ and $v$, correct their "
+            "bias with $1 - \\beta_1^t$ and $1 - \\beta_2^t$, then step $\\theta - \\eta\\, "
+            "\\hat m / (\\sqrt{\\hat v} + \\epsilon)$. Return `(new_theta, new_m, new_v)`; "
+            "`new_m` and `new_v` are the uncorrected averages."
+        )
     ),
     reference=adam_step,
     cases=_adam_cases,
     wrong=(
         Wrong(
             _adam_no_correction,
-            "m and v start at 0, so they are too small early on: divide by 1 - beta1**t and "
-            "1 - beta2**t (the bias correction) before the step.",
+            N_(
+                "m and v start at 0, so they are too small early on: divide by 1 - beta1**t and "
+                "1 - beta2**t (the bias correction) before the step."
+            ),
         ),
         Wrong(
             _adam_eps_inside,
-            "eps goes outside the square root: sqrt(v_hat) + eps, as in the paper and in torch.",
+            N_(
+                "eps goes outside the square root: sqrt(v_hat) + eps, as in the paper and in torch."
+            ),
         ),
         Wrong(
             _adam_t_off_by_one,
-            "t is the number of this step, 1 for the first: use beta**t, not beta**(t + 1).",
+            N_("t is the number of this step, 1 for the first: use beta**t, not beta**(t + 1)."),
         ),
     ),
     hints=(
-        "First the two running averages, each a mix of the old value and the new gradient (or "
-        "its square).",
-        "Then m_hat = m / (1 - beta1**t) and v_hat = v / (1 - beta2**t).",
-        "new_theta = theta - lr * m_hat / (v_hat.sqrt() + eps); return it with m and v.",
+        N_(
+            "First the two running averages, each a mix of the old value and the new gradient (or "
+            "its square)."
+        ),
+        N_("Then m_hat = m / (1 - beta1**t) and v_hat = v / (1 - beta2**t)."),
+        N_("new_theta = theta - lr * m_hat / (v_hat.sqrt() + eps); return it with m and v."),
     ),
     alternatives=(_adam_lerp,),
 )
@@ -248,28 +263,34 @@ NEWTON_STEP = Exercise(
     name="newton_step",
     notebook=3,
     task=(
-        "Write `newton_step(grad, hessian)`: the Newton step $d = -H^{-1} g$ for a gradient "
-        "`grad` of shape `(n,)` and a positive-definite Hessian of shape `(n, n)`."
+        N_(
+            "Write `newton_step(grad, hessian)`: the Newton step $d = -H^{-1} g$ for a gradient "
+            "`grad` of shape `(n,)` and a positive-definite Hessian of shape `(n, n)`."
+        )
     ),
     reference=newton_step,
     cases=_newton_cases,
     wrong=(
         Wrong(
             _newton_multiply,
-            "Divide by the curvature, do not multiply: solve H d = -g "
-            "(torch.linalg.solve(hessian, -grad)), not -H @ g.",
+            N_(
+                "Divide by the curvature, do not multiply: solve H d = -g "
+                "(torch.linalg.solve(hessian, -grad)), not -H @ g."
+            ),
         ),
-        Wrong(_newton_sign, "The step goes downhill: d = -H^-1 g, with a minus."),
+        Wrong(_newton_sign, N_("The step goes downhill: d = -H^-1 g, with a minus.")),
         Wrong(
             _newton_diagonal,
-            "Dividing by the diagonal ignores how the coordinates are coupled: solve the whole "
-            "system H d = -g.",
+            N_(
+                "Dividing by the diagonal ignores how the coordinates are coupled: solve the whole "
+                "system H d = -g."
+            ),
         ),
     ),
     hints=(
-        "The quadratic model g.d + d.H.d / 2 is smallest where its gradient g + H d is 0.",
-        "So d solves the linear system H d = -g.",
-        "return -torch.linalg.solve(hessian, grad)",
+        N_("The quadratic model g.d + d.H.d / 2 is smallest where its gradient g + H d is 0."),
+        N_("So d solves the linear system H d = -g."),
+        N_("return -torch.linalg.solve(hessian, grad)"),
     ),
     alternatives=(_newton_inverse,),
 )

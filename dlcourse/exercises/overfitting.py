@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from dlcourse.exercises.engine import Exercise, Wrong
+from dlcourse.i18n import N_
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -115,16 +116,18 @@ DROPOUT_FORWARD = Exercise(
     name="dropout_forward",
     notebook=5,
     task=(
-        "Write `dropout_forward(x, p, training, generator)`: inverted dropout. In training, draw "
-        "`u = torch.rand(x.shape, generator=generator)` (one draw per element, on the CPU), keep "
-        "the elements where `u >= p`, zero the others, and divide the kept ones by `1 - p`; with "
-        "`p = 1` everything is dropped: return `x * 0.0` (zeros that still come from `x`, so "
-        "the gradient, zero, flows back; no division by 0). With "
-        "`training=False` return `x` as it is. Why exactly `u >= p`: the check compares your "
-        "output with the reference's element by element, on the same draws from the same "
-        "generator, so both must turn the same u into the same mask. (Keeping where "
-        "`u < 1 - p` is a correct dropout too, with the same keep probability, but it keeps "
-        "other elements of the same draws, so it cannot be compared draw for draw.)"
+        N_(
+            "Write `dropout_forward(x, p, training, generator)`: inverted dropout. In training, "
+            "draw `u = torch.rand(x.shape, generator=generator)` (one draw per element, on the "
+            "CPU), keep the elements where `u >= p`, zero the others, and divide the kept ones "
+            "by `1 - p`; with `p = 1` everything is dropped: return `x * 0.0` (zeros that still "
+            "come from `x`, so the gradient, zero, flows back; no division by 0). With "
+            "`training=False` return `x` as it is. Why exactly `u >= p`: the check compares "
+            "your output with the reference's element by element, on the same draws from the "
+            "same generator, so both must turn the same u into the same mask. (Keeping where `u "
+            "< 1 - p` is a correct dropout too, with the same keep probability, but it keeps "
+            "other elements of the same draws, so it cannot be compared draw for draw.)"
+        )
     ),
     reference=dropout_forward,
     cases=_dropout_cases,
@@ -132,38 +135,51 @@ DROPOUT_FORWARD = Exercise(
     wrong=(
         Wrong(
             _dropout_unscaled,
-            "Without rescaling, each unit's expected output is (1 - p) x in training but x in "
-            "evaluation. Divide the kept values by 1 - p so the expectation stays x.",
+            N_(
+                "Without rescaling, each unit's expected output is (1 - p) x in training but x in "
+                "evaluation. Divide the kept values by 1 - p so the expectation stays x."
+            ),
         ),
         Wrong(
             _dropout_by_p,
-            "p is the probability of dropping; a unit is kept with probability 1 - p, so divide "
-            "by 1 - p (the two agree only at p = 0.5).",
+            N_(
+                "p is the probability of dropping; a unit is kept with probability 1 - p, so "
+                "divide by 1 - p (the two agree only at p = 0.5)."
+            ),
         ),
         Wrong(
             _dropout_always,
-            "In evaluation (training=False) dropout does nothing: every unit is used, and the "
-            "training-time rescaling has already made the expectations match. Return x.",
+            N_(
+                "In evaluation (training=False) dropout does nothing: every unit is used, and the "
+                "training-time rescaling has already made the expectations match. Return x."
+            ),
         ),
         Wrong(
             _dropout_one_mask,
-            "Every example gets its own mask: draw u with the shape of the whole batch, x.shape, "
-            "not one row shared by all examples.",
+            N_(
+                "Every example gets its own mask: draw u with the shape of the whole batch, "
+                "x.shape, not one row shared by all examples."
+            ),
         ),
         Wrong(
             _dropout_other_convention,
-            "Keeping where u < 1 - p is a correct dropout: each element is kept with "
-            "probability 1 - p, as it should be. It is rejected only because the check compares "
-            "your output with the reference's element by element, on the same draws u: the "
-            "reference keeps where u >= p, so for the same u it keeps other elements. Use "
-            "keep = u >= p, as the task fixes, and the two can be compared draw for draw.",
+            N_(
+                "Keeping where u < 1 - p is a correct dropout: each element is kept with "
+                "probability 1 - p, as it should be. It is rejected only because the check "
+                "compares your output with the reference's element by element, on the same "
+                "draws u: the reference keeps where u >= p, so for the same u it keeps other "
+                "elements. Use keep = u >= p, as the task fixes, and the two can be compared "
+                "draw for draw."
+            ),
         ),
     ),
     hints=(
-        "In training: keep = torch.rand(x.shape, generator=generator) >= p (a boolean mask).",
-        "Convert the mask to x's dtype and device, then x * keep / (1 - p); with training=False "
-        "return x.",
-        "p = 1 is a special case: return x * 0.0 before you would divide by 0.",
+        N_("In training: keep = torch.rand(x.shape, generator=generator) >= p (a boolean mask)."),
+        N_(
+            "Convert the mask to x's dtype and device, then x * keep / (1 - p); with "
+            "training=False return x."
+        ),
+        N_("p = 1 is a special case: return x * 0.0 before you would divide by 0."),
     ),
     alternatives=(
         _dropout_where,
@@ -224,34 +240,45 @@ L2_SGD_STEP = Exercise(
     name="l2_sgd_step",
     notebook=5,
     task=(
-        "Write `l2_sgd_step(weight, bias, grad_weight, grad_bias, lr, lam)`: one SGD step with "
-        "learning rate `lr` on the error plus the penalty `lam * (weight ** 2).sum()`. "
-        "`grad_weight` and `grad_bias` are the gradients of the error alone; the bias is not "
-        "penalised. Return `(new_weight, new_bias)`."
+        N_(
+            "Write `l2_sgd_step(weight, bias, grad_weight, grad_bias, lr, lam)`: one SGD step with "
+            "learning rate `lr` on the error plus the penalty `lam * (weight ** 2).sum()`. "
+            "`grad_weight` and `grad_bias` are the gradients of the error alone; the bias is not "
+            "penalised. Return `(new_weight, new_bias)`."
+        )
     ),
     reference=l2_sgd_step,
     cases=_l2_cases,
     wrong=(
         Wrong(
             _l2_on_bias,
-            "The penalty is on the weights only: the bias shifts a unit's input and is left "
-            "out. Its step is the plain bias - lr * grad_bias.",
+            N_(
+                "The penalty is on the weights only: the bias shifts a unit's input and is left "
+                "out. Its step is the plain bias - lr * grad_bias."
+            ),
         ),
         Wrong(
             _l2_no_factor_two,
-            "The derivative of lam * w**2 is 2 * lam * w: the factor 2 is missing (penalties "
-            "written lam/2 * w**2 have no 2, but this one has).",
+            N_(
+                "The derivative of lam * w**2 is 2 * lam * w: the factor 2 is missing (penalties "
+                "written lam/2 * w**2 have no 2, but this one has)."
+            ),
         ),
         Wrong(
             _l2_wrong_sign,
-            "The penalty pulls the weights towards zero: its gradient 2 * lam * w is added to "
-            "the error's gradient, and the step subtracts both. With the sign flipped the "
-            "weights grow.",
+            N_(
+                "The penalty pulls the weights towards zero: its gradient 2 * lam * w is added to "
+                "the error's gradient, and the step subtracts both. With the sign flipped the "
+                "weights grow."
+            ),
         ),
     ),
     hints=(
-        "The penalised gradient of the weights is grad_weight + 2 * lam * weight.",
-        "new_weight = weight - lr * (grad_weight + 2 * lam * weight); the bias takes a plain step.",
+        N_("The penalised gradient of the weights is grad_weight + 2 * lam * weight."),
+        N_(
+            "new_weight = weight - lr * (grad_weight + 2 * lam * weight); the bias takes a "
+            "plain step."
+        ),
     ),
     alternatives=(_l2_decay_form,),
 )
@@ -335,41 +362,55 @@ EARLY_STOPPING_EPOCHS = Exercise(
     name="early_stopping_epochs",
     notebook=5,
     task=(
-        "Write `early_stopping_epochs(val_losses, patience, min_delta)`: `val_losses` is a 1-D "
-        "tensor, one validation loss per epoch (epoch 0, 1, ...). An epoch improves when its "
-        "loss is below the best so far by more than `min_delta` (the first epoch always does). "
-        "Training stops after the epoch that makes more than `patience` epochs in a row "
-        "without improvement, or after the last epoch. Return `(best_epoch, stop_epoch)` as "
-        "ints: the epoch whose weights are restored, and the last epoch trained."
+        N_(
+            "Write `early_stopping_epochs(val_losses, patience, min_delta)`: `val_losses` is a 1-D "
+            "tensor, one validation loss per epoch (epoch 0, 1, ...). An epoch improves when its "
+            "loss is below the best so far by more than `min_delta` (the first epoch always does). "
+            "Training stops after the epoch that makes more than `patience` epochs in a row "
+            "without improvement, or after the last epoch. Return `(best_epoch, stop_epoch)` as "
+            "ints: the epoch whose weights are restored, and the last epoch trained."
+        )
     ),
     reference=early_stopping_epochs,
     cases=_early_cases,
     wrong=(
         Wrong(
             _early_last,
-            "The weights to keep are the best epoch's, not the last trained: after stopping, "
-            "restore the epoch with the lowest validation loss.",
+            N_(
+                "The weights to keep are the best epoch's, not the last trained: after stopping, "
+                "restore the epoch with the lowest validation loss."
+            ),
         ),
         Wrong(
             _early_off_by_one,
-            "patience is the number of epochs without improvement that are tolerated: training "
-            "stops on the epoch that makes one more than that (wait > patience, as torch's "
-            "ReduceLROnPlateau counts), so patience=0 stops at the first epoch that does not "
-            "improve.",
+            N_(
+                "patience is the number of epochs without improvement that are tolerated: training "
+                "stops on the epoch that makes one more than that (wait > patience, as torch's "
+                "ReduceLROnPlateau counts), so patience=0 stops at the first epoch that does not "
+                "improve."
+            ),
         ),
         Wrong(
             _early_no_min_delta,
-            "A decrease counts as an improvement only when it beats the best by more than "
-            "min_delta: loss < best - min_delta. Smaller ones are noise.",
+            N_(
+                "A decrease counts as an improvement only when it beats the best by more than "
+                "min_delta: loss < best - min_delta. Smaller ones are noise."
+            ),
         ),
     ),
     hints=(
-        "Keep three things as you go through the epochs: the best loss, its epoch, and how many "
-        "epochs since it (wait).",
-        "Improved (loss < best - min_delta): remember it and set wait = 0; otherwise wait += 1 "
-        "and stop once wait > patience.",
-        "Return (best_epoch, epoch) when you stop, or (best_epoch, len(val_losses) - 1) when "
-        "the loop ends.",
+        N_(
+            "Keep three things as you go through the epochs: the best loss, its epoch, and how "
+            "many epochs since it (wait)."
+        ),
+        N_(
+            "Improved (loss < best - min_delta): remember it and set wait = 0; otherwise wait += 1 "
+            "and stop once wait > patience."
+        ),
+        N_(
+            "Return (best_epoch, epoch) when you stop, or (best_epoch, len(val_losses) - 1) when "
+            "the loop ends."
+        ),
     ),
     alternatives=(_early_vectorised,),
 )
@@ -501,53 +542,73 @@ RANDOM_SHIFT = Exercise(
     name="random_shift",
     notebook=5,
     task=(
-        "Write `random_shift(x, max_shift, generator)` for a batch of images `x`, `(N, H, W)` or "
-        "`(N, C, H, W)`: the shift `dl.augment.RandomShift(max_shift, spatial_dims=2)` makes in "
-        "the notebook's training. Draw the row shifts `r = torch.randint(-max_shift, "
-        "max_shift + 1, (N,), generator=generator)`, then the column shifts `c` the same way, "
-        "and move image n down by `r[n]` rows and right by `c[n]` columns (up or left when "
-        "negative), every channel together: `out[n, ..., i, j] = x[n, ..., i - r[n], j - c[n]]`, "
-        "zero where that falls outside the image (no wrap-around). Return `out`, shaped as `x`."
+        N_(
+            "Write `random_shift(x, max_shift, generator)` for a batch of images `x`, `(N, H, "
+            "W)` or `(N, C, H, W)`: the shift `dl.augment.RandomShift(max_shift, "
+            "spatial_dims=2)` makes in the notebook's training. Draw the row shifts `r = "
+            "torch.randint(-max_shift, max_shift + 1, (N,), generator=generator)`, then the "
+            "column shifts `c` the same way, and move image n down by `r[n]` rows and right by "
+            "`c[n]` columns (up or left when negative), every channel together: `out[n, ..., i, "
+            "j] = x[n, ..., i - r[n], j - c[n]]`, zero where that falls outside the image (no "
+            "wrap-around). Return `out`, shaped as `x`."
+        )
     ),
     reference=random_shift,
     cases=_shift_cases,
     wrong=(
         Wrong(
             _shift_wraps,
-            "torch.roll wraps around: what leaves at the bottom comes back at the top, which no "
-            "real shift does. Fill the pixels that come in from outside the image with zeros "
-            "(roll, then zero them; or copy a slice into torch.zeros_like(x)).",
+            N_(
+                "torch.roll wraps around: what leaves at the bottom comes back at the top, "
+                "which no real shift does. Fill the pixels that come in from outside the image "
+                "with zeros (roll, then zero them; or copy a slice into torch.zeros_like(x))."
+            ),
         ),
         Wrong(
             _shift_swapped_axes,
-            "The first draw, r, moves the rows (dim -2, up and down) and the second, c, the "
-            "columns (dim -1, left and right); here they are the other way round.",
+            N_(
+                "The first draw, r, moves the rows (dim -2, up and down) and the second, c, the "
+                "columns (dim -1, left and right); here they are the other way round."
+            ),
         ),
         Wrong(
             _shift_one_for_all,
-            "Each image gets its own shift, r[n] and c[n]: draw N of each and use image n's, "
-            "not one shift for the whole batch.",
+            N_(
+                "Each image gets its own shift, r[n] and c[n]: draw N of each and use image n's, "
+                "not one shift for the whole batch."
+            ),
         ),
         Wrong(
             _shift_reversed,
-            "A positive shift moves the image down and right, to higher indices: "
-            "out[n, ..., i, j] = x[n, ..., i - r[n], j - c[n]], so for r >= 0 the rows r: of "
-            "out are the rows :H - r of x.",
+            N_(
+                "A positive shift moves the image down and right, to higher indices: "
+                "out[n, ..., i, j] = x[n, ..., i - r[n], j - c[n]], so for r >= 0 the rows r: of "
+                "out are the rows :H - r of x."
+            ),
         ),
         Wrong(
             _shift_leading_dims,
-            "The image's pixels are the last two dims, H and W (dims -2 and -1): with a channel "
-            "dim, (N, C, H, W), dims 1 and 2 are C and H. Shift along dims -2 and -1.",
+            N_(
+                "The image's pixels are the last two dims, H and W (dims -2 and -1): with a "
+                "channel dim, (N, C, H, W), dims 1 and 2 are C and H. Shift along dims -2 and "
+                "-1."
+            ),
         ),
     ),
     hints=(
-        "Draw r and c once each, in that order, with the generator; then move each image (a "
-        "loop over n is fine).",
-        "Start from torch.zeros_like(x). For r >= 0 the rows r: of out take the rows :H - r of "
-        "x, for r < 0 the rows :H + r take the rows -r:; columns the same with c. Index with "
-        "x[n, ..., rows, cols] so a channel dim is carried along.",
-        "Or pad every image with max_shift zeros on each side (F.pad(x, (m, m, m, m))) and cut "
-        "image n's window at rows m - r[n] to m - r[n] + H, columns m - c[n] to m - c[n] + W.",
+        N_(
+            "Draw r and c once each, in that order, with the generator; then move each image (a "
+            "loop over n is fine)."
+        ),
+        N_(
+            "Start from torch.zeros_like(x). For r >= 0 the rows r: of out take the rows :H - r of "
+            "x, for r < 0 the rows :H + r take the rows -r:; columns the same with c. Index with "
+            "x[n, ..., rows, cols] so a channel dim is carried along."
+        ),
+        N_(
+            "Or pad every image with max_shift zeros on each side (F.pad(x, (m, m, m, m))) and cut "
+            "image n's window at rows m - r[n] to m - r[n] + H, columns m - c[n] to m - c[n] + W."
+        ),
     ),
     alternatives=(_shift_by_slicing, _shift_by_padding, _shift_roll_and_mask),
 )

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlcourse.course import NOTEBOOKS, Notebook
+from dlcourse.i18n import _
 from dlcourse.machinery.atomic import write_bytes_atomically
 from dlcourse.machinery.notebooks import is_workspace
 
@@ -109,13 +110,23 @@ def record_result(notebook: int, exercise: str, status: str) -> bool:
 
 def _line(name: str, entry: dict[str, Any] | None) -> str:
     if not entry:
-        return f"   [ ] {name}: not attempted"
+        return _("   [ ] {name}: not attempted").format(name=name)
     first, last, when = entry.get("first_passed"), entry.get("last"), entry.get("last_checked")
     if first and last == "pass":
-        return f"   [x] {name}: passed {first}"
+        return _("   [x] {name}: passed {first}").format(name=name, first=first)
     if first:
-        return f"   [!] {name}: passed {first}, but the last check ({when}) said: {last}"
-    return f"   [ ] {name}: not passed yet; last check ({when}) said: {last}"
+        return _("   [!] {name}: passed {first}, but the last check ({when}) said: {last}").format(
+            name=name, first=first, when=when, last=_status(last)
+        )
+    return _("   [ ] {name}: not passed yet; last check ({when}) said: {last}").format(
+        name=name, when=when, last=_status(last)
+    )
+
+
+def _status(status: Any) -> str:
+    """A recorded status (pass, fail, timeout, error) in the current language."""
+    names = {"pass": _("pass"), "fail": _("fail"), "timeout": _("timeout"), "error": _("error")}
+    return names.get(status, str(status))
 
 
 def in_notebook_order(number: int, exercises: Sequence[Exercise]) -> list[Exercise]:
@@ -162,12 +173,20 @@ def progress_report(exercises: Sequence[Exercise], path: Path | None = None) -> 
         mine = in_notebook_order(nb.number, [ex for ex in exercises if ex.notebook == nb.number])
         if not mine:
             if not _has_exercises(nb):  # the capstone: the learner's model is their own
-                lines.append(f"{nb.number:02d} {nb.title}: no exercises to check")
+                lines.append(
+                    _("{number} {title}: no exercises to check").format(
+                        number=f"{nb.number:02d}", title=nb.title
+                    )
+                )
             continue
         done = progress.get(f"{nb.number:02d}", {})
         passed = sum(bool(done.get(ex.name, {}).get("first_passed")) for ex in mine)
-        lines.append(f"{nb.number:02d} {nb.title}: {passed}/{len(mine)} passed")
+        lines.append(
+            _("{number} {title}: {passed}/{count} passed").format(
+                number=f"{nb.number:02d}", title=nb.title, passed=passed, count=len(mine)
+            )
+        )
         lines.extend(_line(ex.name, done.get(ex.name)) for ex in mine)
-    where = "nothing is recorded here" if path is None else f"kept in {path}"
+    where = _("nothing is recorded here") if path is None else _("kept in {path}").format(path=path)
     lines.append(f"({where})")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from dlcourse.exercises.engine import Exercise, Wrong
+from dlcourse.i18n import N_
 
 # --------------------------------------------------------------------------- an LSTM step
 
@@ -80,13 +81,15 @@ LSTM_CELL_STEP = Exercise(
     name="lstm_cell_step",
     notebook=7,
     task=(
-        "Write `lstm_cell_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)` for a batch: "
-        "`x` `(N, I)`, `h` and `c` `(N, H)`, `weight_ih` `(4H, I)`, `weight_hh` `(4H, H)`, "
-        "`bias_ih` and `bias_hh` `(4H,)`. The gates before activation are `x @ weight_ih.T + "
-        "bias_ih + h @ weight_hh.T + bias_hh`, split into four blocks of H columns in torch's "
-        "order i, f, g, o: input, forget and output gates through the sigmoid, the candidate g "
-        "through tanh. Then `c_new = f * c + i * g` and `h_new = o * tanh(c_new)`. Return "
-        "`(h_new, c_new)`."
+        N_(
+            "Write `lstm_cell_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)` for a batch: "
+            "`x` `(N, I)`, `h` and `c` `(N, H)`, `weight_ih` `(4H, I)`, `weight_hh` `(4H, H)`, "
+            "`bias_ih` and `bias_hh` `(4H,)`. The gates before activation are `x @ weight_ih.T + "
+            "bias_ih + h @ weight_hh.T + bias_hh`, split into four blocks of H columns in torch's "
+            "order i, f, g, o: input, forget and output gates through the sigmoid, the candidate g "
+            "through tanh. Then `c_new = f * c + i * g` and `h_new = o * tanh(c_new)`. Return "
+            "`(h_new, c_new)`."
+        )
     ),
     reference=lstm_cell_step,
     cases=_lstm_cases,
@@ -95,30 +98,40 @@ LSTM_CELL_STEP = Exercise(
     wrong=(
         Wrong(
             _lstm_gate_order,
-            "torch's gate order is i, f, g, o: the third block of rows is the candidate g and "
-            "the fourth the output gate o.",
+            N_(
+                "torch's gate order is i, f, g, o: the third block of rows is the candidate g and "
+                "the fourth the output gate o."
+            ),
         ),
         Wrong(
             _lstm_sigmoid_candidate,
-            "The candidate g goes through tanh, not the sigmoid: it is the new content, in "
-            "(-1, 1); the gates i, f, o are the sigmoids, fractions in (0, 1).",
+            N_(
+                "The candidate g goes through tanh, not the sigmoid: it is the new content, in "
+                "(-1, 1); the gates i, f, o are the sigmoids, fractions in (0, 1)."
+            ),
         ),
         Wrong(
             _lstm_forget_on_h,
-            "The forget gate scales the previous cell state c, not the hidden state h: "
-            "c_new = f * c + i * g. The cell state is the LSTM's memory.",
+            N_(
+                "The forget gate scales the previous cell state c, not the hidden state h: "
+                "c_new = f * c + i * g. The cell state is the LSTM's memory."
+            ),
         ),
         Wrong(
             _lstm_no_tanh_on_cell,
-            "The output is o * tanh(c_new): the cell state is squashed before the output gate "
-            "lets it out.",
+            N_(
+                "The output is o * tanh(c_new): the cell state is squashed before the output gate "
+                "lets it out."
+            ),
         ),
     ),
     hints=(
-        "Compute all four gates in one go: gates = x @ weight_ih.T + bias_ih + h @ "
-        "weight_hh.T + bias_hh, shape (N, 4H).",
-        "i, f, g, o = gates.chunk(4, dim=1); then sigmoid on i, f, o and tanh on g.",
-        "c_new = f * c + i * g; h_new = o * torch.tanh(c_new).",
+        N_(
+            "Compute all four gates in one go: gates = x @ weight_ih.T + bias_ih + h @ "
+            "weight_hh.T + bias_hh, shape (N, 4H)."
+        ),
+        N_("i, f, g, o = gates.chunk(4, dim=1); then sigmoid on i, f, o and tanh on g."),
+        N_("c_new = f * c + i * g; h_new = o * torch.tanh(c_new)."),
     ),
     alternatives=(_lstm_with_linear,),
 )
@@ -215,15 +228,17 @@ GRU_CELL_STEP = Exercise(
     name="gru_cell_step",
     notebook=7,
     task=(
-        "Write `gru_cell_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh)` in torch's form: "
-        "`x` `(N, I)`, `h` `(N, H)`, `weight_ih` `(3H, I)`, `weight_hh` `(3H, H)`, biases "
-        "`(3H,)`, rows in the order r, z, n. With `xr, xz, xn` the three blocks of `x @ "
-        "weight_ih.T + bias_ih` and `hr, hz, hn` those of `h @ weight_hh.T + bias_hh`: "
-        "`r = sigmoid(xr + hr)`, `z = sigmoid(xz + hz)`, `n = tanh(xn + r * hn)`, and "
-        "`h_new = (1 - z) * n + z * h`. Return `h_new`. (Two published GRUs differ from this "
-        "one and are correct too: Cho et al. apply r to h before the product with W_hn, and "
-        "Chung et al. let z weigh n instead of h. The check compares with torch's form, so "
-        "write that one.)"
+        N_(
+            "Write `gru_cell_step(x, h, weight_ih, weight_hh, bias_ih, bias_hh)` in torch's form: "
+            "`x` `(N, I)`, `h` `(N, H)`, `weight_ih` `(3H, I)`, `weight_hh` `(3H, H)`, biases "
+            "`(3H,)`, rows in the order r, z, n. With `xr, xz, xn` the three blocks of `x @ "
+            "weight_ih.T + bias_ih` and `hr, hz, hn` those of `h @ weight_hh.T + bias_hh`: "
+            "`r = sigmoid(xr + hr)`, `z = sigmoid(xz + hz)`, `n = tanh(xn + r * hn)`, and "
+            "`h_new = (1 - z) * n + z * h`. Return `h_new`. (Two published GRUs differ from this "
+            "one and are correct too: Cho et al. apply r to h before the product with W_hn, and "
+            "Chung et al. let z weigh n instead of h. The check compares with torch's form, so "
+            "write that one.)"
+        )
     ),
     reference=gru_cell_step,
     cases=_gru_cases,
@@ -232,33 +247,44 @@ GRU_CELL_STEP = Exercise(
     wrong=(
         Wrong(
             _gru_reversed,
-            "That is Chung et al.'s (2014) convention, h_new = z * n + (1 - z) * h, where z "
-            "weighs the new content: a correct GRU, with z meaning the opposite. The task fixes "
-            "torch's (and Cho et al.'s): z is the share of the old state kept, h_new = (1 - z) "
-            "* n + z * h.",
+            N_(
+                "That is Chung et al.'s (2014) convention, h_new = z * n + (1 - z) * h, where z "
+                "weighs the new content: a correct GRU, with z meaning the opposite. The task "
+                "fixes torch's (and Cho et al.'s): z is the share of the old state kept, h_new "
+                "= (1 - z) * n + z * h."
+            ),
         ),
         Wrong(
             _gru_reset_before,
-            "That is Cho et al.'s (2014) form, the reset applied to h before the product: "
-            "n = tanh(xn + W_hn (r * h) + b_hn), a correct GRU but not the one the task fixes. "
-            "torch applies it after the product: n = tanh(xn + r * hn), with hn = W_hn h + b_hn.",
+            N_(
+                "That is Cho et al.'s (2014) form, the reset applied to h before the product: n "
+                "= tanh(xn + W_hn (r * h) + b_hn), a correct GRU but not the one the task "
+                "fixes. torch applies it after the product: n = tanh(xn + r * hn), with hn = "
+                "W_hn h + b_hn."
+            ),
         ),
         Wrong(
             _gru_reset_on_input,
-            "The reset gate scales the recurrent part hn, not the input part: n = tanh(xn + "
-            "r * hn). It decides how much of the past enters the new content.",
+            N_(
+                "The reset gate scales the recurrent part hn, not the input part: n = tanh(xn + "
+                "r * hn). It decides how much of the past enters the new content."
+            ),
         ),
         Wrong(
             _gru_swapped,
-            "torch's row order is r, z, n: the first block is the reset gate, the second the "
-            "update gate.",
+            N_(
+                "torch's row order is r, z, n: the first block is the reset gate, the second the "
+                "update gate."
+            ),
         ),
     ),
     hints=(
-        "Two products, each split in three: xr, xz, xn = (x @ weight_ih.T + bias_ih).chunk(3, "
-        "dim=1), and the same for h.",
-        "r and z are sigmoids of sums; the reset gate multiplies hn inside the tanh.",
-        "h_new = (1 - z) * n + z * h: z near 1 keeps the old state.",
+        N_(
+            "Two products, each split in three: xr, xz, xn = (x @ weight_ih.T + bias_ih).chunk(3, "
+            "dim=1), and the same for h."
+        ),
+        N_("r and z are sigmoids of sums; the reset gate multiplies hn inside the tanh."),
+        N_("h_new = (1 - z) * n + z * h: z near 1 keeps the old state."),
     ),
     alternatives=(_gru_lerp, _gru_step_towards),
 )
@@ -404,64 +430,86 @@ TANH_RNN_GRADS = Exercise(
     name="tanh_rnn_grads",
     notebook=7,
     task=(
-        "Write `tanh_rnn_grads(weight, weight_in, xs, h0, v)` for the tanh RNN `h_t = "
-        "tanh(a_t)`, `a_t = W h_{t-1} + U x_t`, t = 1..T, without biases (`weight` W `(H, H)`, "
-        "`weight_in` U `(H, I)`, `xs` `(T, I)` with `xs[t - 1]` the input of step t, `h0` "
-        "`(H,)`) and the loss `L = v @ h_T`. Return `(dL/dW, dL/dU)`, derived by hand from the "
-        "unrolled graph `h_0 -> a_1 -> h_1 -> a_2 -> ... -> h_T -> L`, where W and U enter "
-        "every a_t. What you need, one node at a time: the derivative of tanh is `1 - "
-        "tanh(a)^2`, and for `a = W h` the gradient with respect to `h` is `W.T @ dL/da` and "
-        "the one with respect to `W` is `outer(dL/da, h)`. Autograd would do it for you; the "
-        "point is to see what the gradient is multiplied by at every step back."
+        N_(
+            "Write `tanh_rnn_grads(weight, weight_in, xs, h0, v)` for the tanh RNN `h_t = "
+            "tanh(a_t)`, `a_t = W h_{t-1} + U x_t`, t = 1..T, without biases (`weight` W `(H, H)`, "
+            "`weight_in` U `(H, I)`, `xs` `(T, I)` with `xs[t - 1]` the input of step t, `h0` "
+            "`(H,)`) and the loss `L = v @ h_T`. Return `(dL/dW, dL/dU)`, derived by hand from the "
+            "unrolled graph `h_0 -> a_1 -> h_1 -> a_2 -> ... -> h_T -> L`, where W and U enter "
+            "every a_t. What you need, one node at a time: the derivative of tanh is `1 - "
+            "tanh(a)^2`, and for `a = W h` the gradient with respect to `h` is `W.T @ dL/da` and "
+            "the one with respect to `W` is `outer(dL/da, h)`. Autograd would do it for you; the "
+            "point is to see what the gradient is multiplied by at every step back."
+        )
     ),
     reference=tanh_rnn_grads,
     cases=_bptt_cases,
     wrong=(
         Wrong(
             _bptt_last_step_only,
-            "W and U are used at every step, so the loss depends on them through every step: "
-            "go back through time from t = T to 1 and add each step's contribution.",
+            N_(
+                "W and U are used at every step, so the loss depends on them through every step: "
+                "go back through time from t = T to 1 and add each step's contribution."
+            ),
         ),
         Wrong(
             _bptt_no_tanh_factor,
-            "That is the gradient of a linear RNN: the tanh's derivative is missing. Through "
-            "h_t = tanh(a_t), the gradient at h_t becomes the one at a_t times 1 - h_t^2, at "
-            "every step; this factor, below 1, is where the gradient vanishes.",
+            N_(
+                "That is the gradient of a linear RNN: the tanh's derivative is missing. Through "
+                "h_t = tanh(a_t), the gradient at h_t becomes the one at a_t times 1 - h_t^2, at "
+                "every step; this factor, below 1, is where the gradient vanishes."
+            ),
         ),
         Wrong(
             _bptt_factor_of_previous_state,
-            "The tanh's derivative belongs to the step that applied it: going from h_t back to "
-            "a_t multiplies by 1 - h_t^2, the state it produced, not 1 - h_{t-1}^2.",
+            N_(
+                "The tanh's derivative belongs to the step that applied it: going from h_t back to "
+                "a_t multiplies by 1 - h_t^2, the state it produced, not 1 - h_{t-1}^2."
+            ),
         ),
         Wrong(
             _bptt_factor_of_pre_activation,
-            "The derivative of tanh at a is 1 - tanh(a)^2 = 1 - h_t^2, not 1 - a^2: square the "
-            "state, not the sum before the tanh.",
+            N_(
+                "The derivative of tanh at a is 1 - tanh(a)^2 = 1 - h_t^2, not 1 - a^2: square the "
+                "state, not the sum before the tanh."
+            ),
         ),
         Wrong(
             _bptt_factor_only_going_back,
-            "W and U enter a_t, before the tanh: their gradient at step t takes dL/da_t = "
-            "dL/dh_t * (1 - h_t^2), the same gradient that goes one step back, not dL/dh_t.",
+            N_(
+                "W and U enter a_t, before the tanh: their gradient at step t takes dL/da_t = "
+                "dL/dh_t * (1 - h_t^2), the same gradient that goes one step back, not dL/dh_t."
+            ),
         ),
         Wrong(
             _bptt_off_by_one,
-            "Step t computes a_t from h_{t-1}: its contribution to dL/dW is outer(dL/da_t, "
-            "h_{t-1}), the state that went into the step, not the one it produced.",
+            N_(
+                "Step t computes a_t from h_{t-1}: its contribution to dL/dW is outer(dL/da_t, "
+                "h_{t-1}), the state that went into the step, not the one it produced."
+            ),
         ),
         Wrong(
             _bptt_not_transposed,
-            "Going back a step multiplies by the transpose: a_t = W h_{t-1} gives dL/dh_{t-1} = "
-            "W.T @ dL/da_t.",
+            N_(
+                "Going back a step multiplies by the transpose: a_t = W h_{t-1} gives "
+                "dL/dh_{t-1} = W.T @ dL/da_t."
+            ),
         ),
     ),
     hints=(
-        "First the forward pass: a list hs = [h0, h1, ..., hT], each hs[t] = tanh(weight @ "
-        "hs[t - 1] + weight_in @ xs[t - 1]). The backward pass needs every state.",
-        "Then go back from t = T with delta = dL/dh_T = v. At each step: through the tanh "
-        "(times 1 - h_t^2) to get dL/da_t; then a_t's two inputs: the weights (outer products "
-        "with what went into the step) and h_{t-1} (the transpose of W).",
-        "gamma = delta * (1 - hs[t] ** 2); grad_W += torch.outer(gamma, hs[t - 1]); grad_U += "
-        "torch.outer(gamma, xs[t - 1]); delta = weight.T @ gamma.",
+        N_(
+            "First the forward pass: a list hs = [h0, h1, ..., hT], each hs[t] = tanh(weight @ "
+            "hs[t - 1] + weight_in @ xs[t - 1]). The backward pass needs every state."
+        ),
+        N_(
+            "Then go back from t = T with delta = dL/dh_T = v. At each step: through the tanh "
+            "(times 1 - h_t^2) to get dL/da_t; then a_t's two inputs: the weights (outer products "
+            "with what went into the step) and h_{t-1} (the transpose of W)."
+        ),
+        N_(
+            "gamma = delta * (1 - hs[t] ** 2); grad_W += torch.outer(gamma, hs[t - 1]); grad_U += "
+            "torch.outer(gamma, xs[t - 1]); delta = weight.T @ gamma."
+        ),
     ),
     alternatives=(_bptt_autograd, _bptt_jacobian_product, _bptt_stacked),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from dlcourse.exercises.engine import Exercise, Wrong
+from dlcourse.i18n import N_
 
 # --------------------------------------------------------------------------- mse_gradient
 
@@ -65,34 +66,42 @@ MSE_GRADIENT = Exercise(
     name="mse_gradient",
     notebook=0,
     task=(
-        "Write `mse_gradient(w, b, x, y)` returning `(dL_dw, dL_db)` for "
-        "$L = \\frac1N \\sum_i (w x_i + b - y_i)^2$, by hand (no autograd). "
-        "`w`, `b` are 0-d tensors, `x`, `y` have shape `(N,)`; return two 0-d tensors."
+        N_(
+            "Write `mse_gradient(w, b, x, y)` returning `(dL_dw, dL_db)` for "
+            "$L = \\frac1N \\sum_i (w x_i + b - y_i)^2$, by hand (no autograd). "
+            "`w`, `b` are 0-d tensors, `x`, `y` have shape `(N,)`; return two 0-d tensors."
+        )
     ),
     reference=mse_gradient,
     cases=_mse_cases,
     wrong=(
-        Wrong(_mse_no_two, "The derivative of r² is 2r: a factor 2 is missing."),
+        Wrong(_mse_no_two, N_("The derivative of r² is 2r: a factor 2 is missing.")),
         Wrong(
             _mse_sum,
-            "L is a mean over the N samples, so its gradient is a mean too: use .mean(), "
-            "not .sum().",
+            N_(
+                "L is a mean over the N samples, so its gradient is a mean too: use .mean(), "
+                "not .sum()."
+            ),
         ),
         Wrong(
             _mse_sign,
-            "Check the sign of the residual: differentiate (prediction − target)², with "
-            "prediction = w·x + b.",
+            N_(
+                "Check the sign of the residual: differentiate (prediction − target)², with "
+                "prediction = w·x + b."
+            ),
         ),
         Wrong(
             _mse_no_x,
-            "Chain rule: the residual depends on w through w·x, so ∂r/∂w = x. Each residual is "
-            "multiplied by its own x in dL/dw (but not in dL/db).",
+            N_(
+                "Chain rule: the residual depends on w through w·x, so ∂r/∂w = x. Each residual is "
+                "multiplied by its own x in dL/dw (but not in dL/db)."
+            ),
         ),
     ),
     hints=(
-        "Write r = w * x + b - y, one residual per sample. Then L = mean(r²).",
-        "By the chain rule, ∂L/∂w = mean(2 r · ∂r/∂w) and ∂L/∂b = mean(2 r · ∂r/∂b).",
-        "∂r/∂w = x and ∂r/∂b = 1: return 2 * (r * x).mean(), 2 * r.mean().",
+        N_("Write r = w * x + b - y, one residual per sample. Then L = mean(r²)."),
+        N_("By the chain rule, ∂L/∂w = mean(2 r · ∂r/∂w) and ∂L/∂b = mean(2 r · ∂r/∂b)."),
+        N_("∂r/∂w = x and ∂r/∂b = 1: return 2 * (r * x).mean(), 2 * r.mean()."),
     ),
     alternatives=(_mse_dot,),
 )
@@ -154,9 +163,11 @@ PAIRWISE_SQ_DISTS = Exercise(
     name="pairwise_sq_dists",
     notebook=0,
     task=(
-        "Write `pairwise_sq_dists(a, b)`: for `a` of shape `(N, D)` and `b` of shape `(M, D)`, "
-        "return the `(N, M)` tensor of squared distances $d_{ij} = \\sum_k (a_{ik} - b_{jk})^2$, "
-        "with broadcasting and no Python loops (and without `torch.cdist`)."
+        N_(
+            "Write `pairwise_sq_dists(a, b)`: for `a` of shape `(N, D)` and `b` of shape `(M, "
+            "D)`, return the `(N, M)` tensor of squared distances $d_{ij} = \\sum_k (a_{ik} - "
+            "b_{jk})^2$, with broadcasting and no Python loops (and without `torch.cdist`)."
+        )
     ),
     reference=pairwise_sq_dists,
     cases=_dist_cases,
@@ -165,27 +176,32 @@ PAIRWISE_SQ_DISTS = Exercise(
     wrong=(
         Wrong(
             _dist_transposed,
-            "Row i belongs to a, column j to b: the result is (N, M). Give a the new axis in the "
-            "middle: a[:, None, :] - b[None, :, :].",
+            N_(
+                "Row i belongs to a, column j to b: the result is (N, M). Give a the new axis "
+                "in the middle: a[:, None, :] - b[None, :, :]."
+            ),
         ),
         Wrong(
-            _dist_abs, "Squared distances: square the differences (** 2), not their absolute value."
+            _dist_abs,
+            N_("Squared distances: square the differences (** 2), not their absolute value."),
         ),
         Wrong(
             _dist_wrong_dim,
-            "Sum over the features, the last dimension (dim=-1), not over the points of b.",
+            N_("Sum over the features, the last dimension (dim=-1), not over the points of b."),
         ),
-        Wrong(_dist_sqrt, "The task asks for squared distances: leave out the square root."),
+        Wrong(_dist_sqrt, N_("The task asks for squared distances: leave out the square root.")),
         Wrong(
             _dist_detached,
-            "The values are right but no gradient reaches b: something cuts b out of autograd's "
-            "graph (.detach(), .data, torch.no_grad()).",
+            N_(
+                "The values are right but no gradient reaches b: something cuts b out of "
+                "autograd's graph (.detach(), .data, torch.no_grad())."
+            ),
         ),
     ),
     hints=(
-        "Broadcasting lines up shapes from the right: (N, 1, D) and (1, M, D) give (N, M, D).",
-        "a[:, None, :] has shape (N, 1, D); b[None, :, :] has shape (1, M, D).",
-        "Subtract them, square, and sum over the last dimension: (diff ** 2).sum(dim=-1).",
+        N_("Broadcasting lines up shapes from the right: (N, 1, D) and (1, M, D) give (N, M, D)."),
+        N_("a[:, None, :] has shape (N, 1, D); b[None, :, :] has shape (1, M, D)."),
+        N_("Subtract them, square, and sum over the last dimension: (diff ** 2).sum(dim=-1)."),
     ),
     alternatives=(_dist_expanded,),
 )

@@ -105,6 +105,73 @@ def test_the_korean_prose_uses_the_notes_terms() -> None:
     assert not missing, "terms of the notes not used in their notebook:\n" + "\n".join(missing)
 
 
+PAGE_NAMES = list(tr.PAGES)
+
+
+@pytest.mark.parametrize("name", PAGE_NAMES)
+def test_every_page_block_has_a_current_korean_translation(name: str) -> None:
+    catalogue = tr.load_catalogue(tr.page_catalogue_path(name, "ko"), "ko")
+    problems, differences = [], []
+    for message in tr.page_template(name):
+        if not message.id:
+            continue
+        found = catalogue.get(message.id, context=message.context)
+        if found is None or not found.string or found.fuzzy:
+            problems.append(f"{message.context}: {message.id[:60]!r}")
+            continue
+        english, korean = tr.invariants(message.id), tr.invariants(found.string)
+        differences += [
+            f"{message.context} {kind}: {english[kind]} vs {korean[kind]}"
+            for kind in english
+            if english[kind] != korean[kind]
+        ]
+    assert not problems, (
+        f"{name}: blocks without a current Korean translation (`dlcourse translations update`, "
+        f"then translate them in locale/ko/pages/{name}.po):\n" + "\n".join(problems)
+    )
+    assert not differences, "\n".join(differences)
+
+
+@pytest.mark.parametrize("name", PAGE_NAMES)
+def test_the_page_catalogue_is_in_step_with_its_page(name: str) -> None:
+    catalogue = tr.load_catalogue(tr.page_catalogue_path(name, "ko"), "ko")
+    wanted = {(m.context, m.id) for m in tr.page_template(name) if m.id}
+    assert {(m.context, m.id) for m in catalogue if m.id} <= wanted
+    assert not catalogue.obsolete
+
+
+def test_the_korean_readme_is_written_from_its_catalogue(tmp_path: Path) -> None:
+    made = tr.write_korean_readme(out=tmp_path / "README.ko.md").read_text(encoding="utf-8")
+    stored = (ROOT / "README.ko.md").read_text(encoding="utf-8")
+    assert stored == made, "README.ko.md is stale: run `dlcourse translations update`"
+    assert "make lab LANG=ko" in stored and "## " in stored
+    english = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "README.ko.md" in english.split("\n## ", 1)[0], "README.md does not point to it"
+
+
+def test_a_page_block_changed_in_english_turns_fuzzy(tmp_path: Path) -> None:
+    page = tmp_path / "index.md"
+    page.write_text(
+        tr.PAGES["index"].read_text(encoding="utf-8").replace("trainable", "trainable, fast"),
+        encoding="utf-8",
+    )
+    shutil.copytree(ROOT / "locale", tmp_path / "locale")
+    status = tr.update_page_catalogue("index", "ko", tmp_path / "locale", page)
+    assert status.fuzzy == 1
+    text, untranslated = tr.translate_page("index", "ko", tmp_path / "locale", page)
+    assert untranslated == 1 and "trainable, fast" in text
+
+
+def test_markdown_blocks_keep_fenced_blocks_whole() -> None:
+    text = "# T\n\npara one\nline two\n\n```{only} public\nA\n\nB\n```\n\n- a\n- b\n"
+    assert tr.markdown_blocks(text) == [
+        "# T",
+        "para one\nline two",
+        "```{only} public\nA\n\nB\n```",
+        "- a\n- b",
+    ]
+
+
 # --------------------------------------------------------------------------- behaviour
 
 
@@ -284,8 +351,10 @@ def test_translations_status_command(capsys: pytest.CaptureFixture[str]) -> None
 
     code = main(["translations", "status"])
     out = capsys.readouterr().out
-    assert f"of {len(NOTEBOOKS)} notebooks fully translated" in out
-    assert code == (0 if all(s.complete for s in tr.status("ko")) else 1)
+    pages = len(tr.PAGES)
+    assert f"of {len(NOTEBOOKS) + pages} notebooks and pages fully translated" in out
+    complete = all(s.complete for s in tr.status("ko") + tr.page_status("ko"))
+    assert code == (0 if complete else 1)
 
 
 def test_make_lab_lang_ko_opens_the_korean_edition() -> None:

@@ -474,15 +474,18 @@ def _translations(args: argparse.Namespace) -> int:
             raise CommandError("English is the source: the notebooks themselves; nothing to do")
         if args.action == "update":
             found = [translations.update_catalogue(nb, lang) for nb in course_notebooks()]
+            found += [translations.update_page_catalogue(page, lang) for page in translations.PAGES]
+            if lang == "ko":
+                translations.write_korean_readme()
         else:
-            found = translations.status(lang)
+            found = translations.status(lang) + translations.page_status(lang)
     except translations.TranslationError as exc:
         raise CommandError(str(exc)) from exc
     for line in found:
         print(line)
     incomplete = [s for s in found if not s.complete]
     print(
-        f"{len(found) - len(incomplete)} of {len(found)} notebooks fully translated into "
+        f"{len(found) - len(incomplete)} of {len(found)} notebooks and pages fully translated into "
         f"{translations.LANGUAGES[lang]}"
     )
     return 1 if incomplete else 0

@@ -302,7 +302,24 @@ PAGES: dict[str, Path] = {
     "course-map": NOTEBOOK_DIR.parent / "docs" / "course-map.md",
     "glossary": NOTEBOOK_DIR.parent / "docs" / "glossary.md",
     "instructor-guide": NOTEBOOK_DIR.parent / "docs" / "instructor-guide.md",
+    "readme": NOTEBOOK_DIR.parent / "README.md",
 }
+# The README's learner sections (its start, up to this heading) are translated; the rest is for
+# course authors, in English. `dlcourse translations update` writes them to README.ko.md.
+README_LEARNER_END = "\n## The course\n"
+README_KO_FOOTER = (
+    "\n---\n\n이 문서는 `README.md`의 학습자용 부분을 옮긴 것입니다"
+    "(`dlcourse translations update`가 `locale/ko/pages/readme.po`에서 만듭니다). "
+    "과정 목록, 개발과 테스트에 관한 나머지 내용은 영어 "
+    "[README.md](README.md)를 보세요.\n"
+)
+
+
+def _page_text(name: str, path: Path | None = None) -> str:
+    text = (PAGES[name] if path is None else Path(path)).read_text(encoding="utf-8")
+    if name == "readme" and README_LEARNER_END in text:
+        text = text[: text.index(README_LEARNER_END) + 1]
+    return text
 
 
 def markdown_blocks(text: str) -> list[str]:
@@ -342,7 +359,7 @@ def page_template(name: str, path: Path | None = None) -> Any:
     from babel.messages.catalog import Catalog
 
     path = PAGES[name] if path is None else Path(path)
-    blocks = markdown_blocks(path.read_text(encoding="utf-8"))
+    blocks = markdown_blocks(_page_text(name, path))
     template = Catalog(project=PROJECT, charset="utf-8", fuzzy=False)
     contexts = _block_contexts(name, blocks)
     for number, (block, context) in enumerate(zip(blocks, contexts, strict=True)):
@@ -385,8 +402,7 @@ def translate_page(
 ) -> tuple[str, int]:
     """The page ``name`` in ``lang`` (Markdown), and how many blocks were left in English."""
     lang = check_language(lang)
-    path = PAGES[name] if path is None else Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = _page_text(name, path)
     if lang == "en":
         return text, 0
     catalogue = load_catalogue(page_catalogue_path(name, lang, locale_dir), lang)
@@ -437,3 +453,14 @@ def invariants(text: str) -> dict[str, list[str]]:
         "links": sorted(links),
         "numbers": sorted(numbers),
     }
+
+
+def write_korean_readme(locale_dir: Path | None = None, out: Path | None = None) -> Path:
+    """README.ko.md: the README's learner sections in Korean (blocks not yet translated stay
+    English), then a footer pointing to the English README for the rest."""
+    from dlcourse.machinery.atomic import write_bytes_atomically
+
+    text, _ = translate_page("readme", "ko", locale_dir)
+    out = NOTEBOOK_DIR.parent / "README.ko.md" if out is None else Path(out)
+    write_bytes_atomically(out, (text + README_KO_FOOTER).encode("utf-8"))
+    return out

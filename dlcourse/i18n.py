@@ -192,7 +192,7 @@ def update(language: str = "ko") -> Path:
         catalog = read_catalogue(language)
     except FileNotFoundError:
         catalog = Catalog(locale=language, domain=DOMAIN, project="dlcourse", charset="utf-8")
-    catalog.update(template, update_header_comment=False)
+    catalog.update(template, update_header_comment=False, update_creation_date=False)
     catalog.obsolete.clear()  # removed messages: gone from the code, gone from the catalogue
     return write_catalogue(catalog, language)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from dlcourse import i18n
-from dlcourse.exercises.engine import CheckResult, Exercise
+from dlcourse.exercises.engine import CheckResult, Exercise, clone_inputs
 from dlcourse.exercises.progress import progress_report
 from dlcourse.exercises.registry import all_exercises, get
 
@@ -242,6 +242,31 @@ def test_other_failures_in_korean(fn, status: str, code: str, korean) -> None:
     result = _check(ex, fn)
     assert (result.status, result.code) == (status, code)
     _assert_korean(result)
+
+
+def _in_a_cell(source: str):
+    """A function defined as a notebook cell defines it (its frames are "your code")."""
+    space: dict = {}
+    exec(compile(source, "<cell>", "exec"), space)
+    return space["f"]
+
+
+def test_the_learners_side_is_english_and_the_judge_translates(korean) -> None:
+    """A grading process writes the traceback (in English, whatever its language); the judge
+    shows it in the learner's language, so grade and check say the same."""
+    ex = get("pairwise_sq_dists")
+    args = ex.input_cases()[0]
+    raising = _in_a_cell('def f(a, b):\n    raise ValueError("일부러")\n')
+    attempt = ex.attempt(raising, clone_inputs(args))
+    assert "  your code, line 2, in f\n" in attempt.detail
+    verdict = ex.verdict(args, attempt, case=1)
+    assert "  작성한 코드, 2번째 줄, 함수 f\n" in verdict.message
+    assert verdict.failure.detail == ("ValueError: 일부러",)
+    _assert_korean(verdict)
+    assert str(verdict) == str(_check(ex, raising))
+    recursing = _in_a_cell("def f(a, b):\n    return f(a, b)\n")
+    message = _check(ex, recursing).message
+    assert "위 프레임이" in message and "repeated" not in message
 
 
 def test_a_timeout_in_korean(korean) -> None:

@@ -357,7 +357,10 @@ def call_with_time_limit(fn: Callable[[], Any], seconds: float) -> Any:
 
 def learner_traceback(exc: BaseException) -> str:
     """The traceback of ``exc`` with the learner's own frames only (not the engine's, not
-    torch's), a notebook cell's called "your code"; its last line is ``Type: message``."""
+    torch's), a notebook cell's called "your code"; its last line is ``Type: message``.
+
+    Always in English: a grading process writes it, whatever its language; the judge's side
+    shows it in the learner's (:func:`localised_traceback`)."""
     frames = [
         f
         for f in traceback.extract_tb(exc.__traceback__)
@@ -366,12 +369,9 @@ def learner_traceback(exc: BaseException) -> str:
     lines: list[str] = []
     previous, repeats = "", 0  # a recursion's frames, all alike: shown three times, then counted
     for f in frames:
-        where = gettext("your code") if f.filename.startswith(("<", _CELL_FILES)) else f.filename
+        where = "your code" if f.filename.startswith(("<", _CELL_FILES)) else f.filename
         code = f.line or linecache.getline(f.filename, f.lineno).strip()
-        line = gettext("  {where}, line {lineno}, in {function}").format(
-            where=where, lineno=f.lineno, function=f.name
-        )
-        line += f"\n    {code}"
+        line = f"  {where}, line {f.lineno}, in {f.name}\n    {code}"
         repeats = repeats + 1 if line == previous else 0
         previous = line
         if repeats < 3:
@@ -379,12 +379,31 @@ def learner_traceback(exc: BaseException) -> str:
         else:
             if repeats > 3:
                 lines.pop()
-            lines.append(
-                gettext("  [the frame above repeated {count} more time(s)]").format(
-                    count=repeats - 2
-                )
-            )
+            lines.append(f"  [the frame above repeated {repeats - 2} more time(s)]")
     lines.append(f"{type(exc).__name__}: {exc}")
+    return "\n".join(lines)
+
+
+_FRAME = re.compile(r"^  (?! )(.*), line (\d+), in (\S+)$")
+_REPEATED = re.compile(r"^  \[the frame above repeated (\d+) more time\(s\)\]$")
+
+
+def localised_traceback(text: str) -> str:
+    """A :func:`learner_traceback` in the current language: its frame lines ("your code, line
+    3, in f") translated, the learner's code and the exception's own words as they are."""
+    lines = []
+    for line in text.split("\n"):
+        frame, repeated = _FRAME.match(line), _REPEATED.match(line)
+        if frame:
+            where = gettext("your code") if frame[1] == "your code" else frame[1]
+            line = gettext("  {where}, line {lineno}, in {function}").format(
+                where=where, lineno=frame[2], function=frame[3]
+            )
+        elif repeated:
+            line = gettext("  [the frame above repeated {count} more time(s)]").format(
+                count=repeated[1]
+            )
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -935,6 +954,7 @@ class Exercise:
         label = f"{input_label(seed)} {case}"
         params = self.argument_names()
         if attempt.kind != "returned":
+            shown = localised_traceback(attempt.detail)
             raised = gettext("your function raised an error on {label} ({arguments}):").format(
                 label=label, arguments=_describe_args(args, params)
             )
@@ -968,8 +988,8 @@ class Exercise:
                         "without: build it from simpler operations."
                     ).format(function=attempt.detail),
                 ),
-                "exited": ("error", "exited", f"{raised}\n{attempt.detail}"),
-            }.get(attempt.kind, ("error", "raised", f"{raised}\n{attempt.detail}"))
+                "exited": ("error", "exited", f"{raised}\n{shown}"),
+            }.get(attempt.kind, ("error", "raised", f"{raised}\n{shown}"))
             detail = () if code in ("not_attempted", "timeout") else (_last_line(attempt.detail),)
             return self._failed(status, message, code, case, seed, "", detail)
         for j, (a, original) in enumerate(zip(attempt.args_after, args, strict=True)):

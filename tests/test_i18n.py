@@ -444,3 +444,66 @@ def test_the_catalogue_ships_with_the_package() -> None:
     data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
     assert "locale/**/*.po" in data["tool"]["setuptools"]["package-data"]["dlcourse"]
     assert i18n.catalogue_path("ko").is_file()
+
+
+# --------------------------------------------------------------------------- grading's feedback
+
+FEEDBACK_EN = """# Feedback for alice
+
+**0 of 1 points.**
+
+Graded with seed 1: besides the self-check's inputs, your functions ran on inputs drawn from it.
+
+## 00_welcome.ipynb
+
+File: class/alice.ipynb
+
+| exercise | result | points |
+|---|---|---|
+| `mse_gradient` | ❌ fail | 0 / 1 |
+
+### `mse_gradient`: fail
+
+```text
+your result has shape (3,)
+```
+
+**Hint:** The derivative of r² is 2r: a factor 2 is missing.
+
+What your code printed while it was graded (the start):
+
+```text
+hello
+```
+"""
+
+
+def _feedback_page() -> str:
+    from dlcourse.exercises.class_report import feedback_markdown
+    from tests.test_class_report import _run
+
+    run = _run("alice", "class/alice.ipynb", "your result has shape (3,)")
+    run.grades[0].hint = get("mse_gradient").wrong[0].hint
+    run.output = "hello"
+    return feedback_markdown("alice", [run])
+
+
+def test_a_learners_feedback_page_in_english_is_unchanged() -> None:
+    assert _feedback_page() == FEEDBACK_EN
+
+
+def test_a_learners_feedback_page_in_korean(korean) -> None:
+    page = _feedback_page()
+    expected = [
+        "# alice님을 위한 피드백",
+        "**1점 만점에 0점입니다.**",
+        "| 문제 | 결과 | 점수 |",
+        "| `mse_gradient` | ❌ 실패 | 0 / 1 |",
+        "### `mse_gradient`: 실패",
+        "**힌트:** r²의 도함수는 2r입니다: 인수 2가 빠졌습니다.",
+    ]
+    for korean_line in expected:
+        assert korean_line in page.splitlines(), korean_line
+    # the grade's own message is the engine's, in the language the grading ran in
+    without_blocks = re.sub(r"```text\n.*?\n```", "", page, flags=re.DOTALL)
+    assert english_sentences(without_blocks) == [], without_blocks

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlcourse.exercises.submissions import MESSAGES, GradingError, Submission, readable
+from dlcourse.i18n import N_, gettext
 from dlcourse.machinery.atomic import write_bytes_atomically
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -216,7 +217,21 @@ def page_name(learner: str) -> str:
     return f"{slug}~{digest}.md"  # "~" is never in a plain name: no clash with one
 
 
-_MARK = {"pass": "✅ pass", "fail": "❌ fail", "not attempted": "⬜ not attempted"}
+# A learner's feedback page is in the language of the grading (DLCOURSE_LANG; English by
+# default); the CSV, its codes and the class summary stay English.
+_MARK = {"pass": N_("✅ pass"), "fail": N_("❌ fail"), "not attempted": N_("⬜ not attempted")}
+_STATUS = {
+    "pass": N_("pass"),
+    "fail": N_("fail"),
+    "not attempted": N_("not attempted"),
+    "timeout": N_("timeout"),
+    "error": N_("error"),
+}
+
+
+def _status(status: str) -> str:
+    """A grade's status as the feedback page shows it (Markdown)."""
+    return gettext(_STATUS[status]) if status in _STATUS else markdown_text(status)
 
 
 def _title(run: _Run) -> str:
@@ -232,31 +247,32 @@ def feedback_markdown(learner: str, runs: Sequence[_Run]) -> str:
     grades = [g for run in runs for g in run.grades]
     got = sum(g.points for g in grades)
     worth = sum(g.max_points for g in grades)
-    lines = [f"# Feedback for {markdown_text(learner)}", "", f"**{got:g} of {worth:g} points.**",
+    lines = [gettext("# Feedback for {learner}").format(learner=markdown_text(learner)), "",
+             gettext("**{got} of {worth} points.**").format(got=f"{got:g}", worth=f"{worth:g}"),
              ""]  # fmt: skip
     if grades:
-        lines += [f"Graded with seed {grades[0].seed}: besides the self-check's inputs, your "
-                  "functions ran on inputs drawn from it.", ""]  # fmt: skip
+        lines += [gettext("Graded with seed {seed}: besides the self-check's inputs, your "
+                          "functions ran on inputs drawn from it.").format(seed=grades[0].seed),
+                  ""]  # fmt: skip
     for run in runs:
         shown = markdown_text(short_path(run.submission.path))
-        lines += [f"## {_title(run)}", "", f"File: {shown}", ""]
+        lines += [f"## {_title(run)}", "", gettext("File: {path}").format(path=shown), ""]
         if not run.grades and run.submission.notebook is not None:  # the capstone, say
             lines += [MESSAGES["no_exercises"].format(notebook=_title(run)), ""]
             continue
-        lines += ["| exercise | result | points |", "|---|---|---|"]
+        lines += [gettext("| exercise | result | points |"), "|---|---|---|"]
         for g in run.grades:
-            lines.append(
-                f"| {_name(g.exercise)} | {_MARK.get(g.status, markdown_text(g.status))} "
-                f"| {g.points:g} / {g.max_points:g} |"
-            )
+            mark = gettext(_MARK[g.status]) if g.status in _MARK else markdown_text(g.status)
+            lines.append(f"| {_name(g.exercise)} | {mark} | {g.points:g} / {g.max_points:g} |")
         lines.append("")
         for g in run.grades:
-            lines += [f"### {_name(g.exercise)}: {markdown_text(g.status)}", "",
+            lines += [f"### {_name(g.exercise)}: {_status(g.status)}", "",
                       *_code_block(g.message), ""]  # fmt: skip
             if g.hint:
-                lines += [f"**Hint:** {plain_text(g.hint)}", ""]
+                hint = plain_text(gettext(g.hint))
+                lines += [gettext("**Hint:** {hint}").format(hint=hint), ""]
         if run.output.strip():
-            lines += ["What your code printed while it was graded (the start):", "",
+            lines += [gettext("What your code printed while it was graded (the start):"), "",
                       *_code_block(run.output[:2000]), ""]  # fmt: skip
     return "\n".join(lines)
 

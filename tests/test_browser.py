@@ -74,10 +74,17 @@ def _has_exercises(path: Path) -> bool:
     return f"dlcourse.exercises.{slug}" in exercise_modules()
 
 
+# The menu bar's labels in JupyterLab's Korean interface (jupyterlab-language-pack-ko-KR).
+MENUS_KO = {"Edit": "편집", "Kernel": "커널", "Run": "실행", "File": "파일"}
+
+
 def _menu(page: Any, menu: str, command: str) -> str:
-    """Choose ``command`` in the menu bar's ``menu``; say what happened."""
+    """Choose ``command`` in the menu bar's ``menu`` (its English label; the Korean one when the
+    interface is Korean); say what happened."""
     try:
-        page.click(f"li.lm-MenuBar-item:has-text('{menu}')", timeout=10_000)
+        korean = page.locator(f"li.lm-MenuBar-item:has-text('{MENUS_KO.get(menu, menu)}')")
+        label = MENUS_KO[menu] if menu in MENUS_KO and korean.count() else menu
+        page.click(f"li.lm-MenuBar-item:has-text('{label}')", timeout=10_000)
         item = page.locator(f"li.lm-Menu-item[data-command='{command}']")
         item.wait_for(state="visible", timeout=10_000)
         if "lm-mod-disabled" in (item.get_attribute("class") or ""):
@@ -426,6 +433,22 @@ def test_a_korean_notebook_in_a_korean_jupyterlab(
         )
         _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(_browser.SCREENSHOTS / f"lab-ko-{NOTEBOOKS[3].stem}.png"))
+        # Run it: the checks' feedback (the learner's stubs: not attempted yet) is in Korean,
+        # because the kernel runs a notebook in work/ko/.
+        page.wait_for_selector(IDLE, timeout=120_000)
+        _run_all(page, name)
+        boxes = page.evaluate(
+            "([panel, box]) => [...document.querySelectorAll(panel + ' .jp-OutputArea-output div')]"
+            ".filter(d => (d.getAttribute('style') || '').includes(box)).map(d => d.innerText)",
+            [PANEL, CHECK_BOX],
+        )
+        assert boxes, "no exercise feedback box after running the Korean copy"
+        english = [b for b in boxes if not re.search("[\uac00-\ud7a3]", b)]
+        assert not english, f"feedback not in Korean: {english[:2]}"
+        page.locator(
+            f"{PANEL} .jp-OutputArea-output div[style*='border-left']"
+        ).first.scroll_into_view_if_needed()
+        page.screenshot(path=str(_browser.SCREENSHOTS / f"lab-ko-{NOTEBOOKS[3].stem}-check.png"))
     except BaseException:
         _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(_browser.SCREENSHOTS / "lab-ko-FAILED.png"))

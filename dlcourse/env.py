@@ -49,8 +49,15 @@ REQUIREMENTS: tuple[tuple[str, str, str, str], ...] = (
     ("ipywidgets", "ipywidgets", "8.0", "interactive demos"),
     ("tqdm", "tqdm", "4.64", "progress bars"),
     ("mnist1d", "mnist1d", "0.0.2", "generating the MNIST-1D dataset"),
+    ("babel", "babel", "2.12", "the Korean edition's text (gettext catalogues)"),
     ("jupyterlab", "jupyterlab", "4.0", "the course's notebooks in the browser"),
     ("ipykernel", "ipykernel", "6.25", "the Python kernel JupyterLab runs the notebooks in"),
+    (
+        "jupyterlab-language-pack-ko-KR",
+        "jupyterlab_language_pack_ko_KR",
+        "4.0",
+        "JupyterLab's menus in Korean (make lab LANG=ko)",
+    ),
 )
 MIN_PYTHON = (3, 10)
 

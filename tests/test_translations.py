@@ -290,6 +290,41 @@ def test_switching_language_carries_the_learners_code_over(tmp_path: Path) -> No
     )
 
 
+@pytest.mark.parametrize(
+    "damage",
+    ["{not json", '{"cells": 3}', '{"cells": [{"id": 5}], "metadata": []}', "[]", ""],
+    ids=["truncated", "cells-not-a-list", "odd-cells", "a-list", "empty"],
+)
+def test_an_unreadable_copy_in_the_other_language_gives_a_fresh_copy(
+    tmp_path: Path, damage: str
+) -> None:
+    root = tmp_path / "work"
+    workspace.prepare(root)
+    broken = root / NOTEBOOKS[2].name
+    broken.write_text(damage, encoding="utf-8")
+    copies = {c.path.name: c.status for c in workspace.prepare(root, lang="ko")}
+    assert copies[NOTEBOOKS[2].name] == "created"  # fresh, not from the broken one
+    assert broken.read_text(encoding="utf-8") == damage  # which is left as it is
+    ko = json.loads((root / "ko" / NOTEBOOKS[2].name).read_text(encoding="utf-8"))
+    assert ko["metadata"]["dlcourse"]["language"] == "ko"
+
+
+@pytest.mark.parametrize("language", ["fr", ["ko"], None, 7, "en_GB", "ko_KR"])
+def test_a_copys_odd_language_mark_is_read_as_english_or_korean(language: object) -> None:
+    """An unknown mark counts as English; ``ko_KR`` as Korean, so the English cells of this copy
+    then look like the learner's own words and are kept."""
+    notebook = NOTEBOOKS[0]
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    nb["metadata"]["dlcourse"] = {"language": language}
+    korean, _ = tr.translate_notebook(nb, notebook, "ko")
+    first = next(i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "markdown")
+    catalogue = tr.load_catalogue(tr.catalogue_path(notebook, "ko"), "ko")
+    english = cell_source(nb["cells"][first])
+    wanted = catalogue.get(english, context=tr.cell_context(notebook, nb["cells"][first])).string
+    expected = english if language == "ko_KR" else wanted
+    assert cell_source(korean["cells"][first]) == expected
+
+
 def test_reset_in_korean_backs_up_and_writes_a_fresh_korean_copy(tmp_path: Path) -> None:
     root = tmp_path / "work"
     workspace.prepare(root, lang="ko")

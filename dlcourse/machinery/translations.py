@@ -259,10 +259,16 @@ def translate_notebook(
     """
     lang = check_language(lang)
     solution = Path(solution)
-    meta = nb.get("metadata", {}).get("dlcourse", {})
-    source_lang = check_language(
-        source_lang or (meta.get("language") if isinstance(meta, dict) else None) or "en"
-    )
+    metadata = nb.get("metadata")
+    meta = metadata.get("dlcourse", {}) if isinstance(metadata, dict) else {}
+    if source_lang is None:  # what the copy says it is in; anything odd there counts as English
+        try:
+            source_lang = check_language(
+                (meta.get("language") if isinstance(meta, dict) else None) or "en"
+            )
+        except TranslationError:
+            source_lang = "en"
+    source_lang = check_language(source_lang)
     catalogues = {
         code: None
         if code == "en"
@@ -276,7 +282,9 @@ def translate_notebook(
     out = copy.deepcopy(nb)
     untranslated = 0
     for cell in out["cells"]:
-        if cell["cell_type"] != "markdown" or cell.get("id") not in english:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "markdown":
+            continue
+        if not isinstance(cell.get("id"), str) or cell["id"] not in english:
             continue
         context, text = english[cell["id"]]
         before, _ = _shown(text, context, source_lang, catalogues[source_lang])

@@ -223,7 +223,15 @@ def prepare(
         target = workspace / source.name
         if not target.exists():
             other = _other_copy(source, root, lang)
-            _write_copy(source, target, manifest, lang, from_copy=other)
+            try:
+                _write_copy(source, target, manifest, lang, from_copy=other)
+            except (ValueError, KeyError, TypeError, AttributeError, OSError):
+                if other is None:
+                    raise
+                # the other copy is not a notebook we can read (hand-edited, truncated): a fresh
+                # copy instead, and the other one stays as it is
+                other = None
+                _write_copy(source, target, manifest, lang)
             if other is None:
                 status = "created"
             else:  # "created from work/" or "created from work/ko/"

@@ -159,6 +159,11 @@ def extract() -> Any:
     for filename, lineno, message, comments, context in found:
         path = f"dlcourse/{filename}".replace(os.sep, "/")
         template.add(message, None, [(path, lineno)], auto_comments=comments, context=context)
+    # The notebooks' titles (data in the course map, shown by the progress report)
+    from dlcourse.course import NOTEBOOKS
+
+    for nb in NOTEBOOKS:
+        template.add(nb.title, None, [("dlcourse/course.py", 0)], auto_comments=["notebook title"])
     return template
 
 
@@ -176,9 +181,11 @@ def write_catalogue(catalog: Any, language: str) -> Path:
 
     path = catalogue_path(language)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from dlcourse.machinery.atomic import write_bytes_atomically
+
     buffer = io.BytesIO()
     write_po(buffer, catalog, width=0, sort_output=False, include_previous=True)
-    path.write_bytes(buffer.getvalue())
+    write_bytes_atomically(path, buffer.getvalue())
     return path
 
 

@@ -175,7 +175,7 @@ def progress_report(exercises: Sequence[Exercise], path: Path | None = None) -> 
             if not _has_exercises(nb):  # the capstone: the learner's model is their own
                 lines.append(
                     _("{number} {title}: no exercises to check").format(
-                        number=f"{nb.number:02d}", title=nb.title
+                        number=f"{nb.number:02d}", title=_(nb.title)
                     )
                 )
             continue
@@ -183,7 +183,7 @@ def progress_report(exercises: Sequence[Exercise], path: Path | None = None) -> 
         passed = sum(bool(done.get(ex.name, {}).get("first_passed")) for ex in mine)
         lines.append(
             _("{number} {title}: {passed}/{count} passed").format(
-                number=f"{nb.number:02d}", title=nb.title, passed=passed, count=len(mine)
+                number=f"{nb.number:02d}", title=_(nb.title), passed=passed, count=len(mine)
             )
         )
         lines.extend(_line(ex.name, done.get(ex.name)) for ex in mine)

@@ -319,7 +319,7 @@ README_KO_FOOTER = (
     "\n---\n\n이 문서는 `README.md`의 학습자용 부분을 옮긴 것입니다"
     "(`dlcourse translations update`가 `locale/ko/pages/readme.po`에서 만듭니다). "
     "과정 목록, 개발과 테스트에 관한 나머지 내용은 영어 "
-    "[README.md](README.md)를 보십시오.\n"
+    "[README.md](README.md)를 보세요.\n"
 )
 
 

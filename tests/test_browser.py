@@ -315,11 +315,12 @@ CURRENT_TAB = "#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current"
 
 
 def _wait_in_front(page: Any, path: str) -> None:
-    """Wait until the document in front is ``path`` (its tab's tooltip says "Path: ...")."""
+    """Wait until the document in front is ``path`` (its tab's tooltip says "Path: ...", in
+    the Korean interface "경로: ...")."""
     try:
         page.wait_for_function(
             "([sel, want]) => (document.querySelector(sel)?.title || '').includes(want)",
-            arg=[CURRENT_TAB, f"Path: {path}\n"], timeout=60_000,
+            arg=[CURRENT_TAB, f": {path}\n"], timeout=60_000,
         )  # fmt: skip
     except Exception as exc:  # Playwright's TimeoutError
         front = (
@@ -449,6 +450,11 @@ def test_a_korean_notebook_in_a_korean_jupyterlab(
             f"{PANEL} .jp-OutputArea-output div[style*='border-left']"
         ).first.scroll_into_view_if_needed()
         page.screenshot(path=str(_browser.SCREENSHOTS / f"lab-ko-{NOTEBOOKS[3].stem}-check.png"))
+        # the solution opened by mistake: the banner, in Korean, names the Korean copy
+        page.goto(f"{base}/lab/tree/notebooks/{name}?token={token}")
+        _wait_in_front(page, f"notebooks/{name}")
+        banner = page.locator(f"{PANEL} .jp-MarkdownCell").first.inner_text()
+        assert "읽기 전용" in banner and f"work/ko/{name}" in banner, banner
     except BaseException:
         _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(_browser.SCREENSHOTS / "lab-ko-FAILED.png"))

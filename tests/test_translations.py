@@ -369,7 +369,14 @@ def test_lab_in_korean_uses_the_korean_copies_and_interface(tmp_path: Path) -> N
     start = tmp_path / "work" / "ko" / "00_welcome.ipynb"
     command = lab.lab_command(start, course_dir=tmp_path, lang="ko")
     assert "--ContentsManager.preferred_dir=work/ko" in command
+    assert "--CourseContentsManager.language=ko" in command
     assert command[-1] == "work/ko/00_welcome.ipynb"
+    # a solution notebook opened by mistake names the learner's Korean copy, in Korean
+    import nbformat
+
+    nb = nbformat.read(str(NOTEBOOKS[3]), as_version=4)
+    banner = lab.solution_view(nb, f"notebooks/{NOTEBOOKS[3].name}", "ko").cells[0].source
+    assert f"work/ko/{NOTEBOOKS[3].name}" in banner and "읽기 전용" in banner
 
 
 def test_the_commands_take_a_language() -> None:

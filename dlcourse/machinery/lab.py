@@ -66,6 +66,24 @@ BANNER = (
     "The cells here are locked. Instructors and authors edit the solutions with "
     "`make lab-solutions`.\n\n</div>"
 )
+# The same two in Korean, for `dlcourse lab --lang ko` (the learner's copies in work/ko/).
+READ_ONLY_MESSAGE_KO = (
+    "{path}는 과정의 풀이 노트북이라 그대로 둡니다"
+    "(여기서 notebooks/는 읽기 전용입니다). "
+    "여러분의 사본은 work/ko/{name}입니다: work/ko 폴더에서 여세요. "
+    "여기서 고친 내용을 남기려면 파일 > 다른 이름으로 노트북 저장...으로 "
+    "work/ko/ 안에 저장하세요. "
+    "강사와 저자는 `make lab-solutions`로 풀이를 고칩니다."
+)
+BANNER_KO = (
+    '<div style="border:2px solid #cf222e;border-radius:4px;padding:8px 12px">\n\n'
+    "**과정의 풀이 노트북 `{path}`입니다: 읽기 전용입니다.** "
+    "여러분의 사본은 **[work/ko/{name}](../work/ko/{name})**입니다: "
+    "연습문제를 직접 풀고 그 내용을 남기려면 그쪽을 여세요"
+    "(링크를 누르거나, 왼쪽의 *work/ko* 폴더에서 찾으세요).\n\n"
+    "여기의 셀은 잠겨 있습니다. "
+    "강사와 저자는 `make lab-solutions`로 풀이를 고칩니다.\n\n</div>"
+)
 # Where the banner and the locks are marked, so that a copy saved elsewhere drops them.
 VIEW_MARK = "solution_view"
 
@@ -81,6 +99,9 @@ class CourseContentsManager(AsyncLargeFileManager):
     solutions_dir = Unicode(
         str(NOTEBOOK_DIR), config=True, help="The folder served read-only (the solutions)."
     )
+    language = Unicode(
+        "en", config=True, help="The language of the learner's copies: en (work/), ko (work/ko/)."
+    )
 
     def _in_solutions(self, path: str) -> bool:
         full = Path(self._get_os_path(path.strip("/"))).resolve()
@@ -88,9 +109,8 @@ class CourseContentsManager(AsyncLargeFileManager):
         return full == solutions or solutions in full.parents
 
     def _refuse(self, path: str) -> web.HTTPError:
-        return web.HTTPError(
-            403, READ_ONLY_MESSAGE.format(path=path.strip("/"), name=Path(path).name)
-        )
+        message = READ_ONLY_MESSAGE_KO if self.language == "ko" else READ_ONLY_MESSAGE
+        return web.HTTPError(403, message.format(path=path.strip("/"), name=Path(path).name))
 
     def is_writable(self, path: str) -> bool:
         return not self._in_solutions(path) and super().is_writable(path)
@@ -107,7 +127,7 @@ class CourseContentsManager(AsyncLargeFileManager):
             path, content=content, type=type, format=format, require_hash=require_hash
         )
         if model.get("type") == "notebook" and model.get("content") and self._in_solutions(path):
-            solution_view(model["content"], path.strip("/"))
+            solution_view(model["content"], path.strip("/"), self.language)
         return model
 
     async def save(self, model, path=""):
@@ -129,13 +149,15 @@ class CourseContentsManager(AsyncLargeFileManager):
         return await super().rename_file(old_path, new_path)
 
 
-def solution_view(nb: Any, path: str) -> Any:
+def solution_view(nb: Any, path: str, lang: str = "en") -> Any:
     """The solution notebook ``nb`` (at ``path``) as a learner who opened it by mistake sees
     it: under a banner naming their copy, every cell locked (JupyterLab honours ``editable``
     and ``deletable``: typing does nothing). Changes ``nb`` in place and returns it; nothing of
     this reaches the file, which the server never saves."""
     name = Path(path).name
-    banner = nbformat.v4.new_markdown_cell(BANNER.format(path=path, name=name))
+    banner = nbformat.v4.new_markdown_cell(
+        (BANNER_KO if lang == "ko" else BANNER).format(path=path, name=name)
+    )
     banner.metadata.update(dlcourse={VIEW_MARK: True})
     nb.cells.insert(0, banner)
     for cell in nb.cells:
@@ -246,6 +268,8 @@ def lab_command(
     if not solutions:
         manager = f"{CourseContentsManager.__module__}.{CourseContentsManager.__qualname__}"
         command.append(f"--ServerApp.contents_manager_class={manager}")
+        if lang != "en":  # the banner and refusals name the copies in work/<lang>/
+            command.append(f"--CourseContentsManager.language={lang}")
         folder = WORKSPACE if lang == "en" else f"{WORKSPACE}/{lang}"
         if (course_dir / folder).is_dir():  # the file browser opens in work/ (work/ko/)
             command.append(f"--ContentsManager.preferred_dir={folder}")

@@ -29,6 +29,9 @@ ALLOWED = {
     "dlcourse.exercises.sandbox",
     "dlcourse.exercises.wire",
     "dlcourse.landscapes",
+    # gettext for the engine's messages: the learner's side writes English, the judge translates;
+    # it holds message texts only (a catalogue is read when Korean is asked for, never here)
+    "dlcourse.i18n",
 }
 
 LOOK_AROUND = """

@@ -139,6 +139,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def failure_screenshot(page: Any, name: str) -> None:
+    """What the browser showed when a test failed, for a person to look at:
+    ``build/browser/<name>-FAILED.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-FAILED.png"))
+
+
 # Does Hangul render with a real font? Draw Korean text and a code point no font has (U+10FFFD,
 # always a "tofu" box or nothing) on a canvas: with a CJK font the two images differ, and the
 # Korean one is not blank.

@@ -280,9 +280,7 @@ def test_a_notebook_runs_in_jupyterlab_and_shows_what_it_should(
         print(f"{name}: ran in {ran:.0f} s; {len(code)} code cells, {figures} figures, "
               f"{boxes} feedback boxes")  # fmt: skip
     except BaseException:
-        # What the browser showed when it failed, for a person to look at.
-        _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(_browser.SCREENSHOTS / f"{path.stem}-FAILED.png"))
+        _browser.failure_screenshot(page, path.stem)
         raise
     finally:
         page.close()
@@ -370,8 +368,7 @@ def test_the_address_dlcourse_lab_prints_opens_the_learners_copy(
         banner.locator(f"a:has-text('work/{name}')").click()
         _wait_in_front(page, f"work/{name}")
     except BaseException:
-        _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(_browser.SCREENSHOTS / "way-in-FAILED.png"))
+        _browser.failure_screenshot(page, "way-in")
         raise
     finally:
         page.close()
@@ -456,8 +453,7 @@ def test_a_korean_notebook_in_a_korean_jupyterlab(
         banner = page.locator(f"{PANEL} .jp-MarkdownCell").first.inner_text()
         assert "읽기 전용" in banner and f"work/ko/{name}" in banner, banner
     except BaseException:
-        _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(_browser.SCREENSHOTS / "lab-ko-FAILED.png"))
+        _browser.failure_screenshot(page, "lab-ko")
         raise
     finally:
         page.close()

@@ -175,18 +175,26 @@ def read_catalogue(language: str) -> Any:
         return read_po(f, locale=language, domain=DOMAIN)
 
 
-def write_catalogue(catalog: Any, language: str) -> Path:
-    """Write ``catalog`` as the ``.po`` of ``language`` (Babel's ``write_po``, width=0)."""
+def write_po_file(catalog: Any, path: Path) -> Path:
+    """Write ``catalog`` to ``path`` as a ``.po``, atomically: Babel's ``write_po`` with no
+    re-wrapping (``width=0``: a message's lines stay lines, diffs stay small) and a fuzzy
+    message's previous English kept (``#| msgid``), for the translator to compare. Also used
+    for the notebooks' catalogues (:mod:`dlcourse.machinery.translations`)."""
     from babel.messages.pofile import write_po
 
-    path = catalogue_path(language)
-    path.parent.mkdir(parents=True, exist_ok=True)
     from dlcourse.machinery.atomic import write_bytes_atomically
 
     buffer = io.BytesIO()
     write_po(buffer, catalog, width=0, sort_output=False, include_previous=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomically(path, buffer.getvalue())
     return path
+
+
+def write_catalogue(catalog: Any, language: str) -> Path:
+    """Write ``catalog`` as the ``.po`` of ``language``."""
+    return write_po_file(catalog, catalogue_path(language))
 
 
 def update(language: str = "ko") -> Path:

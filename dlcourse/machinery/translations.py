@@ -23,7 +23,6 @@ Reads and writes through Babel (``babel.messages``), the library Sphinx's i18n t
 from __future__ import annotations
 
 import copy
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,15 +139,9 @@ def load_catalogue(path: Path, lang: str) -> Any:
 
 
 def _write_catalogue(catalogue: Any, path: Path) -> None:
-    from babel.messages.pofile import write_po
+    from dlcourse.i18n import write_po_file
 
-    from dlcourse.machinery.atomic import write_bytes_atomically
-
-    buffer = io.BytesIO()
-    # width=0: no re-wrapping, so a cell's lines stay lines and diffs stay small
-    write_po(buffer, catalogue, width=0, omit_header=False, sort_output=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomically(path, buffer.getvalue())
+    write_po_file(catalogue, path)
 
 
 def update_catalogue(
@@ -162,7 +155,9 @@ def update_catalogue(
     path = catalogue_path(notebook, lang, locale_dir)
     catalogue = load_catalogue(path, lang)
     template = notebook_template(notebook)
-    catalogue.update(template, no_fuzzy_matching=False, update_header_comment=False)
+    catalogue.update(
+        template, no_fuzzy_matching=False, update_header_comment=False, update_creation_date=False
+    )
     catalogue.obsolete.clear()  # a removed cell's text is in git's history, not in the file
     _write_catalogue(catalogue, path)
     return _status_of(Path(notebook), catalogue, template)
@@ -387,7 +382,9 @@ def update_page_catalogue(
     target = page_catalogue_path(name, lang, locale_dir)
     catalogue = load_catalogue(target, lang)
     template = page_template(name, path)
-    catalogue.update(template, no_fuzzy_matching=False, update_header_comment=False)
+    catalogue.update(
+        template, no_fuzzy_matching=False, update_header_comment=False, update_creation_date=False
+    )
     catalogue.obsolete.clear()
     _write_catalogue(catalogue, target)
     return _status_of(Path(name), catalogue, template)

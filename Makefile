@@ -124,7 +124,7 @@ $(VENV)/.installed-lab: pyproject.toml $(CONSTRAINTS) $(VENV)/.created
 	@touch $@
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.created
-	$(PY) -m pip install --quiet $(PIP_CONSTRAINTS) -e '.[lab,test,site,browser]'
+	$(PY) -m pip install --quiet $(PIP_CONSTRAINTS) -e '.[lab,hub,test,site,browser]'
 	@touch $@
 
 # The lock: every package `make lab` and `make test` install, pinned for every platform and
@@ -132,7 +132,7 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.created
 lock: $(VENV)/.created
 	$(PY) -m pip install --quiet uv
 	printf '%s\n' '$(LOCK_TORCH)' | $(BIN)/uv pip compile pyproject.toml - --extra lab \
-	  --extra test --extra site --extra browser --universal --python-version 3.10 --custom-compile-command "make lock" \
+	  --extra hub --extra test --extra site --extra browser --universal --python-version 3.10 --custom-compile-command "make lock" \
 	  --quiet -o constraints.txt
 
 clean:

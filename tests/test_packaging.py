@@ -118,10 +118,10 @@ def test_make_lab_sets_up_then_opens_the_learners_copies() -> None:
 def test_the_lab_extra_is_what_a_learner_uses_and_make_test_adds_the_rest() -> None:
     extras = _pyproject()["project"]["optional-dependencies"]
     names = {re.split(r"[<>=;\[ ]", s)[0].lower() for s in extras["lab"]}
-    assert names == {"jupyterlab", "ipykernel", "jupyterlab-language-pack-ko-kr"}
+    assert names == {"jupyterlab", "ipykernel", "jupyterlab-language-pack-ko-kr", "nbgitpuller"}
     for target in ("test", "test-fast", "test-browser", "site", "lint", "regenerate"):
         install = [c for c in _make_dry_run(target) if "pip install" in c and " -e " in c]
-        assert install[-1].endswith("-e '.[lab,test,site,browser]'"), target
+        assert install[-1].endswith("-e '.[lab,hub,test,site,browser]'"), target
 
 
 def test_make_test_runs_lint_then_the_whole_suite() -> None:

@@ -195,3 +195,45 @@ def test_latest_copy_is_the_one_saved_last(course: tuple[Path, Path]) -> None:
     stamp = later.stat().st_mtime_ns + 5_000_000_000
     os.utime(later, ns=(stamp, stamp))
     assert workspace.latest_copy(work) == later
+
+
+# --------------------------------------------------------------------------- finding the course
+
+
+def _course(folder: Path, notebooks: tuple[str, ...] = ("00_welcome.ipynb",)) -> Path:
+    (folder / "dlcourse").mkdir(parents=True)
+    (folder / "dlcourse" / "__init__.py").write_text("")
+    (folder / "notebooks").mkdir()
+    for name in notebooks:
+        (folder / "notebooks" / name).write_text("{}")
+    return folder
+
+
+def test_the_course_is_the_root_itself_or_one_folder_below(tmp_path: Path) -> None:
+    assert workspace.find_course(tmp_path) is None
+    assert workspace.is_course(workspace.NOTEBOOK_DIR.parent)  # this clone is one
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes" / "notebooks").mkdir(parents=True)  # notebooks without the package: not one
+    (home / "notes" / "notebooks" / "00_x.ipynb").write_text("{}")
+    assert workspace.find_course(home) is None
+    pulled = _course(home / "deep-learning")  # nbgitpuller names the folder after the repository
+    assert workspace.find_course(home) == pulled
+    assert workspace.find_course(pulled) == pulled
+    named = _course(home / "dlcourse")
+    assert workspace.find_course(home) == named  # two copies, neither used yet: the usual name
+    (pulled / "work").mkdir()
+    (pulled / "work" / workspace.MANIFEST).write_text("{}")
+    assert workspace.find_course(home) == pulled  # the one whose workspace was used
+
+
+def test_finding_the_course_follows_no_link_and_looks_no_deeper(tmp_path: Path) -> None:
+    elsewhere = _course(tmp_path / "elsewhere")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "link").symlink_to(elsewhere)
+    _course(home / ".hidden")
+    _course(home / "a" / "b")
+    (home / "empty-notebooks").mkdir()
+    assert workspace.find_course(home) is None
+    assert workspace.find_course(tmp_path / "missing") is None

@@ -56,7 +56,9 @@ __all__ = [
     "WorkspaceError",
     "describe",
     "describe_reset",
+    "find_course",
     "find_notebook",
+    "is_course",
     "is_workspace",
     "latest_copy",
     "open_sessions",
@@ -244,6 +246,50 @@ def prepare(
         copies.append(Copy(source, target, status))
     _save_manifest(workspace, manifest)
     return copies
+
+
+def is_course(folder: Path) -> bool:
+    """Whether ``folder`` is a copy of the course: a clone, or one pulled onto a JupyterHub by
+    nbgitpuller. It holds the solution notebooks (``notebooks/NN_*.ipynb``) and the package
+    beside them (``dlcourse/__init__.py``); a folder of notebooks alone is not one."""
+    folder = Path(folder)
+    try:
+        return (folder / "dlcourse" / "__init__.py").is_file() and bool(
+            course_notebooks(folder / NOTEBOOK_DIR.name)
+        )
+    except OSError:  # unreadable: not one we can use
+        return False
+
+
+def find_course(root: Path) -> Path | None:
+    """The copy of the course a Jupyter server rooted at ``root`` serves, or None.
+
+    ``root`` itself when it is one (``dlcourse lab``, Binder); else one folder below it (a
+    JupyterHub learner's home, where nbgitpuller pulls the course into ``~/dlcourse`` or
+    another name): the one whose workspace was used last, else the one named ``dlcourse``,
+    else the first by name. Folders whose names start with a dot are not looked into."""
+    root = Path(root)
+    if is_course(root):
+        return root
+    try:
+        children = sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.is_dir())
+    except OSError:
+        return None
+    found = [p for p in children if not p.is_symlink() and is_course(p)]
+    if not found:
+        return None
+
+    def last_used(course: Path) -> float:
+        try:
+            return (course / WORKSPACE_DIR.name / MANIFEST).stat().st_mtime
+        except OSError:
+            return float("-inf")
+
+    used = [p for p in found if last_used(p) > float("-inf")]
+    if used:
+        return max(used, key=last_used)
+    named = [p for p in found if p.name == "dlcourse"]
+    return (named or found)[0]
 
 
 def find_notebook(which: str, notebooks: Path | None = None) -> Path:

@@ -88,10 +88,9 @@ def _load(language: str) -> _gettext.NullTranslations:
         return _gettext.NullTranslations()
     try:
         from babel.messages.mofile import write_mo
-        from babel.messages.pofile import read_po
 
         with open(catalogue_path(language), "rb") as f:
-            catalog = read_po(f, locale=language, domain=DOMAIN)
+            catalog = read_po_file(f, locale=language, domain=DOMAIN)
         buffer = io.BytesIO()
         write_mo(buffer, catalog, use_fuzzy=False)
         buffer.seek(0)
@@ -169,10 +168,38 @@ def extract() -> Any:
 
 def read_catalogue(language: str) -> Any:
     """The ``.po`` of ``language`` as a Babel ``Catalog``."""
-    from babel.messages.pofile import read_po
-
     with open(catalogue_path(language), "rb") as f:
-        return read_po(f, locale=language, domain=DOMAIN)
+        return read_po_file(f, locale=language, domain=DOMAIN)
+
+
+_PO_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def read_po_file(handle: Any, **options: Any) -> Any:
+    """Babel's ``read_po``, with a fuzzy message's previous English read back.
+
+    :func:`write_po_file` keeps it as ``#| msgid "..."`` lines; Babel writes those but reads
+    them as translator comments, and the next write wrapped them into comment lines that no
+    longer parse: each update of a catalogue with fuzzy messages added a garbled copy. Here the
+    ``#|`` lines become ``previous_id`` again (a line break Babel's wrapping made at a hyphen
+    comes back as a space: the text is a hint for the translator)."""
+    from babel.messages.pofile import read_po, unescape
+
+    catalog = read_po(handle, **options)
+    for message in [*catalog, *catalog.obsolete.values()]:
+        previous = [c for c in message.user_comments if c.startswith("|")]
+        if not previous:
+            continue
+        message.user_comments = [c for c in message.user_comments if not c.startswith("|")]
+        text = " ".join(c[1:].strip() for c in previous)
+        ids = [part.strip() for part in text.split("msgid_plural")]
+        if ids[0].startswith("msgid"):
+            ids[0] = ids[0][len("msgid") :]
+            message.previous_id = [
+                "".join(unescape(f'"{piece}"') for piece in _PO_STRING.findall(part))
+                for part in ids
+            ]
+    return catalog
 
 
 def write_po_file(catalog: Any, path: Path) -> Path:
@@ -207,9 +234,22 @@ def update(language: str = "ko") -> Path:
         catalog = read_catalogue(language)
     except FileNotFoundError:
         catalog = Catalog(locale=language, domain=DOMAIN, project="dlcourse", charset="utf-8")
-    catalog.update(template, update_header_comment=False, update_creation_date=False)
-    catalog.obsolete.clear()  # removed messages: gone from the code, gone from the catalogue
+    merge_template(catalog, template)  # removed messages: gone from the code, gone from here
     return write_catalogue(catalog, language)
+
+
+def merge_template(catalog: Any, template: Any) -> None:
+    """Merge ``template``'s messages into ``catalog`` in place (Babel's ``Catalog.update``): new
+    messages empty, changed ones fuzzy with their previous English, removed ones dropped (they
+    are in git's history). A message still fuzzy from an earlier merge keeps its previous
+    English (Babel's update forgets it once the English matches again), and nothing else in the
+    file changes: no new creation date, no header rewritten."""
+    previous = {(m.id, m.context): m.previous_id for m in catalog if m.id and m.fuzzy}
+    catalog.update(template, update_header_comment=False, update_creation_date=False)
+    catalog.obsolete.clear()
+    for message in catalog:
+        if message.fuzzy and not message.previous_id:
+            message.previous_id = previous.get((message.id, message.context)) or []
 
 
 def missing(language: str = "ko") -> list[str]:

@@ -204,6 +204,31 @@ def test_a_changed_english_cell_turns_fuzzy_and_is_not_used(tmp_path: Path) -> N
     assert shown.startswith(tr.UNTRANSLATED_MARK["ko"]) and "One more sentence." in shown
 
 
+def test_a_fuzzy_message_survives_updates_and_rewrites_unchanged(tmp_path: Path) -> None:
+    # Babel writes a fuzzy message's previous English as `#| msgid` lines but reads them back as
+    # comments: the next write once garbled them into `# |` lines that grew with every update.
+    notebook, locale = _tiny_course(tmp_path)
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    old = cell_source(cell)
+    cell["source"] = (
+        old + "\nOne more sentence, long enough to wrap the comment line once or twice.\n"
+    )
+    notebook.write_text(json.dumps(nb), encoding="utf-8")
+    path = tr.catalogue_path(notebook, "ko", locale)
+    tr.update_catalogue(notebook, "ko", locale_dir=locale)
+    first = path.read_bytes()
+    assert b"\n#| msgid " in first and b"\n# |" not in first
+    tr.update_catalogue(notebook, "ko", locale_dir=locale)  # nothing changed since: same bytes
+    assert path.read_bytes() == first
+    catalogue = tr.load_catalogue(path, "ko")
+    message = catalogue.get(cell_source(cell), context=tr.cell_context(notebook, cell))
+    assert message.fuzzy and not message.user_comments
+    assert " ".join(message.previous_id[0].split()) == " ".join(old.split())
+    tr._write_catalogue(catalogue, path)  # a translator's tool loads and saves it: same bytes
+    assert path.read_bytes() == first
+
+
 def test_translating_swaps_the_prose_and_keeps_code_and_outputs() -> None:
     for notebook in NOTEBOOKS:
         nb = json.loads(notebook.read_text(encoding="utf-8"))

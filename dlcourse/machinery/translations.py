@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dlcourse.i18n import merge_template
 from dlcourse.machinery.notebooks import NOTEBOOK_DIR, cell_source, course_notebooks
 
 __all__ = [
@@ -124,13 +125,14 @@ def notebook_template(notebook: Path | str) -> Any:
 def load_catalogue(path: Path, lang: str) -> Any:
     """The catalogue at ``path`` (a Babel ``Catalog``), or an empty one if there is none."""
     from babel.messages.catalog import Catalog
-    from babel.messages.pofile import read_po
+
+    from dlcourse.i18n import read_po_file
 
     if not Path(path).is_file():
         return Catalog(locale=check_language(lang), project=PROJECT, charset="utf-8", fuzzy=False)
     try:
         with open(path, "rb") as handle:
-            return read_po(handle, locale=check_language(lang), abort_invalid=True)
+            return read_po_file(handle, locale=check_language(lang), abort_invalid=True)
     except Exception as exc:  # babel raises several kinds on a broken file
         raise TranslationError(
             f"{path} is not a readable gettext catalogue ({exc}); restore it with "
@@ -155,10 +157,7 @@ def update_catalogue(
     path = catalogue_path(notebook, lang, locale_dir)
     catalogue = load_catalogue(path, lang)
     template = notebook_template(notebook)
-    catalogue.update(
-        template, no_fuzzy_matching=False, update_header_comment=False, update_creation_date=False
-    )
-    catalogue.obsolete.clear()  # a removed cell's text is in git's history, not in the file
+    merge_template(catalogue, template)  # a removed cell's text is in git's history, not here
     _write_catalogue(catalogue, path)
     return _status_of(Path(notebook), catalogue, template)
 
@@ -382,10 +381,7 @@ def update_page_catalogue(
     target = page_catalogue_path(name, lang, locale_dir)
     catalogue = load_catalogue(target, lang)
     template = page_template(name, path)
-    catalogue.update(
-        template, no_fuzzy_matching=False, update_header_comment=False, update_creation_date=False
-    )
-    catalogue.obsolete.clear()
+    merge_template(catalogue, template)
     _write_catalogue(catalogue, target)
     return _status_of(Path(name), catalogue, template)
 

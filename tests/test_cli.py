@@ -213,10 +213,12 @@ def test_help_and_version_import_no_torch_or_jupyter() -> None:
         "robustness",
         "student",
         "grade",
+        "class",
         "translations",
     ]
     assert len(commands) == len(cli.COMMANDS)
     argvs = [["--help"], ["--version"], *([c, "--help"] for c in commands)]
+    argvs += [["class", c, "--help"] for c in ("progress", "collect", "link")]
     script = _IMPORTS_SCRIPT.format(heavy=HEAVY, argvs=argvs)
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
@@ -240,8 +242,18 @@ def test_help_is_plain_text_and_lists_every_command() -> None:
     proc = _run("--help")
     assert proc.returncode == 0
     assert "``" not in proc.stdout and ":mod:" not in proc.stdout
-    for command in ("lab", "reset", "progress", "doctor", "regenerate", "student"):
+    for command in ("lab", "reset", "progress", "doctor", "regenerate", "student", "class"):
         assert f"    {command}" in proc.stdout
+
+
+def test_the_docstring_lists_every_command() -> None:
+    """The module docstring's command list (what `pydoc dlcourse.machinery.cli` shows) names
+    every command and every class subcommand the parser has."""
+    doc = cli.__doc__ or ""
+    for name in cli.build_parser()._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
+        assert f"\ndlcourse {name}" in doc, name
+    for name in ("progress", "collect", "link"):
+        assert f"\ndlcourse class {name}" in doc, name
 
 
 def test_only_lab_passes_unknown_arguments_on(capsys: pytest.CaptureFixture[str]) -> None:

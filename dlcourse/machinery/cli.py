@@ -29,6 +29,15 @@ dlcourse grade SUBMISSION ... [--out grades.csv] [--report DIR] [--timeout S]
     Grade learners' notebooks (files, or folders of them): each notebook's
     exercise cells run in a separate, limited process; a CSV, a feedback page
     per learner and a summary come out. See dlcourse/exercises/grading.py.
+dlcourse class progress HOME ... [--csv FILE] [--figure FILE] [--each]
+    A class on a JupyterHub: every learner's exercises (passed, failed since, not
+    attempted; first pass), from their home folders (or a folder of them), as a
+    terminal table, a CSV and a figure. See dlcourse/machinery/classroom.py.
+dlcourse class collect HOME ... --out DIR [--lang latest|en|ko] [--replace]
+    Copy every learner's notebooks (work/) into DIR/<learner>/, for dlcourse grade DIR.
+dlcourse class link --hub URL [--repo URL] [--branch B] [--open NN] [--app lab]
+    The nbgitpuller link that pulls the course into each learner's hub home and opens
+    their copy of notebook NN. See dlcourse/machinery/course_link.py.
 
 Each command imports what it needs when it runs, so `dlcourse --help`, `dlcourse --version`
 and `dlcourse COMMAND --help` answer at once: none of them imports torch or Jupyter.
@@ -447,6 +456,120 @@ def _grade(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- class
+
+
+def _add_class(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "class",
+        help="a class on a JupyterHub: progress, collecting work, the course link",
+        description="For the instructor of a class on a JupyterHub. HOME is a learner's home "
+        "folder (the learner is the folder's name) holding the course, at its root or one "
+        "folder down as nbgitpuller pulls it; or a folder of such homes (/home).",
+    )
+    csub = p.add_subparsers(dest="class_command", metavar="SUBCOMMAND", required=True)
+    progress = csub.add_parser(
+        "progress",
+        help="every learner's exercises: a table, a CSV, a figure",
+        description="Every learner's exercises, from their work/.progress.json (the Korean "
+        "copies record into the same file): passed, failed since (passed once, the last "
+        "check did not), not passed yet, not attempted; the first pass time. A learner whose "
+        "progress cannot be read is shown as unreadable, with the reason.",
+    )
+    progress.add_argument("homes", nargs="+", metavar="HOME", help="learners' home folders")
+    progress.add_argument("--csv", help="write one row per learner and exercise here")
+    progress.add_argument("--figure", help="write a PNG: learners x exercises, by status")
+    progress.add_argument(
+        "--each", action="store_true", help="also list each learner's exercises with times"
+    )
+    progress.set_defaults(func=_class_progress)
+    collect = csub.add_parser(
+        "collect",
+        help="copy every learner's notebooks into a folder for dlcourse grade",
+        description="Copy each learner's notebooks (work/NN_*.ipynb) into OUT/<learner>/, the "
+        "layout `dlcourse grade OUT` grades by learner. Links are refused, never followed; "
+        "only regular files up to the grader's size limit. A name that is not a plain folder "
+        "name gets a safe one (said in the output).",
+    )
+    collect.add_argument("homes", nargs="+", metavar="HOME", help="learners' home folders")
+    collect.add_argument("--out", required=True, help="a new (or empty) folder to collect into")
+    collect.add_argument(
+        "--lang",
+        choices=("latest", "en", "ko"),
+        default="latest",
+        help="which copy of each notebook: latest (default: the one saved last, English in "
+        "work/ or Korean in work/ko/), en or ko",
+    )
+    collect.add_argument(
+        "--replace",
+        action="store_true",
+        help="when OUT holds an earlier collection, move it aside (OUT.<time>) and collect afresh",
+    )
+    collect.set_defaults(func=_class_collect)
+    link = csub.add_parser(
+        "link",
+        help="the nbgitpuller link that gives each learner the course on a JupyterHub",
+        description="Print the nbgitpuller link: opened by a learner, their hub pulls the "
+        "course into their home (a later pull never overwrites their changes) and opens "
+        "their copy of notebook NN in work/.",
+    )
+    link.add_argument(
+        "--hub", required=True, help="the hub's address, e.g. https://hub.example.org"
+    )
+    link.add_argument("--repo", help="the course's git repository (default: this clone's origin)")
+    link.add_argument("--branch", help="the branch to pull (default: this clone's current one)")
+    link.add_argument(
+        "--open", default="00", metavar="NN", help="the notebook to open (default 00)"
+    )
+    link.add_argument(
+        "--app", choices=("lab", "notebook"), default="lab", help="JupyterLab (default) or Notebook"
+    )
+    link.set_defaults(func=_class_link)
+
+
+def _class_progress(args: argparse.Namespace) -> int:
+    from dlcourse.machinery import classroom
+
+    try:
+        learners = classroom.class_progress(args.homes)
+    except classroom.ClassroomError as exc:
+        raise CommandError(f"dlcourse class progress: {exc}") from exc
+    print(classroom.progress_table(learners))
+    if args.each:
+        for lp in learners:
+            print()
+            print(classroom.learner_details(lp))
+    if args.csv:
+        print(f"CSV: {classroom.write_progress_csv(learners, args.csv)}")
+    if args.figure:
+        print(f"Figure: {classroom.write_progress_figure(learners, args.figure)}")
+    return 0
+
+
+def _class_collect(args: argparse.Namespace) -> int:
+    from dlcourse.machinery import classroom
+
+    try:
+        done, aside = classroom.collect(args.homes, args.out, lang=args.lang, replace=args.replace)
+    except classroom.ClassroomError as exc:
+        raise CommandError(f"dlcourse class collect: {exc}") from exc
+    print(classroom.describe_collection(done, Path(args.out), aside))
+    return 0
+
+
+def _class_link(args: argparse.Namespace) -> int:
+    from dlcourse.machinery import course_link
+
+    try:
+        link = course_link.course_link(
+            args.hub, repo=args.repo, branch=args.branch, notebook=args.open, app=args.app
+        )
+    except course_link.LinkError as exc:
+        raise CommandError(f"dlcourse class link: {exc}") from exc
+    print(link)
+    return 0
+
+
 # --------------------------------------------------------------------------- translations
 
 
@@ -502,6 +625,7 @@ COMMANDS = (
     _add_robustness,
     _add_student,
     _add_grade,
+    _add_class,
     _add_translations,
 )
 

@@ -5,6 +5,7 @@
 #   make test        set up .venv if needed, run the whole test suite (lint, unit tests, strict nbval)
 #
 #   make lab-solutions  open the solution notebooks (notebooks/) in JupyterLab, for instructors and authors
+#   make hub         a JupyterHub for one trusted room on this machine (HUB_PORT=8000; docs/hub.md)
 #   make test-fast   unit tests only, without the slow ones and without nbval
 #   make test-browser  every notebook run in JupyterLab in a real Chromium, and the website checked
 #   make site        the course website as a learner sees it (no solutions) into build/site/;
@@ -39,10 +40,10 @@ PIP_CONSTRAINTS := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 # Extra arguments for JupyterLab, e.g. LAB_FLAGS="--no-browser --port 8899".
 LAB_FLAGS ?=
 
-.PHONY: help lab lab-solutions test test-fast test-browser site site-instructor lint format regenerate robustness docs bench doctor lock clean
+.PHONY: help lab lab-solutions hub test test-fast test-browser site site-instructor lint format regenerate robustness docs bench doctor lock clean
 
 help:
-	@sed -n '2,25p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,26p' Makefile | sed 's/^# \{0,1\}//'
 
 # Your own copies of the notebooks, in work/ (made once, never overwritten; `dlcourse reset NN`
 # gives a fresh one). notebooks/ holds the solutions, which JupyterLab opens read-only here.
@@ -59,6 +60,23 @@ lab: $(VENV)/.installed-lab
 
 lab-solutions: $(VENV)/.installed-lab
 	$(BIN)/dlcourse lab --solutions $(LAB_FLAGS)
+
+# A JupyterHub for a workshop or a demo, on this machine (dlcourse/machinery/hub.py, docs/hub.md):
+# learners on the room's network open the address it prints, choose a name and type the room's
+# password; each gets their own JupyterLab on their own git clone of this course folder (what is
+# committed). The instructor's account (HUB_ADMIN, default instructor) is the hub's admin. No
+# isolation between learners: one trusted room only. The proxy, configurable-http-proxy, comes
+# from npm (Node.js 20+), pinned by a lock file, into build/hub/node/; the hub's state and the
+# learners' homes stay in build/hub/. Passwords: HUB_PASSWORD (the room's, 8+ characters) and
+# HUB_ADMIN_PASSWORD (32+), else those of the last start, else made and printed (kept in
+# build/hub/hub.json). HUB_FLAGS: e.g. "--ip 127.0.0.1" (this machine only), "--idle-minutes 60".
+HUB_PORT ?= 8000
+HUB_ADMIN ?= instructor
+HUB_FLAGS ?=
+
+hub: $(VENV)/.installed-hub
+	$(PY) -m dlcourse.machinery.hub --install-proxy
+	$(PY) -m dlcourse.machinery.hub --port $(HUB_PORT) --instructor $(HUB_ADMIN) $(HUB_FLAGS)
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -121,6 +139,10 @@ $(VENV)/.created:
 # the lock, so that every machine reproduces the stored outputs.
 $(VENV)/.installed-lab: pyproject.toml $(CONSTRAINTS) $(VENV)/.created
 	$(PY) -m pip install --quiet $(PIP_CONSTRAINTS) -e '.[lab]'
+	@touch $@
+
+$(VENV)/.installed-hub: pyproject.toml $(CONSTRAINTS) $(VENV)/.created
+	$(PY) -m pip install --quiet $(PIP_CONSTRAINTS) -e '.[lab,hub]'
 	@touch $@
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS) $(VENV)/.created

@@ -181,6 +181,20 @@ def test_the_figure_for_200_learners_stays_a_readable_size(tmp_path: Path) -> No
         assert image.size[1] < 4000
 
 
+def test_the_table_in_korean(homes: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from dlcourse import i18n
+
+    monkeypatch.setenv("DLCOURSE_LANG", "ko")
+    i18n.clear_cache()
+    try:
+        assert cli.main(["class", "progress", str(homes), "--each"]) == 0
+    finally:
+        i18n.clear_cache()
+    table = capsys.readouterr().out
+    assert table.startswith("학습자") and "통과 후 실패" in table and "첫 통과" in table
+    assert "not attempted" not in table and "first pass" not in table
+
+
 def test_nothing_found_is_a_clear_error(tmp_path: Path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     assert cli.main(["class", "progress", str(tmp_path / "empty")]) == 1
@@ -346,6 +360,9 @@ def test_collect_never_overwrites_and_refuses_links(homes: Path, tmp_path: Path,
     (alice / N00).symlink_to(bob / N00)  # alice hands in bob's work
     (alice / N01).write_text("{}")
     (alice / "notes.ipynb").write_text("{}")  # not a course notebook: not collected
+    shutil.rmtree(alice / "ko")
+    (alice / "ko").symlink_to(bob / "ko")  # and bob's Korean copies
+    write_student_version(NOTEBOOK_DIR / N01, bob / "ko" / N01)
     carol = homes / "carol" / "dlcourse"
     (carol / "work").symlink_to(bob)
     weird = _course(homes / f"Ann Lee{ESC}")
@@ -357,6 +374,7 @@ def test_collect_never_overwrites_and_refuses_links(homes: Path, tmp_path: Path,
     assert "\x1b" not in said
     assert not (out / "alice" / N00).exists() and (out / "alice" / N01).is_file()
     assert f"{N00}: a link" in said and "work/ is a link" in said
+    assert "work/ko/ is a link" in said and (out / "bob" / N01).is_file()
     assert not (out / "carol").exists()
     assert (out / "bob" / N00).read_text().endswith('"bob\'s"}')
     folders = sorted(p.name for p in out.iterdir())

@@ -39,6 +39,7 @@ as "this learner's notebook NN", so ``dlcourse grade OUT`` grades each learner u
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -46,6 +47,7 @@ import re
 import stat
 import time
 import unicodedata
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,6 +143,13 @@ def _children(folder: Path) -> list[Path]:
         return []
 
 
+def _no_course(home: Path) -> str:
+    """Why ``home`` shows no course: it may not be read, or there is none."""
+    if not os.access(home, os.R_OK | os.X_OK):
+        return _("this home cannot be read by you: run the command as a user who may (sudo)")
+    return _("no copy of the course in this home")
+
+
 def find_learners(homes: Iterable[str | Path]) -> list[Learner]:
     """The learners ``homes`` name: each a learner's home (or their course folder), or a folder
     of homes (each folder below it that is not hidden). Names are made unique (``alice-2``).
@@ -165,10 +174,11 @@ def find_learners(homes: Iterable[str | Path]) -> list[Learner]:
         if any(courses.values()):  # a folder of homes: every home below it is a learner
             for child in below:
                 course = courses[child]
-                why = "" if course else _("no copy of the course in this home")
-                found.append(Learner(child.name, child, course, why))
+                found.append(
+                    Learner(child.name, child, course, "" if course else _no_course(child))
+                )
         else:
-            found.append(Learner(home.name, home, None, _("no copy of the course in this home")))
+            found.append(Learner(home.name, home, None, _no_course(home)))
     if not any(learner.course for learner in found):
         raise ClassroomError(
             _(
@@ -223,8 +233,10 @@ class LearnerProgress:
         )
 
 
-def _course_exercises() -> list[tuple[str, str]]:
-    """Every exercise as (notebook number, name), in the order a learner meets them."""
+@functools.cache
+def _course_exercises() -> tuple[tuple[str, str], ...]:
+    """Every exercise as (notebook number, name), in the order a learner meets them (read once:
+    it reads the notebooks)."""
     from dlcourse.exercises.progress import in_notebook_order
     from dlcourse.exercises.registry import all_exercises
 
@@ -233,7 +245,7 @@ def _course_exercises() -> list[tuple[str, str]]:
     for nb in NOTEBOOKS:
         mine = [ex for ex in every if ex.notebook == nb.number]
         order += [(f"{nb.number:02d}", ex.name) for ex in in_notebook_order(nb.number, mine)]
-    return order
+    return tuple(order)
 
 
 class _Unreadable(ValueError):
@@ -530,13 +542,45 @@ def _plain_label(text: str) -> str:
     return text.replace("$", r"\$")
 
 
+# Fonts with Hangul that matplotlib may find on an instructor's machine (its own has none).
+_HANGUL_FONTS = ("Noto Sans CJK KR", "Noto Sans KR", "NanumGothic", "NanumBarunGothic",
+                 "Malgun Gothic", "Apple SD Gothic Neo", "AppleGothic", "UnDotum")  # fmt: skip
+_FIGURE_TITLE = N_("Class progress: {count} learners, {time}")
+
+
+def _hangul_font() -> str | None:
+    """A font with Hangul installed here, or None."""
+    from matplotlib import font_manager
+
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in _HANGUL_FONTS if name in names), None)
+
+
 def write_progress_figure(
     learners: Sequence[LearnerProgress], path: str | Path, *, dpi: int = 100
 ) -> Path:
     """A PNG of the class: one row per learner, one column per exercise, coloured by status;
     the notebooks separated and labelled above, a legend with the class's counts below. Rows
     keep a readable height up to about 120 learners; beyond, the figure stops growing and
-    names every k-th learner."""
+    names every k-th learner.
+
+    The figure's words are in the current language where a font with Hangul is installed
+    (the names fall back to it too), else in English: matplotlib's own font has no Hangul,
+    and a legend of empty boxes helps nobody."""
+    import matplotlib
+
+    hangul = _hangul_font()
+    words = _ if hangul else str
+    families = ["DejaVu Sans", hangul] if hangul else ["DejaVu Sans"]
+    with matplotlib.rc_context({"font.family": families}), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Glyph ... missing": a name in Hangul
+        png = _figure_png(learners, words, dpi)
+    write_bytes_atomically(Path(path), png)
+    return Path(path)
+
+
+def _figure_png(learners: Sequence[LearnerProgress], words: Any, dpi: int) -> bytes:
+    """The figure of :func:`write_progress_figure` as PNG bytes; ``words`` translates (or not)."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import ListedColormap
@@ -583,20 +627,16 @@ def write_progress_figure(
         side.set_visible(False)
     counts = {s: int((grid == _ORDER.index(s)).sum()) for s in _ORDER} if learners else {}
     handles = [
-        Patch(facecolor=_COLOURS[s], edgecolor="#999999", label=f"{_(_STATUS_NAMES[s])} ({n})")
-        for s, n in ((s, counts.get(s, 0)) for s in _ORDER)
+        Patch(facecolor=_COLOURS[s], edgecolor="#999999", label=f"{words(_STATUS_NAMES[s])} ({c})")
+        for s, c in ((s, counts.get(s, 0)) for s in _ORDER)
     ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, 0.05 / height))  # fmt: skip
-    title = _("Class progress: {count} learners, {time}").format(
-        count=len(learners), time=time.strftime("%Y-%m-%d %H:%M")
-    )
+    title = words(_FIGURE_TITLE).format(count=len(learners), time=time.strftime("%Y-%m-%d %H:%M"))
     fig.suptitle(title, fontsize=11, y=1 - 0.15 / height, va="top")
-    path = Path(path)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    write_bytes_atomically(path, buffer.getvalue())
-    return path
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- collecting
@@ -730,6 +770,9 @@ def collect(
             )
             done.append(Collected(learner.name, folder, None, why=why))
             continue
+        if (learner.course / WORK / "ko").is_symlink():
+            why = _("work/ko/ is a link, which is not followed")
+            done.append(Collected(learner.name, folder, None, why=why))
         sources = _choose(learner.course, lang)
         if not sources:
             done.append(Collected(learner.name, folder, None, why=_("no notebooks in work/")))

@@ -415,3 +415,57 @@ def test_a_server_started_on_a_solution_is_left_to_the_author(tmp_path: Path) ->
         assert saved[0] == 201
         assert "a server started on a solution notebook: left as it is" in log.read_text()
     assert not (course / "work").exists()
+
+
+# --------------------------------------------------------------------------- the hooks, alone
+
+
+class _FakeServer:
+    """What the extension's hooks read of a Jupyter server, without one."""
+
+    def __init__(self, root: Path, config: dict | None = None, file_to_run: str = "") -> None:
+        import logging
+
+        from traitlets.config import Config
+
+        self.root_dir, self.file_to_run = str(root), file_to_run
+        self.config = Config(config or {})
+        self.contents_manager_class = None
+        self.log = logging.getLogger("test_server_extension")
+
+
+def test_the_contents_manager_is_the_courses_unless_one_was_named(tmp_path: Path) -> None:
+    server = _FakeServer(tmp_path)
+    server_extension._link_jupyter_server_extension(server)
+    assert server.contents_manager_class is server_extension.ServerContentsManager
+    named = _FakeServer(tmp_path, {"ServerApp": {"contents_manager_class": "x.Mine"}})
+    server_extension._link_jupyter_server_extension(named)
+    assert named.contents_manager_class is None  # an administrator's choice (or dlcourse lab's)
+    course = _course(tmp_path / "dlcourse")
+    author = _FakeServer(course, file_to_run=str(course / "notebooks" / SOURCES[0].name))
+    server_extension._link_jupyter_server_extension(author)
+    assert author.contents_manager_class is None
+
+
+def test_with_no_course_the_courses_contents_manager_is_jupyters_own(tmp_path: Path) -> None:
+    import asyncio
+
+    (tmp_path / "notebooks").mkdir()
+    manager = server_extension.ServerContentsManager(root_dir=str(tmp_path))
+    assert asyncio.run(manager.get("notebooks", content=False))["writable"] is True
+    manager.solutions_dir = str(tmp_path / "notebooks")  # the course found: read-only
+    assert asyncio.run(manager.get("notebooks", content=False))["writable"] is False
+
+
+def test_an_error_is_logged_with_what_to_do_and_the_server_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    course = _course(tmp_path / "dlcourse", [])
+    (course / "notebooks" / "00_broken.ipynb").write_text("{ not json")
+    server = _FakeServer(tmp_path)
+    server.contents_manager = server_extension.ServerContentsManager(root_dir=str(tmp_path))
+    with caplog.at_level("INFO"):
+        server_extension._load_jupyter_server_extension(server)  # does not raise
+    assert f"dlcourse: could not prepare the course in {tmp_path} (JSONDecodeError" in caplog.text
+    assert "git checkout -- notebooks/" in caplog.text
+    assert "Start My Server" in caplog.text

@@ -202,9 +202,22 @@ def _names_contents_manager(serverapp: Any) -> bool:
     return "contents_manager_class" in serverapp.config.get("ServerApp", {})
 
 
+def _keep_the_kernels_environment() -> None:
+    """Take out what ``import dlcourse`` put into this server's environment.
+
+    Importing the package sets ``OMP_WAIT_POLICY`` in the environment of the process that
+    imports it (:mod:`dlcourse.threads`), and the server's kernels inherit its environment:
+    the extension must not change what they start with."""
+    from dlcourse import threads
+
+    if threads.wait_policy().origin == "dlcourse":
+        os.environ.pop(threads.WAIT_POLICY[0], None)
+
+
 def _link_jupyter_server_extension(serverapp: Any) -> None:
     """Before the server builds its parts: choose the course's contents manager."""
     try:
+        _keep_the_kernels_environment()
         if is_solution_notebook(serverapp.file_to_run):
             return
         if CourseContentsManager is not None and not _names_contents_manager(serverapp):
@@ -227,8 +240,11 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         course = _set_up(serverapp)
     except Exception as exc:  # the server starts anyway
         log.error(
-            f"{LOG_PREFIX}could not prepare the course in {serverapp.root_dir}: {exc}. The "
-            f"server runs without the learner's copies; fix what the message says, then {RESTART}."
+            f"{LOG_PREFIX}could not prepare the course in {serverapp.root_dir} "
+            f"({type(exc).__name__}: {exc}). The server runs without the learner's copies. "
+            "Check that the course's notebooks/ are whole (`git status` in the course folder; "
+            "`git checkout -- notebooks/` restores them) and that its work/ folder can be "
+            f"written (disk space, permissions), then {RESTART}."
         )
         return
     seconds = time.perf_counter() - began

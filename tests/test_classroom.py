@@ -444,9 +444,9 @@ def test_the_repository_defaults_to_this_clones_origin(
     assert cli.main(["class", "link", "--hub", "https://hub.example.org", "--open", "01"]) == 0
     _where, query = _parsed(capsys.readouterr().out.strip())
     assert query == {
-        "repo": "https://github.com/teacher/dlcourse.git",  # learners clone over HTTPS
+        "repo": "https://github.com/teacher/dlcourse",  # learners clone over HTTPS
         "branch": "spring",
-        "urlpath": f"lab/tree/dlcourse.git/work/{N01}",
+        "urlpath": f"lab/tree/dlcourse/work/{N01}",  # GitHub serves it without .git too
     }
     shutil.rmtree(clone)
     monkeypatch.setattr(course_link, "REPOSITORY", _clone(tmp_path, None))

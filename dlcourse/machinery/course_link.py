@@ -18,7 +18,10 @@ makes when it is missing (:mod:`dlcourse.machinery.workspace`).
 nbgitpuller clones into a folder named after the repository URL's last part, as it is
 (``.../dlcourse.git`` gives ``dlcourse.git``; see ``UIHandler.get`` in
 ``nbgitpuller/handlers.py``), under ``NBGITPULLER_PARENTPATH`` when the hub sets it:
-:func:`clone_folder` follows the same rule, so ``urlpath`` names the right folder.
+:func:`clone_folder` follows the same rule, so ``urlpath`` names the right folder. On GitHub,
+GitLab, Codeberg and Bitbucket, which serve a repository with and without ``.git``, the link
+leaves the ``.git`` out (the folder is ``dlcourse``); an SSH address becomes the HTTPS one, which
+learners' servers can clone without a key.
 """
 
 from __future__ import annotations
@@ -54,11 +57,20 @@ def _git(*args: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+# Hosts that serve a repository at its address with and without ".git": the link leaves it out,
+# so that nbgitpuller's folder is "dlcourse", not "dlcourse.git".
+_BOTH_SPELLINGS = ("github.com", "gitlab.com", "codeberg.org", "bitbucket.org")
+
+
 def _https(url: str) -> str:
     """An SSH address of a repository (``git@github.com:me/dlcourse.git``) as the HTTPS one
-    that learners' servers can clone without a key; others unchanged."""
+    that learners' servers can clone without a key; others unchanged. On the hosts that serve
+    both spellings, without the ``.git``."""
     found = re.fullmatch(r"(?:ssh://)?git@([^:/]+)[:/](.+)", url)
-    return f"https://{found[1]}/{found[2]}" if found else url
+    url = f"https://{found[1]}/{found[2]}" if found else url
+    if urlsplit(url).hostname in _BOTH_SPELLINGS:
+        url = url.rstrip("/").removesuffix(".git")
+    return url
 
 
 def origin_url() -> str | None:
@@ -117,7 +129,7 @@ def course_link(
                     "with --repo https://... (one the learners' servers can clone)"
                 )
             )
-    repo = repo.strip().rstrip("/")
+    repo = _https(repo.strip()).rstrip("/")
     if not clone_folder(repo) or clone_folder(repo) in (".", ".."):
         raise LinkError(_("--repo {repo} names no repository").format(repo=repo))
     branch = branch or _git("branch", "--show-current") or "main"

@@ -36,7 +36,7 @@ from traitlets.config import Config
 from dlcourse.exercises import student
 from dlcourse.machinery import hub
 from tests import _browser
-from tests.test_lab import _fresh_clone, _Server
+from tests.test_lab import _fresh_clone, _Server, _terminal_says
 
 ROOT = Path(__file__).resolve().parent.parent
 EXERCISE = "pairwise_sq_dists"  # notebook 00's first exercise
@@ -287,6 +287,18 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+@contextlib.contextmanager
+def _websockets_of(server: _Server) -> Iterator[None]:
+    """test_lab's websocket helpers as ``server``'s learner: their token in the header. (A hub's
+    server takes a token in a websocket's URL only from a browser, which says Sec-Fetch-Mode:
+    websocket.)"""
+    header = [f"Authorization: token {server.token}"]
+    with pytest.MonkeyPatch.context() as patch:
+        connect = functools.partial(websocket.create_connection, header=header)
+        patch.setattr(websocket, "create_connection", connect)
+        yield
+
+
 def _answer(source: str | None, nb: Any) -> Any:
     """The learner's copy ``nb`` with ``source`` written in place of the exercise's stub."""
     cell = next(c for c in nb.cells if c.cell_type == "code" and f"def {EXERCISE}(" in c.source)
@@ -300,11 +312,14 @@ def _answer(source: str | None, nb: Any) -> Any:
 @pytest.mark.browser
 def test_a_learner_logs_in_from_a_browser_and_sees_their_copy(room: Room, browser: Any) -> None:
     """As in the room: the hub's login page, a name and the room's password; JupyterLab opens
-    on the learner's own copy of notebook 00. Screenshot: build/browser/hub-learner.png."""
+    on the learner's own copy of notebook 00, its kernel ready. Screenshots in build/browser/:
+    hub-login.png, hub-learner.png."""
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     try:
         page.goto(f"{room.base}/hub/login", timeout=60_000)
         assert hub.LOGIN_MESSAGE in page.inner_text("body")
+        _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(_browser.SCREENSHOTS / "hub-login.png"))
         page.fill("#username_input", "dana")
         page.fill("#password_input", room.settings.user_password)
         page.click("#login_submit")
@@ -313,8 +328,9 @@ def test_a_learner_logs_in_from_a_browser_and_sees_their_copy(room: Room, browse
         tab.first.wait_for(timeout=120_000)
         page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=60_000)
         assert page.url.split("?")[0].endswith(f"/user/dana/lab/tree/{COPY}")
-        page.wait_for_timeout(1500)  # the kernel's status settles
-        _browser.SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        # the learner's kernel is ready, the notebook's title drawn
+        page.get_by_text("Python 3 (ipykernel) | Idle").first.wait_for(timeout=120_000)
+        page.locator(".jp-MarkdownOutput h1:has-text('Welcome')").first.wait_for(timeout=30_000)
         page.screenshot(path=str(_browser.SCREENSHOTS / "hub-learner.png"))
         assert (room.settings.homes / "dana" / COPY).is_file()
     except Exception:
@@ -326,7 +342,7 @@ def test_a_learner_logs_in_from_a_browser_and_sees_their_copy(room: Room, browse
 
 @pytest.mark.slow
 def test_three_learners_on_the_hub_and_the_instructors_view_of_them(
-    room: Room, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    room: Room, tmp_path: Path
 ) -> None:
     """Three learners on the room's hub, each in their own server through the hub's proxy: their
     own copies, the solutions read-only, one exercise checked in their kernel (right, wrong,
@@ -357,6 +373,11 @@ def test_three_learners_on_the_hub_and_the_instructors_view_of_them(
         status, refused = server.request("PUT", f"/api/contents/{SOLUTION}", body)
         assert status == 403 and "work/00_welcome.ipynb" in refused["message"], refused
         assert (homes[name] / SOLUTION).read_bytes() == stored
+    # a learner's terminal: in their home, with the course's environment (`dlcourse doctor`)
+    with _websockets_of(learners["ada"]):
+        shown = _terminal_says(learners["ada"], "echo $HOME; command -v dlcourse", "bin/dlcourse")
+    assert str(homes["ada"]) in shown, shown
+    assert str(Path(sys.executable).parent / "dlcourse") in shown, shown
     # one learner's token does not open another's server
     other = _Server(room.settings.port, learners["ada"].token)
     other.base = f"{room.base}/user/ben"
@@ -377,17 +398,11 @@ def test_three_learners_on_the_hub_and_the_instructors_view_of_them(
         })  # fmt: skip
         assert status == 201, session
         check = f'ex = dl.exercises.get("{EXERCISE}")\nex.check({EXERCISE})'
-        # A hub's server takes a token in a websocket's URL only from a browser (which says
-        # Sec-Fetch-Mode: websocket); this client sends it in the header instead.
-        connect = functools.partial(
-            websocket.create_connection, header=[f"Authorization: token {server.token}"]
-        )
-        monkeypatch.setattr(websocket, "create_connection", connect)
-        outputs = server.run_cells(session["kernel"]["id"],
-                                   ["import dlcourse as dl", cell.source, check])  # fmt: skip
+        with _websockets_of(server):
+            outputs = server.run_cells(session["kernel"]["id"],
+                                       ["import dlcourse as dl", cell.source, check])  # fmt: skip
         assert not any("ERROR" in o for o in outputs), outputs
         said[name] = outputs[-1]
-        monkeypatch.undo()
     assert "[PASSED]" in said["ada"], said
     assert "[PASSED]" not in said["ben"] and "NOT ATTEMPTED" not in said["ben"], said
     assert "NOT ATTEMPTED YET" in said["cyd"], said

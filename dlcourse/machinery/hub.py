@@ -319,7 +319,10 @@ def configure(c: Any, settings: HubSettings) -> None:
     c.Spawner.environment = {
         key: env[key] for key in ("PATH", "JUPYTER_CONFIG_PATH", "VIRTUAL_ENV") if key in env
     }
-    args = [f"--ServerApp.terminado_settings=shell_command={lab.terminal_shell(env)!r}"]
+    # the learners' terminals: bash (as SimpleLocalProcessSpawner's SHELL says), not as a login
+    # shell, which would put the system's PATH before the course's
+    shell = lab.terminal_shell({"SHELL": shutil.which("bash") or "/bin/sh"})
+    args = [f"--ServerApp.terminado_settings=shell_command={shell!r}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")  # a container, or a cloud machine's root
     if settings.idle_minutes > 0:

@@ -70,13 +70,14 @@ lab-solutions: $(VENV)/.installed-lab
 # learners' homes stay in build/hub/. Passwords: HUB_PASSWORD (the room's, 8+ characters) and
 # HUB_ADMIN_PASSWORD (32+), else those of the last start, else made and printed (kept in
 # build/hub/hub.json). HUB_FLAGS: e.g. "--ip 127.0.0.1" (this machine only), "--idle-minutes 60".
+# make hub LANG=ko: the Korean edition for every learner (copies in work/ko/, JupyterLab in Korean).
 HUB_PORT ?= 8000
 HUB_ADMIN ?= instructor
 HUB_FLAGS ?=
 
 hub: $(VENV)/.installed-hub
 	$(PY) -m dlcourse.machinery.hub --install-proxy
-	$(PY) -m dlcourse.machinery.hub --port $(HUB_PORT) --instructor $(HUB_ADMIN) $(HUB_FLAGS)
+	$(WITH_LANG)$(PY) -m dlcourse.machinery.hub --port $(HUB_PORT) --instructor $(HUB_ADMIN) $(LANG_FLAG) $(HUB_FLAGS)
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -92,6 +92,12 @@ def test_the_config_is_a_room_hub_with_its_state_in_its_folder(tmp_path: Path) -
     assert "--MappingKernelManager.cull_idle_timeout=1800" in c.Spawner.args
     assert "--ServerApp.shutdown_no_activity_timeout=1800" in c.Spawner.args
     assert c.JupyterHub.services == [{"name": hub.ADMIN_SERVICE, "api_token": "t" * 32}]
+    assert "DLCOURSE_LANG" not in c.Spawner.environment
+    c = Config()
+    hub.configure(c, _settings(tmp_path, lang="ko"))  # make hub LANG=ko
+    assert c.Spawner.environment["DLCOURSE_LANG"] == "ko"
+    first = c.Spawner.environment["JUPYTER_CONFIG_PATH"].split(os.pathsep)[0]
+    assert first.endswith(os.path.join("jupyter_config", "ko"))  # JupyterLab in Korean
 
 
 def test_passwords_come_from_the_environment_else_the_last_start_else_are_made(

@@ -189,6 +189,7 @@ class HubSettings:
     ip: str = ""  # the interface it listens on ("": all, for the room; 127.0.0.1: this machine)
     instructor: str = DEFAULT_INSTRUCTOR  # the admin account's name
     idle_minutes: int = 0  # stop kernels and servers idle this long (0: never)
+    lang: str = "en"  # the course's language: en, or ko (copies in work/ko/, JupyterLab in Korean)
     hub_api_port: int = 8081  # JupyterHub's own API, on 127.0.0.1
     proxy_api_port: int = 8001  # the proxy's API, on 127.0.0.1
     proxy: Path = dataclasses.field(default_factory=proxy_executable)
@@ -315,10 +316,12 @@ def configure(c: Any, settings: HubSettings) -> None:
     # the course's environment and JupyterLab defaults; nothing else of the hub's environment
     # (its PYTHONPATH, its test settings) reaches the learners
     c.Spawner.env_keep = ["LANG", "LC_ALL", "LD_LIBRARY_PATH"]
-    env = lab.lab_environment({"PATH": os.environ.get("PATH", os.defpath)})
+    env = lab.lab_environment({"PATH": os.environ.get("PATH", os.defpath)}, lang=settings.lang)
     c.Spawner.environment = {
         key: env[key] for key in ("PATH", "JUPYTER_CONFIG_PATH", "VIRTUAL_ENV") if key in env
     }
+    if settings.lang != "en":  # the server extension writes the copies in this language
+        c.Spawner.environment["DLCOURSE_LANG"] = settings.lang
     # the learners' terminals: bash (as SimpleLocalProcessSpawner's SHELL says), not as a login
     # shell, which would put the system's PATH before the course's
     shell = lab.terminal_shell({"SHELL": shutil.which("bash") or "/bin/sh"})
@@ -473,6 +476,10 @@ def describe(settings: HubSettings, commit: str, made: Sequence[str]) -> str:
         "  No isolation between learners: for one trusted room only (see docs/hub.md).",
         "  Ctrl-C stops the hub and every learner's server; their files stay.",
     ]
+    if settings.lang != "en":
+        lines.append(
+            f"  the course in {settings.lang}: the learners' copies in work/{settings.lang}/"
+        )
     if settings.idle_minutes > 0:
         lines.append(f"  kernels and servers idle for {settings.idle_minutes} min are stopped")
     changed = uncommitted(settings.course)
@@ -493,12 +500,19 @@ def room_settings(
     ip: str = "",
     instructor: str = DEFAULT_INSTRUCTOR,
     idle_minutes: int = 0,
+    lang: str = "en",
     environ: Mapping[str, str] | None = None,
 ) -> tuple[HubSettings, list[str]]:
     """The settings of ``make hub``: passwords from :func:`room_passwords`, the hub's own API
     and the proxy's on free ports of 127.0.0.1. Returns ``(settings, passwords made now)``."""
+    from dlcourse.machinery.translations import TranslationError, check_language
+
     if not re.match(USERNAME_PATTERN, instructor):
         raise HubError(f"{instructor!r} cannot be a name on the hub: letters, digits, _ . -")
+    try:
+        lang = check_language(lang)
+    except TranslationError as exc:
+        raise HubError(str(exc)) from exc
     user, admin, made = room_passwords(folder, environ)
     settings = HubSettings(
         course=Path(course).resolve(),
@@ -509,6 +523,7 @@ def room_settings(
         ip=ip,
         instructor=instructor.lower(),
         idle_minutes=idle_minutes,
+        lang=lang,
         hub_api_port=free_port(),
         proxy_api_port=free_port(),
     )
@@ -531,6 +546,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--idle-minutes", type=int, default=0, help="stop idle kernels and servers (0: never)"
     )
+    parser.add_argument(
+        "--lang",
+        default=os.environ.get("DLCOURSE_LANG") or "en",
+        help="the course's language: en, or ko (the learners' copies in work/ko/, JupyterLab in "
+        "Korean); default: $DLCOURSE_LANG, else en",
+    )
     parser.add_argument("--folder", type=Path, default=HUB_DIR, help="the hub's state")
     parser.add_argument(
         "--install-proxy", action="store_true", help="install the proxy (npm) and exit"
@@ -548,6 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ip=args.ip,
             instructor=args.instructor,
             idle_minutes=args.idle_minutes,
+            lang=args.lang,
         )
         write_config(settings)
     except HubError as exc:

@@ -421,6 +421,13 @@ def test_the_link_parses_back_to_its_inputs() -> None:
         course_link.course_link("http://localhost:8000", repo=repo, branch="main", app="notebook")
     )
     assert query["urlpath"] == "notebooks/my course&more.git/work/00_welcome.ipynb"
+    # a hub whose servers give the Korean edition (DLCOURSE_LANG=ko) keeps the copies in work/ko/
+    _where, query = _parsed(
+        course_link.course_link("http://localhost:8000", repo=repo, notebook="1", lang="ko")
+    )
+    assert query["urlpath"] == f"lab/tree/my course&more.git/work/ko/{N01}"
+    with pytest.raises(course_link.LinkError, match="--lang must be one of en, ko"):
+        course_link.course_link("https://hub.example.org", repo=repo, lang="fr")
     with pytest.raises(course_link.LinkError, match="no notebook 42"):
         course_link.course_link("https://hub.example.org", repo=repo, notebook="42")
     with pytest.raises(course_link.LinkError, match="--hub must be"):

@@ -524,6 +524,12 @@ def _add_class(sub: argparse._SubParsersAction) -> None:
     link.add_argument(
         "--app", choices=("lab", "notebook"), default="lab", help="JupyterLab (default) or Notebook"
     )
+    link.add_argument(
+        "--lang",
+        default="en",
+        help="the edition the hub gives: en (work/, default) or ko (work/ko/, a hub whose servers "
+        "run with DLCOURSE_LANG=ko)",
+    )
     link.set_defaults(func=_class_link)
 
 
@@ -562,7 +568,12 @@ def _class_link(args: argparse.Namespace) -> int:
 
     try:
         link = course_link.course_link(
-            args.hub, repo=args.repo, branch=args.branch, notebook=args.open, app=args.app
+            args.hub,
+            repo=args.repo,
+            branch=args.branch,
+            notebook=args.open,
+            app=args.app,
+            lang=args.lang,
         )
     except course_link.LinkError as exc:
         raise CommandError(f"dlcourse class link: {exc}") from exc

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
 from dlcourse.i18n import _
@@ -103,14 +104,20 @@ def course_link(
     branch: str | None = None,
     notebook: str = "00",
     app: str = "lab",
+    lang: str = "en",
 ) -> str:
     """The nbgitpuller link for the course on the hub at ``hub``.
 
     ``repo``: the repository to pull (default: this clone's ``origin``, as HTTPS); ``branch``:
     default this clone's current branch, else ``main``; ``notebook``: the one to open
     (``01``, ``01_gradient_descent``); ``app``: ``lab`` (JupyterLab) or ``notebook``
-    (Jupyter Notebook 7). Every value is URL-encoded.
+    (Jupyter Notebook 7); ``lang``: the edition the hub's servers give (``ko`` when they run
+    with ``DLCOURSE_LANG=ko``, as ``make hub LANG=ko`` does): the copy opened is in ``work/ko/``.
+    Every value is URL-encoded.
     """
+    from dlcourse.machinery.translations import LANGUAGES
+    from dlcourse.machinery.workspace import language_folder
+
     parts = urlsplit(hub.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise LinkError(
@@ -133,7 +140,14 @@ def course_link(
     if not clone_folder(repo) or clone_folder(repo) in (".", ".."):
         raise LinkError(_("--repo {repo} names no repository").format(repo=repo))
     branch = branch or _git("branch", "--show-current") or "main"
-    page = f"{clone_folder(repo)}/{WORKSPACE_DIR.name}/{_notebook(notebook)}"
+    if lang not in LANGUAGES:
+        raise LinkError(
+            _("--lang must be one of {choices}, got {lang}").format(
+                choices=", ".join(LANGUAGES), lang=lang
+            )
+        )
+    work = language_folder(Path(WORKSPACE_DIR.name), lang).as_posix()  # work or work/ko
+    page = f"{clone_folder(repo)}/{work}/{_notebook(notebook)}"
     if app == "lab":
         urlpath = f"lab/tree/{page}"
     elif app == "notebook":

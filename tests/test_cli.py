@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -270,3 +271,34 @@ def test_lab_without_jupyterlab_says_how_to_get_it(
     )  # as if jupyter_server were missing
     assert cli.main(["lab", "--dry-run"]) == 1
     assert "dlcourse lab needs JupyterLab" in capsys.readouterr().err
+
+
+def test_reset_and_progress_act_on_the_learners_own_course_on_a_hub(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a hub the package is installed once for everyone; a learner's terminal opens in their
+    # home, where nbgitpuller pulled the course into ~/dlcourse: reset and progress mean that one.
+    from dlcourse.exercises import progress
+    from dlcourse.machinery import workspace
+
+    home = tmp_path / "home"
+    course = home / "dlcourse"
+    (course / "dlcourse").mkdir(parents=True)
+    (course / "dlcourse" / "__init__.py").write_text("")
+    (course / "notebooks").mkdir()
+    for source in workspace.course_notebooks()[:2]:
+        shutil.copy(source, course / "notebooks" / source.name)
+    own = workspace.WORKSPACE_DIR
+    before = sorted(own.rglob("*")) if own.exists() else []
+    monkeypatch.delenv(progress.PROGRESS_ENV_VAR, raising=False)
+    monkeypatch.chdir(home)
+    assert workspace.course_here() == course
+    assert cli.main(["reset", "1"]) == 0
+    assert "fresh copy: work/01_" in capsys.readouterr().out
+    assert (course / "work" / workspace.course_notebooks()[1].name).is_file()
+    monkeypatch.chdir(course / "work")  # anywhere inside the course: the same
+    assert cli.main(["progress"]) == 0
+    assert f"kept in {course / 'work' / progress.PROGRESS_FILE}" in capsys.readouterr().out
+    assert (sorted(own.rglob("*")) if own.exists() else []) == before  # the package's untouched
+    monkeypatch.chdir(workspace.NOTEBOOK_DIR.parent)
+    assert workspace.course_here() is None  # in the package's own clone: the defaults

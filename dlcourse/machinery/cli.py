@@ -146,10 +146,13 @@ def _reset(args: argparse.Namespace) -> int:
     from dlcourse.machinery import workspace
     from dlcourse.machinery.translations import TranslationError
 
-    root = workspace.WORKSPACE_DIR.parent
+    here = workspace.course_here()  # on a hub: the learner's ~/dlcourse, not the package's
+    work = None if here is None else here / workspace.WORKSPACE_DIR.name
+    solutions = None if here is None else here / workspace.NOTEBOOK_DIR.name
+    root = workspace.WORKSPACE_DIR.parent if here is None else here
     for which in args.notebooks:
         try:
-            fresh, backup = workspace.reset(which, lang=args.lang)
+            fresh, backup = workspace.reset(which, work, solutions, lang=args.lang)
         except (workspace.WorkspaceError, TranslationError) as exc:
             raise CommandError(str(exc)) from exc
         print(workspace.describe_reset(fresh, backup, root))
@@ -172,7 +175,9 @@ def _progress(args: argparse.Namespace) -> int:
     from dlcourse.exercises.progress import PROGRESS_ENV_VAR, PROGRESS_FILE, progress_report
     from dlcourse.machinery import workspace
 
-    folder = Path(args.workspace) if args.workspace else workspace.WORKSPACE_DIR
+    here = workspace.course_here()  # on a hub: the learner's ~/dlcourse, not the package's
+    work = workspace.WORKSPACE_DIR if here is None else here / workspace.WORKSPACE_DIR.name
+    folder = Path(args.workspace) if args.workspace else work
     recorded = os.environ.get(PROGRESS_ENV_VAR) or str(folder / PROGRESS_FILE)
     path = None if recorded.lower() == "off" else Path(recorded)
     print(progress_report(all_exercises(), path))

@@ -54,6 +54,7 @@ __all__ = [
     "WORKSPACE_DIR",
     "Copy",
     "WorkspaceError",
+    "course_here",
     "describe",
     "describe_reset",
     "find_course",
@@ -290,6 +291,21 @@ def find_course(root: Path) -> Path | None:
         return max(used, key=last_used)
     named = [p for p in found if p.name == "dlcourse"]
     return (named or found)[0]
+
+
+def course_here(start: Path | None = None) -> Path | None:
+    """The copy of the course a learner's command means (``dlcourse reset``, ``dlcourse
+    progress``) when it is not this package's own clone, else None (the defaults:
+    :data:`WORKSPACE_DIR`, :data:`NOTEBOOK_DIR`).
+
+    On a hub the package is installed once for everyone (the image's, or ``make hub``'s
+    ``.venv``), so its own clone is not the learner's: theirs is the course folder ``start``
+    (default: the current directory) is in, or the one :func:`find_course` finds one folder
+    below it (a hub learner's terminal opens in their home, the course in ``~/dlcourse``)."""
+    start = Path.cwd() if start is None else Path(start)
+    found = next((f for f in (start, *start.parents) if is_course(f)), None) or find_course(start)
+    own = NOTEBOOK_DIR.parent.resolve()
+    return None if found is None or found.resolve() == own else found
 
 
 def find_notebook(which: str, notebooks: Path | None = None) -> Path:

@@ -402,6 +402,34 @@ def _parsed(link: str) -> tuple[str, dict[str, str]]:
     return f"{parts.scheme}://{parts.netloc}{parts.path}", {k: v[0] for k, v in query.items()}
 
 
+def test_collect_refuses_a_work_folder_swapped_for_a_link_after_the_checks(
+    homes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race a learner could try: work/ is a real folder when collect looks, and a link to
+    # another learner's work/ when it reads. The read goes down from the home without following
+    # a link, so it refuses instead of handing in bob's notebook as alice's.
+    alice = homes / "alice" / "dlcourse"
+    bob = homes / "bob" / "dlcourse" / "work"
+    (bob / N00).write_text('{"cells": [], "secret": "bob\'s"}')
+    (alice / "work" / N00).write_text('{"cells": []}')  # alice's own, which she swaps away
+    chosen = classroom._choose
+
+    def swap_then_choose(course: Path, lang: str) -> list[Path]:
+        sources = chosen(course, lang)
+        if course == alice:
+            shutil.rmtree(alice / "work")
+            (alice / "work").symlink_to(bob)
+        return sources
+
+    monkeypatch.setattr(classroom, "_choose", swap_then_choose)
+    out = tmp_path / "collected"
+    done, _aside = classroom.collect([homes], out)
+    theirs = [c for c in done if c.learner == "alice"]
+    assert theirs and all(c.path is None and "link" in c.why for c in theirs)
+    assert not (out / "alice").exists() or not any((out / "alice").iterdir())
+    assert (out / "bob" / N00).read_text().endswith('"bob\'s"}')  # bob's own, as his
+
+
 def test_the_link_parses_back_to_its_inputs() -> None:
     repo = "https://git.example.org/a b/my course&more.git"
     link = course_link.course_link(

@@ -171,15 +171,52 @@ def find_submissions(paths: Iterable[str | Path]) -> list[Submission]:
 # --------------------------------------------------------------------------- reading a notebook
 
 
-def read_bytes_safely(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
-    """The bytes of the regular file ``path``, at most ``limit`` of them; :exc:`NotebookProblem`
-    for a link, anything but a regular file (a FIFO, a device), or a larger file."""
+def read_bytes_below(root: Path, relative: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """As :func:`read_bytes_safely`, for the file ``root / relative``, where whoever owns
+    ``root`` (a learner's home) may change what is below it while it is read: each folder on the
+    way is opened from the one before it without following a link, so a folder swapped for a
+    link to another learner's files between a check and the read is refused, not followed."""
+    parts = Path(relative).parts
+    if not parts or any(part in ("", ".", "..") for part in parts) or Path(relative).is_absolute():
+        raise ValueError(f"{relative} is not a path below {root}")
+    directory = getattr(os, "O_DIRECTORY", 0)
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    if not (directory and nofollow) or os.open not in os.supports_dir_fd:  # Windows
+        return read_bytes_safely(Path(root, *parts), limit)
+    flags = os.O_RDONLY | directory | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(root, flags)
+    except OSError as exc:
+        raise NotebookProblem(MESSAGES["unreadable"].format(why=exc.strerror or exc)) from None
+    try:
+        for part in parts[:-1]:
+            try:
+                inner = os.open(part, flags | nofollow, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise NotebookProblem(MESSAGES["link"]) from None
+                raise NotebookProblem(
+                    MESSAGES["unreadable"].format(why=exc.strerror or exc)
+                ) from None
+            os.close(fd)
+            fd = inner
+        return read_bytes_safely(Path(parts[-1]), limit, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def read_bytes_safely(
+    path: Path, limit: int = MAX_NOTEBOOK_BYTES, *, dir_fd: int | None = None
+) -> bytes:
+    """The bytes of the regular file ``path`` (relative to the open folder ``dir_fd`` when
+    given), at most ``limit`` of them; :exc:`NotebookProblem` for a link, anything but a regular
+    file (a FIFO, a device), or a larger file."""
     nofollow = getattr(os, "O_NOFOLLOW", 0)
     if not nofollow and path.is_symlink():  # Windows: no O_NOFOLLOW
         raise NotebookProblem(MESSAGES["link"])
     flags = os.O_RDONLY | nofollow | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP or (exc.errno == errno.EMLINK and path.is_symlink()):
             raise NotebookProblem(MESSAGES["link"]) from None

@@ -60,6 +60,7 @@ from dlcourse.exercises.progress import FORMAT, PROGRESS_FILE
 from dlcourse.exercises.submissions import (
     NotebookProblem,
     json_shape,
+    read_bytes_below,
     read_bytes_safely,
     readable,
 )
@@ -783,7 +784,9 @@ def collect(
 
 def _copy(learner: Learner, folder: str, source: Path, out: Path) -> Collected:
     try:
-        data = read_bytes_safely(source, MAX_NOTEBOOK_BYTES)
+        # from the home down, no link followed on the way: a learner who swaps work/ for a link
+        # to another learner's between the checks above and this read gets a refusal
+        data = read_bytes_below(learner.home, source.relative_to(learner.home), MAX_NOTEBOOK_BYTES)
     except NotebookProblem as exc:
         return Collected(learner.name, folder, source, why=str(exc))
     target = out / folder / source.name

@@ -61,9 +61,11 @@ class Callback:
     """Base class: override the hooks you need (see the module docstring).
 
     ``order``: when this callback runs at each hook, relative to the others (lower first).
+    ``main_process_only``: under torchrun, only rank 0 runs it (what it shows is once enough).
     """
 
     order: ClassVar[int] = 0
+    main_process_only: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -246,7 +248,8 @@ class LRScheduler(Callback):
 class GradientClipping(Callback):
     """Rescale the gradients so their total norm is at most ``max_norm``; record the norm before.
 
-    The norm before clipping goes into ``history.steps['grad_norm']``.
+    The norm before clipping goes into ``history.steps['grad_norm']``. Under torchrun it sees
+    the global gradient: it runs after the backward, in which DDP has averaged the gradients.
     """
 
     def __init__(self, max_norm: float, *, norm_type: float = 2.0) -> None:
@@ -283,7 +286,8 @@ class Checkpoint(Callback):
 
     Resume with ``fit(..., resume=path)`` (see :mod:`dlcourse.checkpoint`). The file is
     replaced only once the new one is completely written, so a crash mid-save keeps the
-    previous one. Runs last at every hook.
+    previous one. Runs last at every hook. Under torchrun every process runs it (saving sums
+    the processes' numbers) and rank 0 alone writes the file.
     """
 
     order = 100
@@ -313,6 +317,7 @@ class ProgressBar(Callback):
     """A progress bar over all the run's steps (tqdm), with the last epoch's losses beside it."""
 
     order = 80
+    main_process_only = True
 
     def __init__(self) -> None:
         self.bar: Any = None
@@ -344,6 +349,7 @@ class LivePlot(Callback):
     :class:`dlcourse.plot.LiveFigure`."""
 
     order = 80
+    main_process_only = True
 
     def __init__(self, *, min_interval: float = 0.5) -> None:
         self.min_interval = min_interval

@@ -15,6 +15,10 @@ resumed run is bit-identical to one that was never interrupted
 Files are written atomically: to a temporary file beside the target, then
 renamed over it, so a crash while saving leaves the previous checkpoint intact.
 
+Under torchrun (:mod:`dlcourse.distributed`) every process takes the snapshot and
+rank 0 alone writes it, with each process's generators (``rng_by_rank``), so a
+run resumed with as many processes continues exactly.
+
 What the run holds comes from :meth:`TrainState.state_dict
 <dlcourse.train_state.TrainState.state_dict>` (as a model's comes from its
 ``state_dict``); this module adds the format's version and the generators, and
@@ -73,16 +77,26 @@ def capture(state: TrainState, *, epoch_done: bool = False) -> dict[str, Any]:
     ``epoch_done``: the current epoch has ended (validated, callbacks run), so the run
     continues with the next one; otherwise it continues inside this epoch.
     """
-    return {
+    ckpt = {
         "version": CHECKPOINT_VERSION,
         **state.state_dict(epoch_done=epoch_done),
         "rng": rng_states(),
     }
+    if state.group is not None:  # under torchrun: every process's generators (dropout's, ...)
+        ckpt["rng_by_rank"] = state.group.gather(ckpt["rng"])
+    return ckpt
 
 
 def save(state: TrainState, path: str | Path, *, epoch_done: bool = False) -> None:
-    """Write :func:`capture`'s dictionary to ``path``, atomically."""
-    save_atomically(capture(state, epoch_done=epoch_done), path)
+    """Write :func:`capture`'s dictionary to ``path``, atomically.
+
+    Under torchrun every process calls it (capturing sums the numbers of all of them), and
+    the main process alone writes the file: the weights, optimizer and history are the same
+    in every process.
+    """
+    ckpt = capture(state, epoch_done=epoch_done)
+    if state.is_main_process:
+        save_atomically(ckpt, path)
 
 
 def read(path: str | Path) -> dict[str, Any]:
@@ -109,4 +123,15 @@ def read(path: str | Path) -> dict[str, Any]:
 def restore(state: TrainState, ckpt: dict[str, Any]) -> None:
     """Put the run back where :func:`capture` took it: weights, callbacks, position, generators."""
     state.load_state_dict(ckpt)
-    set_rng_states(ckpt["rng"])
+    if state.group is None:
+        set_rng_states(ckpt["rng"])
+        return
+    by_rank = ckpt.get("rng_by_rank")
+    if by_rank is None or len(by_rank) != state.group.world_size:
+        saved = len(by_rank) if by_rank else 1
+        raise ValueError(
+            f"the checkpoint was written by a run of {saved} process(es), this one has "
+            f"{state.group.world_size}: resume with as many processes as it was saved with "
+            "(torchrun --nproc-per-node), so every process continues with its own generators"
+        )
+    set_rng_states(by_rank[state.group.rank])

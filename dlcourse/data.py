@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dlcourse import distributed
 from dlcourse._validate import integer
 from dlcourse.machinery.atomic import write_bytes_atomically
 
@@ -468,6 +469,9 @@ class Batches:
             must draw its randomness from ``generator``, the iterator's own (a CPU
             generator: draw on the CPU, then move to ``xb.device``), so the same seed gives
             the same batches and a resumed run repeats them exactly.
+
+    Under torchrun, :func:`dlcourse.train.fit` calls :meth:`shard`: each process then takes
+    its strided share of every pass's permutation, ``batch_size`` samples per batch.
     """
 
     def __init__(
@@ -505,6 +509,9 @@ class Batches:
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.transform = transform
         self.generator = _generator(seed)  # on the CPU, so every device draws the same orders
+        self.rank, self.world_size = 0, 1  # this process's share of each pass: see shard()
+        self._transform_generator: torch.Generator | None = None  # this process's, when sharded
+        self.padded = 0  # samples a sharded pass repeats so the processes' shares are equal
 
     @property
     def device(self) -> torch.device:
@@ -512,6 +519,8 @@ class Batches:
 
     def __len__(self) -> int:
         n = len(self.x)
+        if self.world_size > 1:  # this process's share of the pass
+            n, _ = distributed.strided_counts(n, self.world_size, drop_last=self.drop_last)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     @property
@@ -524,6 +533,8 @@ class Batches:
             order = torch.randperm(n, generator=self.generator).to(self.device)
         else:
             order = torch.arange(n, device=self.device)
+        if self.world_size > 1:
+            order = self._share(order)
         for i in range(len(self)):
             index = order[i * self.batch_size : (i + 1) * self.batch_size]
             # index_select: the same gather as x[index], without advanced indexing's
@@ -533,8 +544,53 @@ class Batches:
                 xb = self._transformed(xb)
             yield xb, yb
 
+    def shard(self, rank: int, world_size: int, *, device: torch.device | None = None) -> None:
+        """Make each pass yield process ``rank``'s share of ``world_size``, as
+        ``torch.utils.data.DistributedSampler`` does; :func:`dlcourse.train.fit` calls it
+        under torchrun.
+
+        Every process draws the same permutation from the same seed, and takes the strided
+        share ``order[rank::world_size]``, in batches of ``batch_size``: one step of all the
+        processes together sees ``world_size x batch_size`` samples, as one process would see
+        with that batch size. When the samples do not divide evenly among the processes, the
+        permutation is padded by repeating its first samples (some samples count twice in the
+        pass), or, with ``drop_last=True``, its last ``num_samples % world_size`` are dropped.
+        A ``transform`` draws from a generator of this process's own, seeded from the pass's
+        shared generator and the rank, so every process's augmentation is reproducible and a
+        resumed run repeats it. ``device``: move the tensors there (this process's GPU).
+        """
+        rank = integer(rank, "rank", minimum=0)
+        world_size = integer(world_size, "world_size", minimum=1)
+        if rank >= world_size:
+            raise ValueError(f"rank {rank} is not one of the {world_size} processes (0..)")
+        per_process, padded = distributed.strided_counts(
+            len(self.x), world_size, drop_last=self.drop_last
+        )
+        if per_process == 0 or (self.drop_last and self.batch_size > per_process):
+            raise ValueError(
+                f"{len(self.x)} samples shared by {world_size} processes leave {per_process} "
+                f"each{' (drop_last drops the rest)' if self.drop_last else ''}, too few for "
+                f"one batch of batch_size={self.batch_size}: lower batch_size (it is per "
+                "process), run fewer processes, or use more data"
+            )
+        if device is not None:
+            self.x, self.y = self.x.to(device), self.y.to(device)
+        self.rank, self.world_size = rank, world_size
+        self._transform_generator = torch.Generator() if self.transform is not None else None
+        self.padded = padded
+
+    def _share(self, order: torch.Tensor) -> torch.Tensor:
+        """This process's share of the pass's ``order``; its transform generator seeded."""
+        if self._transform_generator is not None:  # from the shared generator, so resumable
+            pass_seed = int(torch.randint(2**62, (1,), generator=self.generator))
+            self._transform_generator.manual_seed(pass_seed + self.rank)
+        return distributed.shares_of(order, self.rank, self.world_size, drop_last=self.drop_last)
+
     def _transformed(self, xb: torch.Tensor) -> torch.Tensor:
-        out = self.transform(xb, self.generator)
+        generator = (
+            self.generator if self._transform_generator is None else self._transform_generator
+        )
+        out = self.transform(xb, generator)
         if not isinstance(out, torch.Tensor) or out.shape[0] != xb.shape[0]:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise ValueError(

@@ -21,6 +21,10 @@ with integer labels ``(N,)``, or, for a label at every position of a sequence or
 image, outputs ``(N, C, *)`` with labels ``(N, *)`` (what ``nn.CrossEntropyLoss``
 accepts); positions labelled with the loss's ``ignore_index`` (padding) count
 towards neither the loss nor the accuracy.
+
+Started by ``torchrun --nproc-per-node N``, ``fit`` trains one model in N processes, each on
+its share of every batch (:mod:`dlcourse.distributed`; ``docs/data-parallelism.md``); the
+history holds the numbers of the whole global batch, and the script does not change.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dlcourse import _validate, checkpoint
+from dlcourse import _validate, checkpoint, distributed
 from dlcourse import callbacks as _callbacks
 from dlcourse.data import Batches
 from dlcourse.train_state import EpochSums, History, LossFn, StepResult, TrainState, count_hits
@@ -149,7 +153,6 @@ def _as_batches(data: Batches | tuple[torch.Tensor, torch.Tensor], batch_size: i
     raise TypeError(f"expected Batches or an (x, y) pair of tensors, got {type(data).__name__}")
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module,
     loss_fn: LossFn,
@@ -162,6 +165,20 @@ def evaluate(
     The loss is the mean over samples; the accuracy is over labelled positions (every
     sample, or every step of a labelled sequence). The model's train/eval mode is restored.
     """
+    loss_sum, correct, labelled, seen, classification = _evaluation_sums(
+        model, loss_fn, _as_batches(data, batch_size)
+    )
+    result = {"loss": float(loss_sum) / seen}
+    if classification:
+        result["accuracy"] = float(correct) / max(int(labelled), 1)
+    return result
+
+
+@torch.no_grad()
+def _evaluation_sums(
+    model: nn.Module, loss_fn: LossFn, batches: Iterable
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, bool]:
+    """``(loss_sum, correct, labelled, seen, classification)`` over ``batches``, in eval mode."""
     was_training = model.training
     model.eval()
     device = _device_of(model)
@@ -170,7 +187,7 @@ def evaluate(
     labelled = torch.zeros((), device=device, dtype=torch.long)
     seen, classification = 0, False
     try:
-        for xb, yb in _as_batches(data, batch_size):
+        for xb, yb in batches:
             xb, yb = xb.to(device), yb.to(device)
             out = model(xb)
             loss_sum += _compute_loss(loss_fn, out, yb).detach() * len(xb)
@@ -183,9 +200,27 @@ def evaluate(
             seen += len(xb)
     finally:
         model.train(was_training)
-    result = {"loss": float(loss_sum) / seen}
+    return loss_sum, correct, labelled, seen, classification
+
+
+def _validation(s: TrainState) -> dict[str, float]:
+    """``evaluate`` on the validation data; under torchrun each process evaluates its strided
+    share and the sums of all of them give the whole set's loss and accuracy."""
+    if s.group is None:
+        return evaluate(s.model, s.loss_fn, s.val)
+    x, y = (s.val.x, s.val.y) if isinstance(s.val, Batches) else s.val
+    x, y = s.group.share(x), s.group.share(y)
+    batches = _as_batches((x, y), 1024) if len(x) else ()
+    loss_sum, correct, labelled, seen, classification = _evaluation_sums(
+        s.model, s.loss_fn, batches
+    )
+    local = [float(loss_sum), float(correct), float(labelled), seen, float(classification)]
+    loss_sum, correct, labelled, seen, classification = s.group.sum(
+        torch.tensor(local, dtype=torch.float64)
+    ).tolist()
+    result = {"loss": loss_sum / seen}
     if classification:
-        result["accuracy"] = float(correct) / max(int(labelled), 1)
+        result["accuracy"] = correct / max(labelled, 1)
     return result
 
 
@@ -220,11 +255,12 @@ def _check_first_batch(state: TrainState, xb: torch.Tensor, yb: torch.Tensor) ->
 
 def _train_epoch(s: TrainState) -> None:
     """One pass over the training data: for each batch, forward, loss, backward, step."""
-    s.model.train()
+    model = s.model if s.ddp is None else s.ddp  # under torchrun, DDP's wrapper: see fit
+    model.train()
     for xb, yb in _batches_to_do(s):  # those not done yet, after a resume mid-epoch
         s.optimizer.zero_grad(set_to_none=True)
         with _autocast(s):  # float16 where it is safe, under amp=True; otherwise nothing
-            out = s.model(xb)  # forward
+            out = model(xb)  # forward; under torchrun, backward averages the processes' gradients
             s.loss = _compute_loss(s.loss_fn, out, yb)
         _backward(s)  # s.loss.backward(), scaled under amp
         s.call("on_backward_end")
@@ -300,8 +336,10 @@ def _end_epoch(s: TrainState) -> bool:
     values: dict[str, float] = {"epoch": s.epoch, "step": s.step, "train_loss": s.sums.mean_loss}
     if s.classification:
         values["train_accuracy"] = s.sums.accuracy
+    if s.group is not None:  # batch norm's running statistics: rank 0's, as its checkpoint has
+        s.group.align_buffers(s.model)
     if s.val is not None and first_bad is None:
-        for key, value in evaluate(s.model, s.loss_fn, s.val).items():
+        for key, value in _validation(s).items():
             values[f"val_{key}"] = value
     values["lr"] = float(s.optimizer.param_groups[0]["lr"])
     values["time"] = s.elapsed()
@@ -317,7 +355,8 @@ def _end_epoch(s: TrainState) -> bool:
             raise FloatingPointError(reason)
         if s.on_nonfinite == "stop":
             s.history.stop_reason = reason
-            print(f"Stopped: {reason}")
+            if s.is_main_process:
+                print(f"Stopped: {reason}")
             return False
     return True
 
@@ -331,6 +370,8 @@ def _run(s: TrainState) -> History:
             if not _end_epoch(s):
                 break
             s.call("on_epoch_end")
+            if s.group is not None:  # every process stops at the same epoch: rank 0's decision
+                s.stop = s.group.main_says(s.stop)
             s.epoch += 1
     except KeyboardInterrupt:
         s.interrupted = True
@@ -339,9 +380,36 @@ def _run(s: TrainState) -> History:
             f"interrupted (Ctrl-C) in epoch {s.epoch} after {s.step} steps; the model and "
             "history are as they stood"
         )
-        print(s.history.stop_reason)
+        if s.is_main_process:
+            print(s.history.stop_reason)
     s.call("on_fit_end")
     return s.history
+
+
+def _data_parallel(group: distributed.ProcessGroup, model: nn.Module, train: Iterable) -> nn.Module:
+    """Under torchrun: this process's model on its device, its share of every pass of the
+    batches, and the model wrapped in ``DistributedDataParallel``, which is returned."""
+    model.to(group.device)
+    if not isinstance(train, Batches):
+        raise TypeError(
+            f"under torchrun, fit shares out Batches among the processes, but train is a "
+            f"{type(train).__name__}, which every process would go through whole: pass "
+            "Batches(x, y, batch_size=...) (batch_size per process)"
+        )
+    train.shard(group.rank, group.world_size, device=group.device)
+    distributed.check_ranks_agree(group, [len(train), train.num_samples], "batches and samples")
+    if group.is_main:
+        n, world = train.num_samples, group.world_size
+        remainder = (
+            f"; {train.padded} samples repeated to even out the shares (drop_last=True drops "
+            "the remainder instead)"
+            if train.padded
+            else f"; drop_last drops {n % world} samples each pass"
+            if n % world
+            else ""
+        )
+        print(f"{group.describe(train.batch_size)}{remainder}")
+    return group.wrap(model)
 
 
 def fit(
@@ -380,6 +448,10 @@ def fit(
         label: a name for the run, shown in comparison plots.
 
     Ctrl-C stops training cleanly: the model and the history are returned as they stand.
+
+    Started by torchrun (or any launcher that sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``),
+    every process runs the same script and ``fit`` trains one model with all of them: see
+    :mod:`dlcourse.distributed`. ``train``'s ``batch_size`` is then each process's.
     """
     epochs = _validate.integer(epochs, "epochs", minimum=1)
     _validate.choice(on_nonfinite, "on_nonfinite", ("stop", "raise", "continue"))
@@ -399,6 +471,9 @@ def fit(
         added.append(_callbacks.ProgressBar())
     if live_plot and not any(isinstance(cb, _callbacks.LivePlot) for cb in callbacks):
         added.append(_callbacks.LivePlot())
+    group = distributed.join()  # None in one process: then none of this run is distributed
+    ddp = _data_parallel(group, model, train) if group is not None else None
+    main = group is None or group.is_main
     device = _device_of(model)
     scaler = None
     if amp:
@@ -413,10 +488,15 @@ def fit(
         train=train,
         val=val,
         # by their order; sorted() is stable, so ties keep the order they were given in
-        callbacks=sorted([*callbacks, *added], key=lambda cb: cb.order),
+        callbacks=sorted(
+            [cb for cb in [*callbacks, *added] if main or not cb.main_process_only],
+            key=lambda cb: cb.order,
+        ),
         on_nonfinite=on_nonfinite,
         scaler=scaler,
         history=History(label=label),
+        group=group,
+        ddp=ddp,
     )
     if resume is not None:
         checkpoint.restore(state, checkpoint.read(resume))

@@ -191,6 +191,15 @@ def count_hits(
     return (correct & labelled).count_nonzero(), labelled.count_nonzero()
 
 
+def _global_losses(group: Any, steps: list[StepResult]) -> tuple[list[float], list[int]]:
+    """Each step's mean loss over the global batch, and its size: the processes' sums of
+    loss x samples and of samples, divided (not a mean of their means)."""
+    local = torch.stack([s.loss.double() for s in steps])  # (steps,)
+    samples = torch.tensor([s.samples for s in steps], dtype=torch.float64, device=local.device)
+    summed = group.sum(torch.stack([local * samples, samples]))  # (2, steps)
+    return (summed[0] / summed[1]).tolist(), [int(n) for n in summed[1].tolist()]
+
+
 def _resumable(data: Any) -> bool:
     """Whether the batches can say where they stand (``Batches`` can), and go back there."""
     return hasattr(data, "state_dict") and hasattr(data, "load_state_dict")
@@ -222,6 +231,10 @@ class TrainState:
     callbacks: list[Any] = field(default_factory=list)  # Callback objects, in the order they run
     on_nonfinite: str = "stop"  # what a NaN or infinite loss does: 'stop', 'raise', 'continue'
     scaler: Any = None  # a torch.amp.GradScaler under mixed precision (fit(amp=True))
+    # under torchrun: this process's dlcourse.distributed.ProcessGroup, and the model wrapped in
+    # DistributedDataParallel (its backward averages the gradients); None in one process
+    group: Any = None
+    ddp: nn.Module | None = None
 
     # what the run has done: a checkpoint saves it
     history: History = field(default_factory=History)
@@ -272,6 +285,11 @@ class TrainState:
         return self.scaler is not None
 
     @property
+    def is_main_process(self) -> bool:
+        """The process that prints, draws and writes checkpoints: rank 0, or the only one."""
+        return self.group is None or self.group.is_main
+
+    @property
     def batches_per_epoch(self) -> int:
         """The number of training batches in an epoch (0 when the data cannot say)."""
         return len(self.train) if hasattr(self.train, "__len__") else 0
@@ -296,16 +314,21 @@ class TrainState:
             return
         steps, self.pending = self.pending, []
         losses = torch.stack([s.loss for s in steps]).tolist()
-        for step, loss in zip(steps, losses, strict=True):  # in order: a resumed run adds
-            self.history.log_step(loss=loss, lr=step.lr)  # the same numbers the same way
-            self.sums.loss_sum += loss * step.samples
-            self.sums.seen += step.samples
+        samples = [s.samples for s in steps]
+        if self.group is not None:  # the global batch's: every process's losses and samples
+            losses, samples = _global_losses(self.group, steps)
+        for step, loss, n in zip(steps, losses, samples, strict=True):  # in order: a resumed
+            self.history.log_step(loss=loss, lr=step.lr)  # run adds the same numbers the same way
+            self.sums.loss_sum += loss * n
+            self.sums.seen += n
         classified = [s for s in steps if s.predicted is not None]
         if classified:  # every position of every step at once: (positions,)
             predicted = torch.cat([s.predicted.reshape(-1) for s in classified])
             labels = torch.cat([s.labels.reshape(-1) for s in classified])
             ignore_index = getattr(self.loss_fn, "ignore_index", None)
             correct, labelled = count_hits(predicted, labels, ignore_index)
+            if self.group is not None:  # every process's counts
+                correct, labelled = self.group.sum(torch.stack([correct, labelled]))
             self.sums.correct += int(correct)
             self.sums.labelled += int(labelled)
 

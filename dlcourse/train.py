@@ -374,6 +374,8 @@ def _run(s: TrainState) -> History:
                 s.stop = s.group.main_says(s.stop)
             s.epoch += 1
     except KeyboardInterrupt:
+        if s.group is not None:  # torchrun stops every process; resume from a checkpoint
+            raise
         s.interrupted = True
         s.flush()
         s.history.stop_reason = (
@@ -447,7 +449,8 @@ def fit(
         resume: a checkpoint written by :class:`~dlcourse.callbacks.Checkpoint` to continue from.
         label: a name for the run, shown in comparison plots.
 
-    Ctrl-C stops training cleanly: the model and the history are returned as they stand.
+    Ctrl-C stops training cleanly: the model and the history are returned as they stand
+    (under torchrun it stops the processes: continue from a checkpoint).
 
     Started by torchrun (or any launcher that sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``),
     every process runs the same script and ``fit`` trains one model with all of them: see

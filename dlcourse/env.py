@@ -58,6 +58,7 @@ REQUIREMENTS: tuple[tuple[str, str, str, str], ...] = (
         "4.0",
         "JupyterLab's menus in Korean (make lab LANG=ko)",
     ),
+    ("nbgitpuller", "nbgitpuller", "1.2", "the course link on a JupyterHub (dlcourse class link)"),
 )
 MIN_PYTHON = (3, 10)
 

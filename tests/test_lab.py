@@ -198,6 +198,19 @@ class _Server:
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"{}")
 
+    def wait_until_up(self, proc: subprocess.Popen, log: Path, seconds: float = 90) -> None:
+        """Until the server answers; fails with its log if its process ends first."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                if self.request("GET", "/api/status")[0] == 200:
+                    return
+            except OSError:
+                pass
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"JupyterLab did not start in {seconds:.0f} s"
+            time.sleep(0.3)
+
     def run_cells(self, kernel_id: str, sources: list[str]) -> list[str]:
         """Execute each source in the kernel, in order; return each one's output as text."""
         import websocket
@@ -286,16 +299,7 @@ def test_a_learner_works_through_a_notebook_and_git_sees_no_change(
     )  # fmt: skip
     server = _Server(port, token)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if server.request("GET", "/api/status")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, (tmp_path / "lab.log").read_text()
-            assert time.monotonic() < deadline, "JupyterLab did not start in 90 s"
-            time.sleep(0.5)
+        server.wait_until_up(proc, tmp_path / "lab.log")
         launched = (tmp_path / "lab.log").read_text()
         assert "Your notebooks are in work/" in launched
         assert "new copies: 00, 01, 02, 03" in launched

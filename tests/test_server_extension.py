@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -180,16 +179,7 @@ def _jupyter(
         )  # fmt: skip
         server = _Server(port, token)
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if server.request("GET", "/api/status")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                assert proc.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "JupyterLab did not start in 90 s"
-                time.sleep(0.3)
+            server.wait_until_up(proc, log)
             yield server, log
         finally:
             with contextlib.suppress(ProcessLookupError):
